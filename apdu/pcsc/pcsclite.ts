@@ -1,0 +1,194 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { CardAbsentError, CardBusyError, CardResetError, PcscError, pcscError, toPcscError } from './errors.js';
+import type {
+  ConnectOptions,
+  ContextListener,
+  Disposition,
+  PcscConnection,
+  PcscContext,
+  PcscContextFactory,
+  Protocol,
+} from './types.js';
+
+// The slice of the `pcsclite` native binding that cpsd uses; its own typings are mostly `any`.
+type Callback<T> = (error: unknown, value: T) => void;
+interface BindingReader extends EventEmitter {
+  readonly name: string;
+  connected: boolean;
+  connect(options: { share_mode: number; protocol: number }, cb: Callback<number>): void;
+  disconnect(disposition: number, cb: (error: unknown) => void): void;
+  transmit(data: Buffer, maxLength: number, protocol: number, cb: Callback<Buffer>): void;
+  control(data: Buffer, code: number, maxLength: number, cb: Callback<Buffer>): void;
+  close(): void;
+}
+interface BindingContext extends EventEmitter {
+  close(): void;
+}
+type Binding = () => BindingContext;
+
+const SHARE = { exclusive: 1, shared: 2, direct: 3 } as const;
+const PROTOCOL = { T0: 1, T1: 2, RAW: 4 } as const;
+const DISPOSITION = { leave: 0, reset: 1, unpower: 2, eject: 3 } as const;
+const DEFAULT_MAX_RESPONSE = 65538; // extended Le (65536) plus SW1 SW2
+
+let binding: Binding | undefined;
+function loadBinding(): Binding {
+  // Loaded lazily so that importing cpsd never requires the native addon (the simulator path does not).
+  binding ??= createRequire(import.meta.url)('pcsclite') as Binding;
+  return binding;
+}
+
+function protocolName(value: number): Protocol | undefined {
+  if (value === PROTOCOL.T0) return 'T0';
+  if (value === PROTOCOL.T1) return 'T1';
+  if (value === PROTOCOL.RAW) return 'RAW';
+  return undefined;
+}
+
+/** Context factory backed by the `pcsclite` binding (pcsc-lite on Linux/macOS, WinSCard on Windows). */
+export const pcscliteContextFactory: PcscContextFactory = (listener) => new PcscliteContext(listener);
+
+class PcscliteContext implements PcscContext {
+  readonly #context: BindingContext;
+  readonly #readers = new Map<string, BindingReader>();
+  readonly #connections = new Map<string, PcscliteConnection>();
+  #closed = false;
+
+  constructor(listener: ContextListener) {
+    const create = loadBinding();
+    try {
+      this.#context = create();
+    } catch (error) {
+      throw toPcscError(error, 'SCardEstablishContext');
+    }
+    // Every binding object gets an 'error' listener: an unhandled 'error' event would kill the process.
+    this.#context.on('error', (error: unknown) => {
+      if (!this.#closed) listener.failed(toPcscError(error, 'SCardGetStatusChange'));
+    });
+    this.#context.on('reader', (reader: BindingReader) => {
+      const name = reader.name;
+      this.#readers.set(name, reader);
+      reader.on('error', (error: unknown) => {
+        if (!this.#closed) listener.failed(toPcscError(error, 'SCardGetStatusChange'));
+      });
+      reader.on('status', (status: { state: number; atr?: Buffer }) => {
+        if (this.#closed) return;
+        const atr = status.atr ? new Uint8Array(status.atr) : new Uint8Array(0);
+        listener.readerState(name, status.state, atr);
+      });
+      reader.on('end', () => {
+        this.#readers.delete(name);
+        this.#connections.get(name)?.markDead();
+        if (!this.#closed) listener.readerRemoved(name);
+      });
+      listener.readerAdded(name);
+    });
+  }
+
+  connect(readerName: string, options: ConnectOptions): Promise<PcscConnection> {
+    const reader = this.#readers.get(readerName);
+    if (!reader) return Promise.reject(pcscError(0x80100009, 'SCardConnect'));
+    const existing = this.#connections.get(readerName);
+    if (existing?.alive || reader.connected) {
+      return Promise.reject(new CardBusyError(`this process already holds a connection on ${readerName}`));
+    }
+    const protocols = options.share === 'direct' ? [] : (options.protocols ?? ['T0', 'T1']);
+    const mask = protocols.reduce((m, p) => m | PROTOCOL[p], 0);
+    return new Promise((resolve, reject) => {
+      reader.connect({ share_mode: SHARE[options.share], protocol: mask }, (error, protocol) => {
+        if (error) return reject(toPcscError(error, 'SCardConnect'));
+        const connection = new PcscliteConnection(reader, protocolName(protocol), () => {
+          if (this.#connections.get(readerName) === connection) this.#connections.delete(readerName);
+        });
+        this.#connections.set(readerName, connection);
+        resolve(connection);
+      });
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const connection of this.#connections.values()) connection.markDead();
+    for (const reader of this.#readers.values()) safely(() => reader.close());
+    // The binding emits 'error' ("Command cancelled") while closing; the listeners above stay attached.
+    safely(() => this.#context.close());
+  }
+}
+
+class PcscliteConnection implements PcscConnection {
+  readonly reader: string;
+  readonly protocol: Protocol | undefined;
+  readonly #binding: BindingReader;
+  readonly #protocolValue: number;
+  readonly #release: () => void;
+  #alive = true;
+
+  constructor(reader: BindingReader, protocol: Protocol | undefined, release: () => void) {
+    this.reader = reader.name;
+    this.protocol = protocol;
+    this.#binding = reader;
+    this.#protocolValue = protocol ? PROTOCOL[protocol] : 0;
+    this.#release = release;
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** The reader or the context went away: the native handle is unusable. */
+  markDead(): void {
+    this.#alive = false;
+    this.#release();
+  }
+
+  transmit(command: Uint8Array, options: { maxResponseLength?: number } = {}): Promise<Uint8Array> {
+    if (!this.#alive) return Promise.reject(notConnected(this.reader, 'SCardTransmit'));
+    const max = options.maxResponseLength ?? DEFAULT_MAX_RESPONSE;
+    return new Promise((resolve, reject) => {
+      this.#binding.transmit(Buffer.from(command), max, this.#protocolValue, (error, response) => {
+        if (error) {
+          const typed = toPcscError(error, 'SCardTransmit');
+          // The handle is worthless after a removal or a reset by someone else: release it now so
+          // that the next connect on this reader succeeds.
+          if (typed instanceof CardAbsentError || typed instanceof CardResetError) void this.disconnect('leave');
+          return reject(typed);
+        }
+        resolve(new Uint8Array(response));
+      });
+    });
+  }
+
+  control(controlCode: number, data: Uint8Array = new Uint8Array(0), maxResponseLength = 4096): Promise<Uint8Array> {
+    if (!this.#alive) return Promise.reject(notConnected(this.reader, 'SCardControl'));
+    return new Promise((resolve, reject) => {
+      this.#binding.control(Buffer.from(data), controlCode, maxResponseLength, (error, response) => {
+        if (error) return reject(toPcscError(error, 'SCardControl'));
+        resolve(new Uint8Array(response));
+      });
+    });
+  }
+
+  disconnect(disposition: Disposition = 'leave'): Promise<void> {
+    if (!this.#alive) return Promise.resolve();
+    this.#alive = false;
+    this.#release();
+    return new Promise((resolve) => {
+      // A failed disconnect (card already gone, service dead) still leaves nothing to release.
+      this.#binding.disconnect(DISPOSITION[disposition], () => resolve());
+    });
+  }
+}
+
+function notConnected(reader: string, operation: string): PcscError {
+  return new PcscError(`${operation}: connection to ${reader} is closed`, { operation });
+}
+
+function safely(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // Closing is best effort: a dead context may refuse to be closed.
+  }
+}
