@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages cpsd needs to build and to run its tests against the real PC/SC stack.
+# libpcsclite-dev must be there before `npm ci`: the pcsclite addon compiles against it.
+# vsmartcard-vpcd is a test/demo dependency only: its virtual reader listens on all interfaces.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2)
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+  echo "cpsd needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi

@@ -1,0 +1,50 @@
+/**
+ * Runs the test card in its own process, driven over the fork IPC channel. End-to-end tests keep the
+ * card out of the process that calls PC/SC: with both in one event loop, a blocking PC/SC call that
+ * waits for the card can deadlock (see docs/testing.md).
+ *
+ * Requests: { id, op: 'insert', host?, port?, atr? (hex) } | { id, op: 'remove' } | { id, op: 'stats' }.
+ * Replies:  { id, ok: true, stats? } | { id, ok: false, error }.
+ */
+import { fromHex } from '../apdu/errors.js';
+import { TestCard } from './test-card.js';
+import { VpcdConnector } from './vpcd.js';
+
+interface Request {
+  id: number;
+  op: 'insert' | 'remove' | 'stats';
+  host?: string;
+  port?: number;
+  atr?: string;
+}
+
+let connector: VpcdConnector | undefined;
+let card: TestCard | undefined;
+
+async function handle(request: Request): Promise<Record<string, unknown>> {
+  switch (request.op) {
+    case 'insert': {
+      if (connector?.inserted) throw new Error('a card is already inserted');
+      card = new TestCard(request.atr ? fromHex(request.atr) : undefined);
+      const options: { host?: string; port?: number } = {};
+      if (request.host) options.host = request.host;
+      if (request.port) options.port = request.port;
+      connector = await VpcdConnector.insert(card, options);
+      return {};
+    }
+    case 'remove':
+      await connector?.remove();
+      connector = undefined;
+      return {};
+    case 'stats':
+      return { stats: { ...connector?.stats, commands: card?.commands ?? 0 } };
+  }
+}
+
+process.on('message', (message: Request) => {
+  handle(message).then(
+    (result) => process.send?.({ id: message.id, ok: true, ...result }),
+    (error: unknown) => process.send?.({ id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
