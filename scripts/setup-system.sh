@@ -11,7 +11,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+node_ok() { command -v node >/dev/null && node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; }
+# Debian 13 ships Node.js 20.19; on older releases install Node >= 20.19 first (e.g. from NodeSource).
+if ! command -v node >/dev/null; then apt-get install -y -q --no-install-recommends nodejs npm; fi
+if ! node_ok; then
   echo "cpsd needs Node.js >= 20.19 (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi

@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { CardAbsentError, CardBusyError, CardResetError, PcscError, pcscError, toPcscError } from './errors.js';
 import type {

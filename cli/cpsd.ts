@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { toHex } from '../apdu/errors.js';
+import { PcscService, ReaderNotFoundError } from '../apdu/pcsc/index.js';
+import { TestCard } from '../sim/test-card.js';
+import { VpcdConnector } from '../sim/vpcd.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a TCP port (1-65535)');
+  return n;
+}
+
+function slot(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 15) throw new InvalidArgumentError('must be a slot number (0-15)');
+  return n;
+}
+
+async function readers(options: { json?: boolean; reader?: string }): Promise<number> {
+  const service = new PcscService();
+  try {
+    await service.settled();
+    let list = service.readers();
+    if (options.reader !== undefined) {
+      list = list.filter((r) => r.name === options.reader);
+      if (list.length === 0) throw new ReaderNotFoundError(`no reader named ${JSON.stringify(options.reader)}`);
+    }
+    if (options.json) {
+      const rows = list.map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null }));
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    } else if (list.length === 0) {
+      process.stdout.write('No reader found.\n');
+    } else {
+      for (const r of list) {
+        const card = !r.cardPresent ? 'no card' : r.mute ? 'card (mute)' : `card ${toHex(r.atr)}`;
+        process.stdout.write(`${r.name}\t${card}\n`);
+      }
+    }
+    return list.length === 0 ? ExitCode.NO_READER : ExitCode.OK;
+  } finally {
+    await service.close();
+  }
+}
+
+async function sim(options: { slot: number; vpcdHost: string; vpcdPort?: number }): Promise<number> {
+  const target = { host: options.vpcdHost, port: options.vpcdPort ?? 35963 + options.slot };
+  const connector = await VpcdConnector.insert(new TestCard(), target);
+  process.stderr.write(`Test card inserted in vpcd slot ${options.slot} (${target.host}:${target.port}). Ctrl-C removes it.\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    connector.once('removed', stop);
+  });
+  await connector.remove();
+  return ExitCode.OK;
+}
+
+function fail(error: unknown): number {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = typeof error === 'object' && error !== null && 'code' in error ? ` [${String(error.code)}]` : '';
+  process.stderr.write(`cpsd: ${message}${code}\n`);
+  return exitCodeFor(error);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('cpsd')
+    .description('Middleware for French health-professional smart cards (CPS, CPE, CPF, CPA)')
+    .version(pkg.version)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('readers')
+    .description('list the smart-card readers and the card in each')
+    .option('--json', 'machine-readable output: [{ name, cardPresent, atr }]')
+    .option('--reader <name>', 'only this reader')
+    .action(async (options: { json?: boolean; reader?: string }) => {
+      process.exitCode = await readers(options).catch(fail);
+    });
+
+  program
+    .command('sim')
+    .description('plug a virtual card into vsmartcard vpcd (test and demo use)')
+    .option('--slot <n>', 'vpcd slot: 0 for "Virtual PCD 00 00", 1 for "… 00 01"', slot, 0)
+    .option('--vpcd-host <host>', 'vpcd address', '127.0.0.1')
+    .option('--vpcd-port <port>', 'vpcd TCP port (default 35963 + slot)', port)
+    .action(async (options: { slot: number; vpcdHost: string; vpcdPort?: number }) => {
+      process.exitCode = await sim(options).catch(fail);
+    });
+
+  return program;
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  } else {
+    process.exitCode = fail(error);
+  }
+}
