@@ -1,4 +1,4 @@
-import type { PcscError} from './errors.js';
+import type { PcscError } from './errors.js';
 import { PcscUnavailableError, ReaderNotFoundError, toPcscError } from './errors.js';
 import { pcscliteContextFactory } from './pcsclite.js';
 import {
