@@ -149,8 +149,15 @@ describe('CardChannel', () => {
   });
 
   it('sends extended APDUs when the card supports them, caps Le at 256 when not', async () => {
-    const ext = new Script([['00 B0 00 00 00 01 00', bytes(256) + '9000']]);
-    await new CardChannel(ext, { extendedLength: true }).transmit(new CommandApdu({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256 }));
+    // Extended only where short lengths do not fit.
+    const ext = new Script([
+      ['00 B0 00 00 00', bytes(256) + '9000'],
+      ['00 B0 00 00 00 03 E8', bytes(1000) + '9000'],
+    ]);
+    const extChannel = new CardChannel(ext, { extendedLength: true });
+    await extChannel.transmit(new CommandApdu({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 256 }));
+    expect((await extChannel.transmit(new CommandApdu({ cla: 0, ins: 0xb0, p1: 0, p2: 0, ne: 1000 }))).data.length).toBe(1000);
+    ext.done();
     const ext2 = new Script([['00 DA 00 00 00 01 2C ' + bytes(300), '9000']]);
     await new CardChannel(ext2, { extendedLength: true }).transmit(new CommandApdu({ cla: 0, ins: 0xda, p1: 0, p2: 0, data: fromHex(bytes(300)) }));
     const short = new Script([
