@@ -53,6 +53,8 @@ class PcscliteContext implements PcscContext {
   readonly #context: BindingContext;
   readonly #readers = new Map<string, BindingReader>();
   readonly #connections = new Map<string, PcscliteConnection>();
+  /** Disconnects still in flight per reader: a new connect waits for them instead of failing busy. */
+  readonly #releasing = new Map<string, Promise<void>>();
   #closed = false;
 
   constructor(listener: ContextListener) {
@@ -63,43 +65,59 @@ class PcscliteContext implements PcscContext {
       throw toPcscError(error, 'SCardEstablishContext');
     }
     // Every binding object gets an 'error' listener: an unhandled 'error' event would kill the process.
+    // The binding calls these listeners while it holds the reader's native mutex, and reader.close()
+    // takes that same mutex: closing from inside a listener deadlocks the event loop. So every
+    // notification is delivered on a later turn (setImmediate keeps their order).
     this.#context.on('error', (error: unknown) => {
-      if (!this.#closed) listener.failed(toPcscError(error, 'SCardGetStatusChange'));
+      this.#deliver(() => listener.failed(toPcscError(error, 'SCardGetStatusChange')));
     });
     this.#context.on('reader', (reader: BindingReader) => {
       const name = reader.name;
       this.#readers.set(name, reader);
       reader.on('error', (error: unknown) => {
-        if (!this.#closed) listener.failed(toPcscError(error, 'SCardGetStatusChange'));
+        this.#deliver(() => listener.failed(toPcscError(error, 'SCardGetStatusChange')));
       });
       reader.on('status', (status: { state: number; atr?: Buffer }) => {
-        if (this.#closed) return;
         const atr = status.atr ? new Uint8Array(status.atr) : new Uint8Array(0);
-        listener.readerState(name, status.state, atr);
+        this.#deliver(() => listener.readerState(name, status.state, atr));
       });
       reader.on('end', () => {
-        this.#readers.delete(name);
-        this.#connections.get(name)?.markDead();
-        if (!this.#closed) listener.readerRemoved(name);
+        this.#deliver(() => {
+          if (this.#readers.get(name) === reader) this.#readers.delete(name);
+          this.#connections.get(name)?.markDead();
+          listener.readerRemoved(name);
+        });
       });
-      listener.readerAdded(name);
+      this.#deliver(() => listener.readerAdded(name));
     });
   }
 
-  connect(readerName: string, options: ConnectOptions): Promise<PcscConnection> {
+  #deliver(notify: () => void): void {
+    setImmediate(() => {
+      if (!this.#closed) notify();
+    });
+  }
+
+  async connect(readerName: string, options: ConnectOptions): Promise<PcscConnection> {
+    await this.#releasing.get(readerName);
     const reader = this.#readers.get(readerName);
-    if (!reader) return Promise.reject(pcscError(0x80100009, 'SCardConnect'));
+    if (!reader) throw pcscError(0x80100009, 'SCardConnect');
     const existing = this.#connections.get(readerName);
+    // The binding holds one card handle per reader object: a second connect would replace the first.
     if (existing?.alive || reader.connected) {
-      return Promise.reject(new CardBusyError(`this process already holds a connection on ${readerName}`));
+      throw new CardBusyError(`this process already holds a connection on ${readerName}`);
     }
     const protocols = options.share === 'direct' ? [] : (options.protocols ?? ['T0', 'T1']);
     const mask = protocols.reduce((m, p) => m | PROTOCOL[p], 0);
     return new Promise((resolve, reject) => {
       reader.connect({ share_mode: SHARE[options.share], protocol: mask }, (error, protocol) => {
         if (error) return reject(toPcscError(error, 'SCardConnect'));
-        const connection = new PcscliteConnection(reader, protocolName(protocol), () => {
+        const connection = new PcscliteConnection(reader, protocolName(protocol), (done) => {
           if (this.#connections.get(readerName) === connection) this.#connections.delete(readerName);
+          const pending = done.finally(() => {
+            if (this.#releasing.get(readerName) === pending) this.#releasing.delete(readerName);
+          });
+          this.#releasing.set(readerName, pending);
         });
         this.#connections.set(readerName, connection);
         resolve(connection);
@@ -122,10 +140,10 @@ class PcscliteConnection implements PcscConnection {
   readonly protocol: Protocol | undefined;
   readonly #binding: BindingReader;
   readonly #protocolValue: number;
-  readonly #release: () => void;
+  readonly #release: (done: Promise<void>) => void;
   #alive = true;
 
-  constructor(reader: BindingReader, protocol: Protocol | undefined, release: () => void) {
+  constructor(reader: BindingReader, protocol: Protocol | undefined, release: (done: Promise<void>) => void) {
     this.reader = reader.name;
     this.protocol = protocol;
     this.#binding = reader;
@@ -140,7 +158,7 @@ class PcscliteConnection implements PcscConnection {
   /** The reader or the context went away: the native handle is unusable. */
   markDead(): void {
     this.#alive = false;
-    this.#release();
+    this.#release(Promise.resolve());
   }
 
   transmit(command: Uint8Array, options: { maxResponseLength?: number } = {}): Promise<Uint8Array> {
@@ -173,11 +191,12 @@ class PcscliteConnection implements PcscConnection {
   disconnect(disposition: Disposition = 'leave'): Promise<void> {
     if (!this.#alive) return Promise.resolve();
     this.#alive = false;
-    this.#release();
-    return new Promise((resolve) => {
+    const done = new Promise<void>((resolve) => {
       // A failed disconnect (card already gone, service dead) still leaves nothing to release.
       this.#binding.disconnect(DISPOSITION[disposition], () => resolve());
     });
+    this.#release(done);
+    return done;
   }
 }
 

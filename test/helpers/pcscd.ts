@@ -20,7 +20,8 @@ let owned: ChildProcess | undefined;
 
 function pcscdPid(): number | undefined {
   try {
-    const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
+    // pcscd writes "PID\n\0": take the digits only.
+    const pid = Number(/\d+/.exec(readFileSync(PID_FILE, 'utf8'))?.[0]);
     if (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`)) return pid;
   } catch {
     // no pid file
