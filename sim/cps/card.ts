@@ -3,12 +3,11 @@
  * Behaviour follows cps-cards.md §3 and §9; every choice made where public facts stop is a named
  * option or documented in docs/virtual-card.md.
  */
-import { constants, privateDecrypt, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { constants, createHash, privateDecrypt, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { CommandApdu } from '../../apdu/command.js';
 import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
-import type { Df, Ef} from './fs.js';
-import { type AccessRule } from './fs.js';
+import { equal, type AccessRule, type Df, type Ef } from './fs.js';
 import { PERSONALITIES, type Personality, type PersonalityName } from './personality.js';
 import { decodeMidstate, shaResume, type ShaAlgorithm } from './sha-midstate.js';
 import { CardStatus, SW, fail } from './sw.js';
@@ -35,6 +34,8 @@ export interface CardKey {
   key: KeyObject;
   modulusBytes: number;
   uses: readonly KeyUse[];
+  /** Other references naming the same key (CPS4 ChipDoc key ids 0x10/0x20, with or without b8). */
+  aliases?: readonly number[] | undefined;
   /** 'pin': needs a verified CHV 1; 'always': the contactless technical key. Per interface. */
   rule: { contact: AccessRule; contactless: AccessRule };
 }
@@ -65,10 +66,17 @@ const DIGEST_INFO_PREFIX: Readonly<Record<ShaAlgorithm, Uint8Array>> = {
   ),
 };
 
+interface EnvEntry {
+  algo: number;
+  key: number;
+  /** Set through CPS4 ChipDoc (tag 91 / key ids), whose algorithm ids differ from IAS-ECC's. */
+  chipDoc?: boolean | undefined;
+}
+
 interface SecurityEnvironment {
-  at?: { algo: number; key: number } | undefined;
-  dst?: { algo: number; key: number } | undefined;
-  ct?: { algo: number; key: number } | undefined;
+  at?: EnvEntry | undefined;
+  dst?: EnvEntry | undefined;
+  ct?: EnvEntry | undefined;
   ht?: { algo: number } | undefined;
   /** Result of PSO HASH, consumed by PSO CDS. */
   hash?: { alg: ShaAlgorithm; digest: Uint8Array } | undefined;
@@ -82,6 +90,15 @@ interface Chain {
 }
 
 const EMPTY = new Uint8Array(0);
+const AID_ISD = Uint8Array.of(0xa0, 0x00, 0x00, 0x01, 0x51, 0x00, 0x00);
+const AID_CPS2TER = Uint8Array.of(0x80, 0x25, 0x00, 0x00, 0x01, 0xff, 0x00, 0x02);
+/** CPS4 ChipDoc signature algorithm ids of MSE tag 91 (card-cps4.c). */
+const CHIPDOC_ALGO: Readonly<Record<number, { hash: ShaAlgorithm; pss: boolean }>> = {
+  0x0a: { hash: 'sha1', pss: false },
+  0x28: { hash: 'sha256', pss: false },
+  0x15: { hash: 'sha1', pss: true },
+  0x2c: { hash: 'sha256', pss: true },
+};
 
 export class VirtualCpsCard implements VirtualCard {
   readonly personality: Personality;
@@ -91,6 +108,10 @@ export class VirtualCpsCard implements VirtualCard {
   readonly #maxRead: number;
   /** Current DF and EF per logical channel. */
   #current = new Map<number, { df: Df; ef: Ef | undefined }>();
+  /** CPS4: the applet selected on each logical channel (ChipDoc runs on channel 1, §3.8). */
+  #applet = new Map<number, 'chipdoc' | 'isd' | 'cps2ter'>();
+  /** CPS4: RESET RETRY COUNTER without new PIN lets the next CHANGE (P1=01) set it without the old one. */
+  #pinResetPending = false;
   #pinVerified = false;
   #pukVerified = false;
   #env: SecurityEnvironment = {};
@@ -111,6 +132,8 @@ export class VirtualCpsCard implements VirtualCard {
   /** Warm or cold reset: the security state (verified PIN, environments, current files) is lost. */
   reset(): void {
     this.#current = new Map([[0, { df: this.image.mf, ef: undefined }]]);
+    this.#applet = new Map();
+    this.#pinResetPending = false;
     this.#pinVerified = false;
     this.#pukVerified = false;
     this.#env = {};
@@ -154,6 +177,11 @@ export class VirtualCpsCard implements VirtualCard {
 
     if (ins === 0xc0) return this.#getResponse(command);
     this.#pending = EMPTY;
+    if (channel !== 0) {
+      const selectByAid = ins === 0xa4 && command.p1 === 0x04;
+      // CPS4: a channel without ChipDoc selected answers 6985 ("reselect ChipDoc", §3.6).
+      if (!selectByAid && this.#applet.get(channel) !== 'chipdoc') fail(SW.CONDITIONS_NOT_SATISFIED);
+    }
 
     // Command chaining (CLA bit 0x10): only PSO DECIPHER needs it (1 + 256 bytes of cryptogram).
     if ((cla & 0x10) !== 0) {
@@ -219,7 +247,7 @@ export class VirtualCpsCard implements VirtualCard {
       case 0xcb:
         return this.#getData(c, channel);
       case 0x22:
-        return this.#manageSecurityEnvironment(c);
+        return this.#manageSecurityEnvironment(c, channel);
       case 0x2a:
         return this.#performSecurityOperation(c, channel);
       case 0x88:
@@ -261,6 +289,15 @@ export class VirtualCpsCard implements VirtualCard {
       }
       case 0x04: {
         if (data.length < 1 || data.length > 16) fail(SW.WRONG_LENGTH);
+        if (this.personality.chipDoc) {
+          // CPS4 applets (card-cps4.c): the issuer security domain and the CPS2ter emulation answer
+          // 9000 and do nothing more here; ChipDoc shares its AID with the IAS root application.
+          if (equal(data, AID_ISD) || equal(data, AID_CPS2TER)) {
+            this.#applet.set(channel, equal(data, AID_ISD) ? 'isd' : 'cps2ter');
+            return EMPTY;
+          }
+          if (channel !== 0 && equal(data, this.image.mf.aid ?? EMPTY)) this.#applet.set(channel, 'chipdoc');
+        }
         const df = this.image.mf.byAid(data);
         if (!df) fail(SW.FILE_NOT_FOUND);
         // The IAS-ECC root application (the MF's own AID) answers 9000 without FCP whatever P2,
@@ -393,6 +430,14 @@ export class VirtualCpsCard implements VirtualCard {
   }
 
   #changeReferenceData(c: CommandApdu): Uint8Array {
+    if (c.p1 === 0x01) {
+      // New PIN only: allowed right after RESET RETRY COUNTER without new PIN (CPS4 unblock, §3.8).
+      const pin = this.#secret(c.p2);
+      if (pin !== this.image.pin || !this.#pinResetPending) fail(SW.SECURITY_NOT_SATISFIED);
+      pin.value = this.#presented(pin, c.data);
+      this.#pinResetPending = false;
+      return EMPTY;
+    }
     if (c.p1 !== 0x00) fail(SW.WRONG_P1P2);
     const code = this.#secret(c.p2);
     if (code !== this.image.pin) fail(SW.CONDITIONS_NOT_SATISFIED); // the unblocking code cannot be changed
@@ -437,6 +482,7 @@ export class VirtualCpsCard implements VirtualCard {
     else {
       if (c.nc !== 0) fail(SW.WRONG_LENGTH);
       this.#unblock(undefined);
+      this.#pinResetPending = true;
     }
     return EMPTY;
   }
@@ -549,12 +595,17 @@ export class VirtualCpsCard implements VirtualCard {
     const df = this.#state(channel).df;
     // Keys are found from their application DF or from the MF (global search as OpenSC expects).
     const key =
-      this.image.keys.find((k) => k.ref === ref && k.df === df) ?? this.image.keys.find((k) => k.ref === ref);
+      this.image.keys.find((k) => k.ref === ref && k.df === df) ??
+      this.image.keys.find((k) => k.ref === ref || (k.aliases?.includes(ref) ?? false));
     if (!key) fail(SW.REF_DATA_NOT_FOUND);
     return key;
   }
 
-  #manageSecurityEnvironment(c: CommandApdu): Uint8Array {
+  #isChipDoc(channel: number): boolean {
+    return this.#applet.get(channel) === 'chipdoc';
+  }
+
+  #manageSecurityEnvironment(c: CommandApdu, channel: number): Uint8Array {
     if (c.p1 === 0xf3) {
       // MSE RESTORE: back to the default (empty) environment.
       this.#env = {};
@@ -573,9 +624,22 @@ export class VirtualCpsCard implements VirtualCard {
       if (t.value.length !== 1) fail(SW.WRONG_DATA);
       return t.value[0];
     };
+    // CPS4 ChipDoc DST: 91 02 <algorithm id> <key reference> (card-cps4.c).
+    const t91 = tlvs.find((x) => x.tag === 0x91);
+    if (t91 && this.#isChipDoc(channel) && c.p2 === 0xb6) {
+      const [algo, key] = t91.value;
+      if (t91.value.length !== 2 || algo === undefined || key === undefined || !CHIPDOC_ALGO[algo]) fail(SW.WRONG_DATA);
+      this.#env.dst = { algo, key: key | 0x80, chipDoc: true };
+      return EMPTY;
+    }
     const algo = one(0x80);
     // Tag 84 (key reference) or 83 (as Cryptolib sends it for the CPS4 auth key).
     const key = one(0x84) ?? one(0x83);
+    if (this.#isChipDoc(channel) && c.p2 === 0xb8 && key !== undefined) {
+      // ChipDoc authentication: a raw RSA operation on a host-padded block, no algorithm byte.
+      this.#env.ct = { algo: 0, key: key | 0x80, chipDoc: true };
+      return EMPTY;
+    }
     switch (c.p2) {
       case 0xaa: // HT
         if (algo === undefined || !HASH_ALGO[algo]) fail(SW.WRONG_DATA);
@@ -606,7 +670,7 @@ export class VirtualCpsCard implements VirtualCard {
   }
 
   #internalAuthenticate(c: CommandApdu, channel: number): Uint8Array {
-    if (this.personality.chipDoc) fail(SW.INS_NOT_SUPPORTED); // CPS4 has no INTERNAL AUTHENTICATE
+    if (this.#isChipDoc(channel)) fail(SW.INS_NOT_SUPPORTED); // ChipDoc has no INTERNAL AUTHENTICATE
     if (c.p1 !== 0 || c.p2 !== 0) fail(SW.WRONG_P1P2);
     const at = this.#env.at;
     if (!at) fail(SW.CONDITIONS_NOT_SATISFIED);
@@ -657,6 +721,7 @@ export class VirtualCpsCard implements VirtualCard {
   #psoSign(c: CommandApdu, channel: number): Uint8Array {
     const dst = this.#env.dst;
     if (!dst) fail(SW.CONDITIONS_NOT_SATISFIED);
+    if (dst.chipDoc) return this.#chipDocSign(c, dst, channel);
     const alg = HASH_ALGO[dst.algo];
     if (!alg || (dst.algo !== 0x12 && dst.algo !== 0x42)) fail(SW.WRONG_DATA);
     if (this.personality.contactless) fail(SW.CONDITIONS_NOT_SATISFIED); // no signature contactless
@@ -676,9 +741,36 @@ export class VirtualCpsCard implements VirtualCard {
     return new Uint8Array(privateEncrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, digestInfo));
   }
 
+  /** CPS4: PKCS#1 v1.5 or PSS (salt = hash length) over the hash the host sends. */
+  #chipDocSign(c: CommandApdu, dst: EnvEntry, channel: number): Uint8Array {
+    const algo = CHIPDOC_ALGO[dst.algo];
+    if (!algo) fail(SW.CONDITIONS_NOT_SATISFIED);
+    const key = this.#useKey(dst.key, 'cds', channel);
+    const size = algo.hash === 'sha1' ? 20 : 32;
+    if (c.nc !== size) fail(SW.WRONG_LENGTH);
+    if (!algo.pss) {
+      return new Uint8Array(
+        privateEncrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, concat([DIGEST_INFO_PREFIX[algo.hash], c.data])),
+      );
+    }
+    return new Uint8Array(
+      privateEncrypt({ key: key.key, padding: constants.RSA_NO_PADDING }, emsaPss(c.data, algo.hash, key.modulusBytes * 8 - 1)),
+    );
+  }
+
   #psoDecipher(c: CommandApdu, channel: number): Uint8Array {
     const ct = this.#env.ct;
     if (!ct) fail(SW.CONDITIONS_NOT_SATISFIED);
+    if (ct.chipDoc) {
+      // CPS4 authentication: raw RSA on a full-modulus block the host padded (PKCS#1 type 1 or PSS).
+      const key = this.#useKey(ct.key, 'int-auth', channel);
+      if (c.nc !== key.modulusBytes) fail(SW.WRONG_LENGTH);
+      try {
+        return new Uint8Array(privateDecrypt({ key: key.key, padding: constants.RSA_NO_PADDING }, c.data));
+      } catch {
+        return fail(SW.WRONG_DATA);
+      }
+    }
     const key = this.#useKey(ct.key, 'decipher', channel);
     if (c.nc !== key.modulusBytes + 1 || c.data[0] !== 0x81) fail(SW.WRONG_DATA);
     try {
@@ -702,6 +794,31 @@ class PartialRead extends CardStatus {
   constructor(readonly data: Uint8Array) {
     super(SW.END_OF_FILE);
   }
+}
+
+/** EMSA-PSS encoding (RFC 8017 §9.1.1) with MGF1 of the same hash and a salt as long as the hash. */
+function emsaPss(mHash: Uint8Array, hash: ShaAlgorithm, emBits: number): Uint8Array {
+  const hLen = mHash.length;
+  const emLen = Math.ceil(emBits / 8);
+  const salt = randomBytes(hLen);
+  const h = createHash(hash).update(concat([new Uint8Array(8), mHash, salt])).digest();
+  const db = new Uint8Array(emLen - hLen - 1);
+  db[emLen - 2 * hLen - 2] = 0x01;
+  db.set(salt, emLen - 2 * hLen - 1);
+  const mask = mgf1(h, db.length, hash);
+  for (let i = 0; i < db.length; i++) db[i] = (db[i] ?? 0) ^ (mask[i] ?? 0);
+  db[0] = (db[0] ?? 0) & (0xff >> (8 * emLen - emBits));
+  return concat([db, h, Uint8Array.of(0xbc)]);
+}
+
+function mgf1(seed: Uint8Array, length: number, hash: ShaAlgorithm): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (let counter = 0, total = 0; total < length; counter++) {
+    const block = createHash(hash).update(seed).update(Uint8Array.of(counter >>> 24, (counter >>> 16) & 0xff, (counter >>> 8) & 0xff, counter & 0xff)).digest();
+    parts.push(block);
+    total += block.length;
+  }
+  return concat(parts).subarray(0, length);
 }
 
 /**

@@ -2,3 +2,4 @@ export { VirtualCpsCard, type CardImage, type CardKey, type SecretCode, type Pin
 export { personalise, AID, FID, KEY_REF, EF_ATR, type CardMaterial } from './layout.js';
 export { PERSONALITIES, type Personality, type PersonalityName } from './personality.js';
 export type { CardProfile, CardState, Holder, Situation, CardGeneration, CardType } from './profile.js';
+export { fixtureCard, fixturesDir, loadMaterial, loadProfile, profileNames, UnknownProfileError } from './fixtures.js';

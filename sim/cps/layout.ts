@@ -149,7 +149,8 @@ export function personalise(profile: CardProfile, material: CardMaterial): CardI
   for (const [fid, name, bytes] of clFiles) cl.add(ef(fid, name, bytes, PUBLIC));
 
   const keys: CardKey[] = [
-    { ref: KEY_REF.sign, df: app, key: material.signKey, modulusBytes: signModulus, uses: ['cds'], rule: PIN_CONTACT },
+    // CPS4 ChipDoc names the keys 0x10 (signature) and 0x20 (authentication) [V card-cps4.c, internal.h].
+    { ref: KEY_REF.sign, df: app, key: material.signKey, modulusBytes: signModulus, uses: ['cds'], rule: PIN_CONTACT, aliases: [0x90] },
     {
       ref: KEY_REF.auth,
       df: app,
@@ -157,6 +158,7 @@ export function personalise(profile: CardProfile, material: CardMaterial): CardI
       modulusBytes: authModulus,
       uses: ['int-auth', 'decipher'],
       rule: PIN_CONTACT,
+      aliases: [0xa0],
     },
     { ref: KEY_REF.tech, df: cl, key: material.techKey, modulusBytes: techModulus, uses: ['int-auth'], rule: PUBLIC },
   ];
