@@ -4,7 +4,9 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { toHex } from '../apdu/errors.js';
 import { PcscService, ReaderNotFoundError } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
-import { VpcdConnector } from '../sim/vpcd.js';
+import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';
+import { PERSONALITIES, type PersonalityName } from '../sim/cps/personality.js';
+import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -13,6 +15,11 @@ function port(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a TCP port (1-65535)');
   return n;
+}
+
+function personality(value: string): PersonalityName {
+  if (!(value in PERSONALITIES)) throw new InvalidArgumentError(`must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
+  return value as PersonalityName;
 }
 
 function slot(value: string): number {
@@ -47,10 +54,29 @@ async function readers(options: { json?: boolean; reader?: string }): Promise<nu
   }
 }
 
-async function sim(options: { slot: number; vpcdHost: string; vpcdPort?: number }): Promise<number> {
+interface SimOptions {
+  slot: number;
+  vpcdHost: string;
+  vpcdPort?: number;
+  profile: string;
+  personality?: PersonalityName;
+  listProfiles?: boolean;
+}
+
+async function sim(options: SimOptions): Promise<number> {
+  if (options.listProfiles) {
+    for (const name of profileNames()) {
+      const p = loadProfile(name);
+      process.stdout.write(`${name}\t${p.generation} ${p.cardType}\t${p.description}\n`);
+    }
+    return ExitCode.OK;
+  }
+  const card: VirtualCard =
+    options.profile === 'test-card' ? new TestCard() : fixtureCard(options.profile, { personality: options.personality });
   const target = { host: options.vpcdHost, port: options.vpcdPort ?? 35963 + options.slot };
-  const connector = await VpcdConnector.insert(new TestCard(), target);
-  process.stderr.write(`Test card inserted in vpcd slot ${options.slot} (${target.host}:${target.port}). Ctrl-C removes it.\n`);
+  const connector = await VpcdConnector.insert(card, target);
+  const what = options.profile === 'test-card' ? 'Test card' : `Virtual ${options.personality ?? 'CPS'} card "${options.profile}"`;
+  process.stderr.write(`${what} inserted in vpcd slot ${options.slot} (${target.host}:${target.port}). Ctrl-C removes it.\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
@@ -90,7 +116,10 @@ export function buildProgram(): Command {
     .option('--slot <n>', 'vpcd slot: 0 for "Virtual PCD 00 00", 1 for "… 00 01"', slot, 0)
     .option('--vpcd-host <host>', 'vpcd address', '127.0.0.1')
     .option('--vpcd-port <port>', 'vpcd TCP port (default 35963 + slot)', port)
-    .action(async (options: { slot: number; vpcdHost: string; vpcdPort?: number }) => {
+    .option('--profile <name>', 'card profile from fixtures/profiles, or "test-card"', 'doctor')
+    .option('--personality <name>', 'cps3 | cps3-cl | cps4 (default: from the profile)', personality)
+    .option('--list-profiles', 'list the card profiles and exit')
+    .action(async (options: SimOptions) => {
       process.exitCode = await sim(options).catch(fail);
     });
 

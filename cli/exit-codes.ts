@@ -18,6 +18,7 @@ const BY_ERROR_CODE: Readonly<Record<string, number>> = {
   VPCD_UNAVAILABLE: ExitCode.NO_SERVICE,
   READER_NOT_FOUND: ExitCode.NO_READER,
   CARD_ABSENT: ExitCode.NO_CARD,
+  PROFILE_NOT_FOUND: ExitCode.USAGE,
 };
 
 /** Maps a typed error's stable code to the exit code. */

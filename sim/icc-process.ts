@@ -3,12 +3,17 @@
  * card out of the process that calls PC/SC: with both in one event loop, a blocking PC/SC call that
  * waits for the card can deadlock (see docs/testing.md).
  *
- * Requests: { id, op: 'insert', host?, port?, atr? (hex) } | { id, op: 'remove' } | { id, op: 'stats' }.
+ * Requests: { id, op: 'insert', host?, port?, atr? (hex), profile?, personality?, faults? } | { id, op: 'remove' }
+ *           | { id, op: 'stats' }. With `profile`, the card is the virtual CPS card of that fixture profile;
+ *           without, the small T=0 test card.
  * Replies:  { id, ok: true, stats? } | { id, ok: false, error }.
  */
 import { fromHex } from '../apdu/errors.js';
+import { FaultyCard, type FaultOptions } from './cps/faults.js';
+import { fixtureCard } from './cps/fixtures.js';
+import type { PersonalityName } from './cps/personality.js';
 import { TestCard } from './test-card.js';
-import { VpcdConnector } from './vpcd.js';
+import { VpcdConnector, type VirtualCard } from './vpcd.js';
 
 interface Request {
   id: number;
@@ -16,20 +21,28 @@ interface Request {
   host?: string;
   port?: number;
   atr?: string;
+  profile?: string;
+  personality?: PersonalityName;
+  faults?: FaultOptions;
 }
 
 let connector: VpcdConnector | undefined;
-let card: TestCard | undefined;
+let card: (VirtualCard & { commands: number }) | undefined;
 
 async function handle(request: Request): Promise<Record<string, unknown>> {
   switch (request.op) {
     case 'insert': {
       if (connector?.inserted) throw new Error('a card is already inserted');
-      card = new TestCard(request.atr ? fromHex(request.atr) : undefined);
+      card = request.profile
+        ? fixtureCard(request.profile, { personality: request.personality })
+        : new TestCard(request.atr ? fromHex(request.atr) : undefined);
       const options: { host?: string; port?: number } = {};
       if (request.host) options.host = request.host;
       if (request.port) options.port = request.port;
-      connector = await VpcdConnector.insert(card, options);
+      const inserted: VirtualCard = request.faults
+        ? new FaultyCard(card, request.faults, () => void connector?.remove())
+        : card;
+      connector = await VpcdConnector.insert(inserted, options);
       return {};
     }
     case 'remove':

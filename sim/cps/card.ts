@@ -274,6 +274,9 @@ export class VirtualCpsCard implements VirtualCard {
     const state = this.#state(channel);
     const { p1, p2, data } = c;
     if (p2 !== 0x04 && p2 !== 0x0c && p2 !== 0x00) fail(SW.WRONG_P1P2);
+    // P2=00 (return FCI) is refused with 6A86 before the file is even looked up (real card: commit
+    // 20f359ea0), except for the IAS root application below.
+    if (p2 === 0x00 && !(p1 === 0x04 && this.image.mf.aid && equal(data, this.image.mf.aid))) fail(SW.WRONG_P1P2);
     let target: Ef | Df | undefined;
     switch (p1) {
       case 0x00:
@@ -326,7 +329,6 @@ export class VirtualCpsCard implements VirtualCard {
         fail(SW.WRONG_P1P2);
     }
     if (!target) fail(SW.FILE_NOT_FOUND);
-    if (p2 === 0x00) fail(SW.WRONG_P1P2); // FCI-by-default is not supported: real card answers 6A86
     if (target.kind === 'df') this.#current.set(channel, { df: target, ef: undefined });
     else this.#current.set(channel, { df: target.parent ?? this.image.mf, ef: target });
     return p2 === 0x04 ? target.fcp() : EMPTY;

@@ -3,6 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CpsdError } from '../../apdu/errors.js';
 import { VirtualCpsCard, type VirtualCpsCardOptions } from './card.js';
 import { personalise, type CardMaterial } from './layout.js';
 import type { CardProfile } from './profile.js';
@@ -17,7 +18,7 @@ export function fixturesDir(): string {
   throw new Error(`fixtures/ not found from ${here}`);
 }
 
-export class UnknownProfileError extends Error {
+export class UnknownProfileError extends CpsdError {
   readonly code = 'PROFILE_NOT_FOUND';
 }
 

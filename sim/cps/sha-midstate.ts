@@ -4,9 +4,11 @@
  * the number of bits hashed, and the card finishes with the tail and the standard padding.
  */
 
+import { CpsdError } from '../../apdu/errors.js';
+
 export type ShaAlgorithm = 'sha1' | 'sha256';
 
-export class MidstateError extends Error {
+export class MidstateError extends CpsdError {
   readonly code = 'MIDSTATE_INVALID';
 }
 
