@@ -775,12 +775,17 @@ export class VirtualCpsCard implements VirtualCard {
     }
     const key = this.#useKey(ct.key, 'decipher', channel);
     if (c.nc !== key.modulusBytes + 1 || c.data[0] !== 0x81) fail(SW.WRONG_DATA);
+    let block: Uint8Array;
     try {
-      // Algorithm 0x1A, RSA PKCS#1: the card strips the type-02 padding ([S], docs/virtual-card.md).
-      return new Uint8Array(privateDecrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, c.data.subarray(1)));
+      block = new Uint8Array(privateDecrypt({ key: key.key, padding: constants.RSA_NO_PADDING }, c.data.subarray(1)));
     } catch {
       return fail(SW.WRONG_DATA);
     }
+    // Algorithm 0x1A, RSA PKCS#1: the card strips the type-02 padding ([S], docs/virtual-card.md).
+    // (Node refuses PKCS#1 v1.5 private decryption since the Marvin fix, so the padding is checked here.)
+    const zero = block.indexOf(0x00, 2);
+    if (block[0] !== 0x00 || block[1] !== 0x02 || zero < 10) fail(SW.WRONG_DATA);
+    return block.slice(zero + 1);
   }
 
   #getChallenge(c: CommandApdu): Uint8Array {
