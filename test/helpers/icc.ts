@@ -35,8 +35,17 @@ export class IccProcess {
     });
   }
 
-  async insert(options: { atr?: string; port?: number } = {}): Promise<void> {
-    await this.#call('insert', { host: VPCD_HOST, port: options.port ?? VPCD_PORT, ...(options.atr ? { atr: options.atr } : {}) });
+  /** Inserts the T=0 test card, or with `profile` the virtual CPS card of that fixture profile. */
+  async insert(
+    options: {
+      atr?: string;
+      port?: number;
+      profile?: string;
+      personality?: 'cps3' | 'cps3-cl' | 'cps4';
+      faults?: { removeAfter?: number; muteAfter?: number; garbleAfter?: number };
+    } = {},
+  ): Promise<void> {
+    await this.#call('insert', { host: VPCD_HOST, ...options, port: options.port ?? VPCD_PORT });
   }
 
   async remove(): Promise<void> {
