@@ -9,7 +9,7 @@ import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
 import { equal, type AccessRule, type Df, type Ef } from './fs.js';
 import { PERSONALITIES, type Personality, type PersonalityName } from './personality.js';
-import { decodeMidstate, shaResume, type ShaAlgorithm } from './sha-midstate.js';
+import { decodeMidstate, shaResume, type ShaAlgorithm } from '../../apdu/cps/sha-midstate.js';
 import { CardStatus, SW, fail } from './sw.js';
 
 /** A secret code held by the card: the PIN (CHV 1) or the unblocking code (CHV 2). */
@@ -405,6 +405,13 @@ export class VirtualCpsCard implements VirtualCard {
   }
 
   #verify(c: CommandApdu): Uint8Array {
+    if (c.p1 === 0xff && c.nc === 0) {
+      // ISO 7816-4: P1=FF resets the verification status of the reference (a log-out) [S].
+      const code = this.#secret(c.p2);
+      if (code === this.image.pin) this.#pinVerified = false;
+      else this.#pukVerified = false;
+      return EMPTY;
+    }
     if (c.p1 !== 0x00) fail(SW.WRONG_P1P2);
     const code = this.#secret(c.p2);
     if (code.triesLeft === 0) fail(SW.AUTH_BLOCKED);
