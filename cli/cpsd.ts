@@ -7,6 +7,7 @@ import { TestCard } from '../sim/test-card.js';
 import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';
 import { PERSONALITIES, type PersonalityName } from '../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
+import { certs, doctor, identity, pin, status, type CertsOptions, type CommonOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -121,6 +122,52 @@ export function buildProgram(): Command {
     .option('--list-profiles', 'list the card profiles and exit')
     .action(async (options: SimOptions) => {
       process.exitCode = await sim(options).catch(fail);
+    });
+
+  const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+  const common = (c: Command): Command =>
+    c
+      .option('--json', 'machine-readable output (docs/cli.md)')
+      .option('--reader <name>', 'use this reader (default: the first one holding a card)')
+      .option('--no-cache', 'read everything from the card, ignoring the public-data cache');
+
+  common(program.command('status').description('card type, serial and PIN tries left')).action(async (o: CommonOptions) => {
+    process.exitCode = await status(o).catch(fail);
+  });
+
+  common(program.command('identity').description('who holds the card: national id, names, profession, specialty')).action(
+    async (o: CommonOptions) => {
+      process.exitCode = await identity(o).catch(fail);
+    },
+  );
+
+  common(program.command('certs').description('the authentication and signature certificates'))
+    .option('--pem', 'print the certificates in PEM')
+    .option('--verify', 'check validity, chain (--trust) and revocation (--crl)')
+    .option('--trust <file>', 'trusted root or intermediate certificate, PEM or DER (repeatable)', collect)
+    .option('--crl <file>', 'DER CRL signed by a trusted certificate (repeatable)', collect)
+    .action(async (o: CertsOptions) => {
+      process.exitCode = await certs(o).catch(fail);
+    });
+
+  const pinCommand = program.command('pin').description('verify, change or unblock the PIN (prompted, never on the command line)');
+  for (const action of ['verify', 'change', 'unblock'] as const) {
+    const c = pinCommand.command(action).description(
+      action === 'verify' ? 'check the PIN' : action === 'change' ? 'change the PIN' : 'unblock with the 8-digit unblocking code and set a new PIN',
+    );
+    common(c)
+      .option('--allow-last-try', 'try even when only one try is left')
+      .action(async (o: CommonOptions & { allowLastTry?: boolean }) => {
+        process.exitCode = await pin(action, o).catch(fail);
+      });
+  }
+
+  common(program.command('doctor').description('diagnose the PC/SC service, reader, card, PIN and certificates'))
+    .option('--trust <file>', 'trusted certificate for the chain check (repeatable)', collect)
+    .option('--crl <file>', 'DER CRL (repeatable)', collect)
+    .option('--bundle <file>', 'write a redacted support archive (no PIN, no identity)')
+    .action(async (o: CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string }) => {
+      process.exitCode = await doctor(o).catch(fail);
     });
 
   return program;

@@ -1,0 +1,302 @@
+/** `cpsd status | identity | certs | pin | doctor`: human output by default, `--json` for scripts. */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { isCpsAtr } from '../apdu/cps/atr-table.js';
+import { FileCardCache, readPublicData, type PublicCardData } from '../apdu/cps/public-data.js';
+import { CpsdError, toHex } from '../apdu/errors.js';
+import { revokedSerials } from '../pkcs/crl.js';
+import { certificateInfo, holderIdentity, type HolderIdentity } from '../pkcs/holder.js';
+import { withCard, withService } from './card-session.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { lang, t } from './i18n.js';
+import { readSecret } from './prompt.js';
+
+export interface CommonOptions {
+  json?: boolean;
+  reader?: string;
+  /** Disable the public-data cache (read everything from the card). */
+  cache?: boolean;
+}
+
+const out = (s: string): void => void process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
+const json = (value: unknown): void => out(JSON.stringify(value, null, 2));
+
+function cacheFor(options: CommonOptions): FileCardCache | undefined {
+  return options.cache === false ? undefined : new FileCardCache();
+}
+
+function cardTypeOf(data: PublicCardData): string | null {
+  const bytes = data.data.CPS_ID_CARD;
+  if (!bytes) return null;
+  const text = new TextDecoder().decode(bytes);
+  return ['CPS', 'CPF', 'CPE', 'CPA'].find((c) => text.includes(c)) ?? null;
+}
+
+export async function status(options: CommonOptions): Promise<number> {
+  return withCard(options, 'leave', async ({ reader, atr, card }) => {
+    const data = await readPublicData(card, cacheFor(options));
+    const pin = await card.pinStatus();
+    const result = {
+      reader,
+      atr,
+      cardType: cardTypeOf(data),
+      generation: card.kind.generation,
+      interface: card.kind.interface,
+      serial: data.serial,
+      pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
+    };
+    if (options.json) json(result);
+    else {
+      out(`${t('reader')}: ${reader}`);
+      out(`${t('card')}: ${result.cardType ?? '?'} ${card.kind.name} (${card.kind.interface}), ${t('serial').toLowerCase()} ${data.serial}`);
+      out(`${t('pin')}: ${pin.blocked ? t('blocked') : `${pin.triesLeft}/${pin.max} ${t('triesLeft')}`}`);
+    }
+    return pin.blocked ? ExitCode.PIN_BLOCKED : ExitCode.OK;
+  });
+}
+
+async function readIdentity(options: CommonOptions): Promise<{ identity: HolderIdentity; data: PublicCardData }> {
+  return withCard(options, 'leave', async ({ card }) => {
+    const data = await readPublicData(card, cacheFor(options));
+    const certificate = data.authCertificate ?? data.signCertificate;
+    if (!certificate) throw new CardDataError('the card holds no certificate');
+    return { identity: holderIdentity({ certificate, serial: data.serial, data: data.data }), data };
+  });
+}
+
+export class CardDataError extends CpsdError {
+  readonly code = 'CARD_DATA_INVALID';
+}
+
+export async function identity(options: CommonOptions): Promise<number> {
+  const { identity: id } = await readIdentity(options);
+  if (options.json) {
+    json(id);
+    return ExitCode.OK;
+  }
+  out(`${t('holder')}: ${id.givenName} ${id.surname}`);
+  out(`${t('nationalId')}: ${id.nationalId} (${id.idKind})`);
+  if (id.profession) out(`${t('profession')}: ${id.profession.label}${id.profession.code ? ` (${id.profession.code})` : ''}`);
+  if (id.specialty) out(`${t('specialty')}: ${id.specialty}`);
+  out(`${t('card')}: ${id.cardType ?? '?'}, ${t('serial').toLowerCase()} ${id.serial}`);
+  out(`${t('validUntil')}: ${id.notAfter.slice(0, 10)}`);
+  return ExitCode.OK;
+}
+
+export interface CertsOptions extends CommonOptions {
+  pem?: boolean;
+  verify?: boolean;
+  trust?: string[];
+  crl?: string[];
+  now?: string;
+}
+
+export interface CertificateCheck {
+  which: 'auth' | 'sign';
+  subject: Record<string, string>;
+  issuer: Record<string, string>;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  status?: 'valid' | 'expired' | 'not-yet-valid' | 'revoked' | 'untrusted' | 'expires-soon';
+  detail?: string;
+}
+
+function loadCertificates(files: readonly string[]): X509Certificate[] {
+  return files.flatMap((f) => {
+    const bytes = readFileSync(f);
+    const text = bytes.toString('latin1');
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) return [new X509Certificate(bytes)];
+    return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new X509Certificate(p));
+  });
+}
+
+function revokedFrom(files: readonly string[], trust: readonly X509Certificate[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of files) for (const serial of revokedSerials(new Uint8Array(readFileSync(f)), trust)) out.add(serial);
+  return out;
+}
+
+export function checkCertificate(
+  which: 'auth' | 'sign',
+  der: Uint8Array,
+  trust: X509Certificate[],
+  revoked: Set<string>,
+  now: Date,
+): CertificateCheck {
+  const info = certificateInfo(der);
+  const result: CertificateCheck = {
+    which,
+    subject: info.subject,
+    issuer: info.issuer,
+    serialNumber: info.serialNumber,
+    notBefore: info.notBefore.toISOString(),
+    notAfter: info.notAfter.toISOString(),
+  };
+  const cert = new X509Certificate(der);
+  // Build the chain up to a trust anchor through the trusted certificates.
+  let current = cert;
+  let trusted = false;
+  for (let depth = 0; depth < 5 && !trusted; depth++) {
+    const issuer = trust.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
+    if (!issuer) break;
+    if (issuer.issuer === issuer.subject) trusted = true;
+    else if (issuer.fingerprint256 === current.fingerprint256) break;
+    current = issuer;
+  }
+  if (!trusted) return { ...result, status: 'untrusted', detail: 'does not chain to a trusted root' };
+  if (revoked.has(info.serialNumber)) return { ...result, status: 'revoked', detail: 'listed in the CRL' };
+  if (info.notAfter < now) return { ...result, status: 'expired', detail: `expired on ${result.notAfter.slice(0, 10)}` };
+  if (info.notBefore > now) return { ...result, status: 'not-yet-valid' };
+  if (info.notAfter.getTime() - now.getTime() < 30 * 86_400_000) {
+    return { ...result, status: 'expires-soon', detail: `expires on ${result.notAfter.slice(0, 10)}` };
+  }
+  return { ...result, status: 'valid' };
+}
+
+export async function certs(options: CertsOptions): Promise<number> {
+  const data = await withCard(options, 'leave', ({ card }) => readPublicData(card, cacheFor(options)));
+  const pairs = [
+    ['auth', data.authCertificate],
+    ['sign', data.signCertificate],
+  ] as const;
+  if (options.pem) {
+    for (const [, der] of pairs) if (der) out(new X509Certificate(der).toString());
+    return ExitCode.OK;
+  }
+  const trust = loadCertificates(options.trust ?? []);
+  const revoked = revokedFrom(options.crl ?? [], trust);
+  const now = options.now ? new Date(options.now) : new Date();
+  const checks = pairs
+    .filter((p): p is readonly ['auth' | 'sign', Uint8Array] => p[1] !== undefined)
+    .map(([which, der]) => {
+      const c = checkCertificate(which, der, trust, revoked, now);
+      if (!options.verify) {
+        delete c.status;
+        delete c.detail;
+      }
+      return c;
+    });
+  if (options.json) json(checks);
+  else {
+    for (const c of checks) {
+      const label = c.which === 'auth' ? t('authentication') : t('signature');
+      out(`${t('certificate')} ${label}: CN=${c.subject.CN ?? ''} SN=${c.subject.SN ?? ''} GN=${c.subject.GN ?? ''}`);
+      out(`  ${c.notBefore.slice(0, 10)} → ${c.notAfter.slice(0, 10)}, serial ${c.serialNumber}`);
+      if (c.status) out(`  ${c.status}${c.detail ? `: ${c.detail}` : ''}`);
+    }
+  }
+  if (!options.verify) return ExitCode.OK;
+  return checks.every((c) => c.status === 'valid' || c.status === 'expires-soon') ? ExitCode.OK : ExitCode.CERTIFICATE_INVALID;
+}
+
+export async function pin(action: 'verify' | 'change' | 'unblock', options: CommonOptions & { allowLastTry?: boolean }): Promise<number> {
+  // Reset the card afterwards: a verified PIN never outlives the command.
+  return withCard(options, 'reset', async ({ card }) => {
+    if (action === 'verify') {
+      await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry: options.allowLastTry ?? false });
+    } else if (action === 'change') {
+      const old = await readSecret(t('enterPin'));
+      const next = await readSecret(t('enterNewPin'));
+      if (next !== (await readSecret(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
+      await card.changePin(old, next, { allowLastTry: options.allowLastTry ?? false });
+    } else {
+      const puk = await readSecret(t('enterPuk'));
+      const next = await readSecret(t('enterNewPin'));
+      if (next !== (await readSecret(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
+      await card.unblockPin(puk, next);
+    }
+    const status = await card.pinStatus();
+    if (options.json) json({ ok: true, pin: { triesLeft: status.triesLeft, max: status.max, blocked: status.blocked } });
+    else out(t(action === 'verify' ? 'pinOk' : action === 'change' ? 'pinChanged' : 'pinUnblocked'));
+    return ExitCode.OK;
+  });
+}
+
+export class PinMismatchError extends CpsdError {
+  readonly code = 'PIN_MISMATCH';
+}
+
+export interface DoctorCheck {
+  id: string;
+  status: 'ok' | 'warn' | 'fail' | 'skip';
+  detail: string;
+}
+
+const ADVICE: Readonly<Record<string, string>> = {
+  PCSC_UNAVAILABLE: 'start the smart-card service: sudo systemctl start pcscd (Windows: the "Smart Card" service)',
+  READER_NOT_FOUND: 'plug in a smart-card reader, or check its driver (libccid on Linux)',
+  CARD_ABSENT: 'insert the CPS card, chip first and facing up',
+  UNSUPPORTED_CARD: 'this card is not a CPS/CPE/CPF/CPA card supported by cpsd',
+};
+
+export async function doctor(options: CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string }): Promise<number> {
+  const checks: DoctorCheck[] = [];
+  const add = (id: string, status: DoctorCheck['status'], detail: string): void => void checks.push({ id, status, detail });
+  let firstFailure: unknown;
+  const failWith = (id: string, error: unknown): void => {
+    firstFailure ??= error;
+    const code = error instanceof CpsdError ? error.code : '';
+    add(id, 'fail', `${error instanceof Error ? error.message : String(error)}${ADVICE[code] ? ` — ${ADVICE[code]}` : ''}`);
+  };
+  const readers = await withService(async (s) => s.readers()).catch((e: unknown) => {
+    failWith('pcsc-service', e);
+    return undefined;
+  });
+  if (readers) {
+    add('pcsc-service', 'ok', 'PC/SC service running');
+    if (readers.length === 0) failWith('readers', Object.assign(new Error('no reader found'), { code: 'READER_NOT_FOUND' }));
+    else add('readers', 'ok', readers.map((r) => r.name).join(', '));
+    const withCardPresent = readers.filter((r) => r.cardPresent && (options.reader === undefined || r.name === options.reader));
+    if (readers.length > 0 && withCardPresent.length === 0) add('card', 'fail', `no card — ${ADVICE.CARD_ABSENT}`);
+    else if (withCardPresent[0] && !isCpsAtr(withCardPresent[0].atr)) {
+      add('card', 'fail', `ATR ${toHex(withCardPresent[0].atr)} — ${ADVICE.UNSUPPORTED_CARD}`);
+    } else if (withCardPresent[0]) {
+      try {
+        await withCard(options, 'leave', async ({ card, reader }) => {
+          const data = await readPublicData(card, cacheFor(options));
+          add('card', 'ok', `${card.kind.name} in ${reader}, serial ${data.serial}`);
+          const pinStatus = await card.pinStatus();
+          if (pinStatus.blocked) add('pin', 'fail', 'PIN blocked — unblock it with the unblocking code: cpsd pin unblock');
+          else if (pinStatus.triesLeft < pinStatus.max) add('pin', 'warn', `${pinStatus.triesLeft} tries left`);
+          else add('pin', 'ok', `${pinStatus.triesLeft}/${pinStatus.max} tries left`);
+          const trust = loadCertificates(options.trust ?? []);
+          const revoked = revokedFrom(options.crl ?? [], trust);
+          for (const [which, der] of [
+            ['auth', data.authCertificate],
+            ['sign', data.signCertificate],
+          ] as const) {
+            if (!der) continue;
+            const c = checkCertificate(which, der, trust, revoked, new Date());
+            const id = `certificate-${which}`;
+            if (trust.length === 0 && c.status === 'untrusted') add(id, 'skip', 'no trust anchor configured (--trust)');
+            else if (c.status === 'valid') add(id, 'ok', `valid until ${c.notAfter.slice(0, 10)}`);
+            else if (c.status === 'expires-soon') add(id, 'warn', `${c.detail ?? ''} — order a renewal`);
+            else add(id, 'fail', `${c.status ?? ''}: ${c.detail ?? ''} — the card must be replaced`);
+          }
+        });
+      } catch (error) {
+        failWith('card', error);
+      }
+    }
+  }
+  add('daemon', 'skip', 'the cpsd daemon is not part of this version yet');
+  add('config', 'skip', 'no configuration file is used by this version');
+  if (options.bundle) {
+    // A support archive with nothing secret: versions, readers, ATRs, the checks. No PIN, no identity.
+    writeFileSync(
+      options.bundle,
+      JSON.stringify({ cpsd: 'doctor bundle', node: process.version, platform: process.platform, lang: lang(), checks, readers: readers?.map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null })) ?? [] }, null, 2),
+      { mode: 0o600 },
+    );
+  }
+  if (options.json) json({ checks });
+  else for (const c of checks) out(`[${t(c.status === 'ok' ? 'ok' : c.status === 'warn' ? 'warn' : c.status === 'fail' ? 'fail' : 'skip')}] ${c.id}: ${c.detail}`);
+  if (!checks.some((c) => c.status === 'fail')) return ExitCode.OK;
+  if (firstFailure) return exitCodeFor(firstFailure);
+  const failed = checks.find((c) => c.status === 'fail');
+  if (failed?.id === 'card') return failed.detail.startsWith('ATR') ? ExitCode.UNSUPPORTED_CARD : ExitCode.NO_CARD;
+  if (failed?.id === 'pin') return ExitCode.PIN_BLOCKED;
+  return ExitCode.CERTIFICATE_INVALID;
+}
+
