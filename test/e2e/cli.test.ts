@@ -1,0 +1,210 @@
+/**
+ * The `cpsd` command for IT staff, through the real pcscd + vpcd with the virtual card of every
+ * profile: JSON contracts, identity equal to the fixture, PIN handling, certificates, exit codes.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PcscService } from '../../apdu/pcsc/index.js';
+import { loadProfile, profileNames } from '../../sim/cps/fixtures.js';
+import { nextEvent } from '../helpers/events.js';
+import { IccProcess } from '../helpers/icc.js';
+import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/cpsd.js', import.meta.url));
+const PKI = fileURLToPath(new URL('../../fixtures/pki/', import.meta.url));
+const cacheHome = mkdtempSync(join(tmpdir(), 'cpsd-cli-cache-'));
+let service: PcscService;
+let icc: IccProcess;
+let inserted = false;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cpsd(args: string[], input?: string, env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      [CLI, ...args, '--reader', VPCD_READER],
+      { env: { ...process.env, XDG_CACHE_HOME: cacheHome, LANG: 'C', ...env } },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(input ?? '');
+  });
+}
+
+async function insert(profile: string, personality?: 'cps3' | 'cps3-cl' | 'cps4'): Promise<void> {
+  const event = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
+  await icc.insert(personality ? { profile, personality } : { profile });
+  await event;
+  inserted = true;
+}
+
+beforeAll(async () => {
+  await ensurePcscd();
+  service = new PcscService();
+  await service.settled(5000);
+  icc = new IccProcess();
+});
+
+afterEach(async () => {
+  if (!inserted) return;
+  const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
+  await icc.remove();
+  await removed;
+  inserted = false;
+});
+
+afterAll(async () => {
+  icc?.close();
+  await service?.close();
+});
+
+describe('cpsd identity / status', () => {
+  for (const name of profileNames()) {
+    it(`identifies profile ${name} exactly as the fixture`, async () => {
+      const p = loadProfile(name);
+      await insert(name);
+      const r = await cpsd(['identity', '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        nationalId: p.holder.idNat,
+        surname: p.holder.lastName,
+        givenName: p.holder.firstName,
+        profession: { label: p.holder.profession.label },
+        specialty: p.holder.specialty?.code ?? null,
+        cardType: p.cardType,
+        serial: p.serial,
+      });
+    });
+  }
+
+  it('reports status with the documented JSON shape on a CPS4, and the PIN counter', async () => {
+    await insert('nurse');
+    const r = await cpsd(['status', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      reader: VPCD_READER,
+      atr: '3B9B188001001225006480040100009044',
+      cardType: 'CPS',
+      generation: 'CPS4',
+      interface: 'contact',
+      serial: loadProfile('nurse').serial,
+      pin: { triesLeft: 3, max: 3, blocked: false },
+    });
+  });
+
+  it('reads a contactless CPS3 through its technical certificate', async () => {
+    await insert('pharmacist', 'cps3-cl');
+    const status = JSON.parse((await cpsd(['status', '--json'])).stdout) as { interface: string };
+    expect(status.interface).toBe('contactless');
+    const id = JSON.parse((await cpsd(['identity', '--json'])).stdout) as { nationalId: string };
+    expect(id.nationalId).toBe('899700075122');
+  });
+
+  it('speaks French when LANG says so', async () => {
+    await insert('doctor');
+    const r = await cpsd(['status'], undefined, { LANG: 'fr_FR.UTF-8' });
+    expect(r.stdout).toContain('Lecteur: ');
+    expect(r.stdout).toContain('essais restants');
+  });
+
+  it('exits 6 with the ATR for a card that is not a CPx', async () => {
+    const event = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
+    await icc.insert();
+    await event;
+    inserted = true;
+    const r = await cpsd(['status']);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain('ATR 3B086370736454455354');
+    expect(r.stderr).toContain('[UNSUPPORTED_CARD]');
+  });
+});
+
+describe('cpsd pin', () => {
+  it('verifies a PIN read from stdin, refuses a wrong one with the tries left, never prints it', async () => {
+    await insert('doctor');
+    const ok = await cpsd(['pin', 'verify', '--json'], '1234\n');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ ok: true, pin: { triesLeft: 3, max: 3, blocked: false } });
+    const wrong = await cpsd(['pin', 'verify'], '9999\n');
+    expect(wrong.code).toBe(8);
+    expect(wrong.stderr).toContain('2 tries left');
+    expect(wrong.stderr + wrong.stdout).not.toContain('9999');
+    await cpsd(['pin', 'verify'], '9999\n');
+    const last = await cpsd(['pin', 'verify'], '1234\n');
+    expect(last.code).toBe(8);
+    expect(last.stderr).toContain('[PIN_LAST_TRY]');
+    const consent = await cpsd(['pin', 'verify', '--allow-last-try'], '1234\n');
+    expect(consent.code).toBe(0);
+  });
+
+  it('reports a blocked PIN with exit 7, and unblocks it with the unblocking code', async () => {
+    await insert('pin-blocked');
+    const status = await cpsd(['status', '--json']);
+    expect(status.code).toBe(7);
+    expect(JSON.parse(status.stdout).pin).toEqual({ triesLeft: 0, max: 3, blocked: true });
+    expect((await cpsd(['pin', 'verify'], '1234\n')).code).toBe(7);
+    const unblock = await cpsd(['pin', 'unblock'], '12345678\n4321\n4321\n');
+    expect(unblock.code).toBe(0);
+    expect((await cpsd(['pin', 'verify'], '4321\n')).code).toBe(0);
+  });
+
+  it('changes the PIN and refuses two different new PINs', async () => {
+    await insert('doctor');
+    expect((await cpsd(['pin', 'change'], '1234\n5678\n8765\n')).code).toBe(8);
+    expect((await cpsd(['pin', 'change'], '1234\n5678\n5678\n')).code).toBe(0);
+    expect((await cpsd(['pin', 'verify'], '5678\n')).code).toBe(0);
+  });
+});
+
+describe('cpsd certs and doctor', () => {
+  const trust = ['--trust', join(PKI, 'root.der'), '--trust', join(PKI, 'intermediate.der'), '--crl', join(PKI, 'fort-personnes.crl')];
+
+  it('validates good certificates, and exits 9 for expired and revoked ones', async () => {
+    for (const [profile, code, status] of [
+      ['doctor', 0, 'valid'],
+      ['expired', 9, 'expired'],
+      ['revoked', 9, 'revoked'],
+    ] as const) {
+      await insert(profile);
+      const r = await cpsd(['certs', '--verify', '--json', ...trust]);
+      expect(r.code, profile).toBe(code);
+      const checks = JSON.parse(r.stdout) as { which: string; status: string }[];
+      expect(checks.map((c) => c.status)).toEqual([status, status]);
+      const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
+      await icc.remove();
+      await removed;
+      inserted = false;
+    }
+  });
+
+  it('prints PEM certificates', async () => {
+    await insert('doctor');
+    const r = await cpsd(['certs', '--pem']);
+    expect(r.stdout.match(/-----BEGIN CERTIFICATE-----/g)).toHaveLength(2);
+  });
+
+  it('doctor: all green on a good card, plain advice and exit 7 on a blocked PIN', async () => {
+    await insert('doctor');
+    const good = await cpsd(['doctor', '--json', '--trust', join(PKI, 'root.der'), '--trust', join(PKI, 'intermediate.der')]);
+    expect(good.code).toBe(0);
+    const checks = (JSON.parse(good.stdout) as { checks: { id: string; status: string }[] }).checks;
+    expect(checks.filter((c) => c.status === 'fail')).toEqual([]);
+    expect(checks.map((c) => c.id)).toEqual(['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'daemon', 'config']);
+    const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
+    await icc.remove();
+    await removed;
+    await insert('pin-blocked');
+    const blocked = await cpsd(['doctor']);
+    expect(blocked.code).toBe(7);
+    expect(blocked.stdout).toContain('cpsd pin unblock');
+  });
+});
