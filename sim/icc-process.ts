@@ -28,6 +28,23 @@ interface Request {
 
 let connector: VpcdConnector | undefined;
 let card: (VirtualCard & { commands: number }) | undefined;
+/** What the card itself saw: APDUs and bytes both ways (command + response incl. SW), since insertion. */
+const seen = { apdus: 0, bytes: 0 };
+
+/** Counts at the card, below vpcd's framing: the figure a T=0 link would carry. */
+function counting(inner: VirtualCard): VirtualCard {
+  return {
+    atr: inner.atr,
+    reset: () => inner.reset?.(),
+    powerOff: () => inner.powerOff?.(),
+    transmit: async (command: Uint8Array) => {
+      const response = await inner.transmit(command);
+      seen.apdus++;
+      seen.bytes += command.length + response.length;
+      return response;
+    },
+  };
+}
 
 async function handle(request: Request): Promise<Record<string, unknown>> {
   switch (request.op) {
@@ -39,9 +56,11 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
       const options: { host?: string; port?: number } = {};
       if (request.host) options.host = request.host;
       if (request.port) options.port = request.port;
-      const inserted: VirtualCard = request.faults
-        ? new FaultyCard(card, request.faults, () => void connector?.remove())
-        : card;
+      seen.apdus = 0;
+      seen.bytes = 0;
+      const inserted: VirtualCard = counting(
+        request.faults ? new FaultyCard(card, request.faults, () => void connector?.remove()) : card,
+      );
       connector = await VpcdConnector.insert(inserted, options);
       return {};
     }
@@ -50,7 +69,7 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
       connector = undefined;
       return {};
     case 'stats':
-      return { stats: { ...connector?.stats, commands: card?.commands ?? 0 } };
+      return { stats: { ...connector?.stats, commands: card?.commands ?? 0, cardApdus: seen.apdus, cardBytes: seen.bytes } };
   }
 }
 

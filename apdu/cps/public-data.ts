@@ -7,7 +7,11 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fromHex, toHex } from '../errors.js';
-import type { CpsCard } from './card.js';
+import type { CardObjects, CpsCard } from './card.js';
+import type { Pkcs15Object } from './directory.js';
+
+/** The public objects an identity needs; the others are read on demand. */
+export const IDENTITY_LABELS: readonly string[] = ['CPS_ID_CARD', 'CPS_INFO_PS'];
 
 export interface PublicCardData {
   serial: string;
@@ -24,6 +28,53 @@ export interface PublicCardData {
   fromCache: boolean;
 }
 
+interface CachedObject {
+  label: string;
+  id?: string;
+  path?: string;
+  private: boolean;
+}
+
+interface CachedObjects {
+  application: string;
+  auth: { certificate?: { label: string; id?: string; path: string }; keyReference?: number };
+  sign: { certificate?: { label: string; id?: string; path: string }; keyReference?: number };
+  pin: CardObjects['pin'];
+  dataObjects: CachedObject[];
+}
+
+function objectsToJson(o: CardObjects): CachedObjects {
+  const ref = (r: CardObjects['auth']) => ({
+    ...(r.certificate ? { certificate: { label: r.certificate.label, path: toHex(r.certificate.path), ...(r.certificate.id ? { id: toHex(r.certificate.id) } : {}) } } : {}),
+    ...(r.keyReference === undefined ? {} : { keyReference: r.keyReference }),
+  });
+  return {
+    application: toHex(o.application),
+    auth: ref(o.auth),
+    sign: ref(o.sign),
+    pin: o.pin,
+    dataObjects: o.dataObjects.map((d) => ({ label: d.label, private: d.private, ...(d.id ? { id: toHex(d.id) } : {}), ...(d.path ? { path: toHex(d.path) } : {}) })),
+  };
+}
+
+function objectsFromJson(o: CachedObjects): CardObjects {
+  const ref = (r: CachedObjects['auth']): CardObjects['auth'] => ({
+    certificate: r.certificate
+      ? { label: r.certificate.label, path: fromHex(r.certificate.path), id: r.certificate.id ? fromHex(r.certificate.id) : undefined }
+      : undefined,
+    keyReference: r.keyReference,
+  });
+  return {
+    application: fromHex(o.application),
+    auth: ref(o.auth),
+    sign: ref(o.sign),
+    pin: o.pin,
+    dataObjects: o.dataObjects.map(
+      (d): Pkcs15Object => ({ label: d.label, private: d.private, id: d.id ? fromHex(d.id) : undefined, path: d.path ? fromHex(d.path) : undefined }),
+    ),
+  };
+}
+
 interface CacheFile {
   version: 1;
   serial: string;
@@ -34,6 +85,7 @@ interface CacheFile {
   sign?: string;
   data: Record<string, string>;
   privateLabels: string[];
+  objects?: CachedObjects;
 }
 
 export interface CardCache {
@@ -82,12 +134,17 @@ export class MemoryCardCache implements CardCache {
   }
 }
 
-export async function readPublicData(card: CpsCard, cache?: CardCache): Promise<PublicCardData> {
+export async function readPublicData(
+  card: CpsCard,
+  cache?: CardCache,
+  labels: readonly string[] = IDENTITY_LABELS,
+): Promise<PublicCardData> {
   const serial = await card.serial();
   const actuaBytes = await card.actua();
   const actua = actuaBytes ? toHex(actuaBytes) : null;
   const hit = cache?.get(serial, card.kind.interface);
   if (hit && hit.actua === actua) {
+    if (hit.objects) card.useObjects(objectsFromJson(hit.objects));
     return {
       serial,
       generation: hit.generation,
@@ -110,6 +167,7 @@ export async function readPublicData(card: CpsCard, cache?: CardCache): Promise<
       privateLabels.push(d.label);
       continue;
     }
+    if (!labels.includes(d.label)) continue;
     const value = await card.dataObject(d.label);
     if (value) data[d.label] = value;
   }
@@ -134,6 +192,7 @@ export async function readPublicData(card: CpsCard, cache?: CardCache): Promise<
     ...(signCertificate ? { sign: toHex(signCertificate) } : {}),
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, toHex(v)])),
     privateLabels,
+    objects: objectsToJson(objects),
   });
   return result;
 }

@@ -1,0 +1,144 @@
+/**
+ * APDUs and bytes at the card for the jobs that matter on a slow T=0 CPS3 (about 1.1 ms per byte),
+ * cpsd against OpenSC's tools doing the same job on the same virtual card, counted by the card itself
+ * (sim/icc-process.ts), through the real pcscd + vpcd. Needs pcscd with a vpcd reader
+ * (`bash scripts/start-pcscd.sh`) and OpenSC.
+ *
+ *   npm run bench:apdus
+ */
+import { execFile, fork } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CpsCard } from '../apdu/cps/card.js';
+import { MemoryCardCache, readPublicData } from '../apdu/cps/public-data.js';
+import { PcscService, PcscTransport, type PcscEvent } from '../apdu/pcsc/index.js';
+import { CPS3_TIMING } from '../sim/cps/faults.js';
+
+const run = promisify(execFile);
+const READER = 'Virtual PCD 00 00';
+const HOST = process.env.VPCD_HOST ?? '127.0.0.2';
+const ICC = fileURLToPath(new URL('../sim/icc-process.js', import.meta.url));
+const AUTH_ID = 'e828bd080f8025000001ff001002';
+
+interface Stats {
+  cardApdus: number;
+  cardBytes: number;
+}
+
+const child = fork(ICC, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+let nextId = 0;
+function call(message: object): Promise<{ stats?: Stats }> {
+  const id = ++nextId;
+  return new Promise((resolve, reject) => {
+    const onMessage = (reply: { id: number; ok: boolean; error?: string; stats?: Stats }): void => {
+      if (reply.id !== id) return;
+      child.off('message', onMessage);
+      if (reply.ok) resolve(reply);
+      else reject(new Error(reply.error));
+    };
+    child.on('message', onMessage);
+    child.send({ id, ...message });
+  });
+}
+
+async function stats(): Promise<Stats> {
+  const s = (await call({ op: 'stats' })).stats;
+  if (!s) throw new Error('no stats');
+  return s;
+}
+
+function waitEvent(service: PcscService, type: PcscEvent['type']): Promise<void> {
+  return new Promise((resolve) => {
+    const off = service.subscribe((e) => {
+      if (e.type === type && 'reader' in e && e.reader === READER) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+const rows: [string, string, Stats][] = [];
+
+async function measure(service: PcscService, job: string, who: string, body: () => Promise<void>): Promise<void> {
+  const inserted = waitEvent(service, 'card-inserted');
+  await call({ op: 'insert', host: HOST, port: 35963, profile: 'doctor' });
+  await inserted;
+  const before = await stats();
+  await body();
+  const after = await stats();
+  rows.push([job, who, { cardApdus: after.cardApdus - before.cardApdus, cardBytes: after.cardBytes - before.cardBytes }]);
+  const removed = waitEvent(service, 'card-removed');
+  await call({ op: 'remove' });
+  await removed;
+}
+
+async function withDriver(service: PcscService, fn: (card: CpsCard) => Promise<void>): Promise<void> {
+  const connection = await service.connect(READER, { share: 'shared', protocols: ['T0', 'T1'] });
+  try {
+    const atr = service.readers().find((r) => r.name === READER)?.atr ?? new Uint8Array(0);
+    await fn(CpsCard.open(new PcscTransport(connection), atr));
+  } finally {
+    await connection.disconnect('leave');
+  }
+}
+
+async function main(): Promise<void> {
+  const service = new PcscService();
+  await service.settled(5000);
+  const cache = new MemoryCardCache();
+  const work = mkdtempSync(join(tmpdir(), 'cpsd-bench-'));
+  const input = join(work, 'digest-info.bin');
+  const digestInfo = CpsCard.digestInfo('sha256', createHash('sha256').update('challenge').digest());
+  writeFileSync(input, digestInfo);
+
+  await measure(service, 'identity, first read (serial, directories, 2 certificates, public data)', 'cpsd', () =>
+    withDriver(service, async (card) => void (await readPublicData(card, cache))),
+  );
+  await measure(service, 'identity, card seen before (cache checked by EF_ACTUA)', 'cpsd', () =>
+    withDriver(service, async (card) => void (await readPublicData(card, cache))),
+  );
+  await measure(service, 'authentication certificate only', 'cpsd', () =>
+    withDriver(service, async (card) => void (await card.certificate('auth'))),
+  );
+  await measure(service, 'authentication certificate only', 'OpenSC pkcs15-tool --read-certificate', async () => {
+    await run('pkcs15-tool', ['--reader', '0', '--read-certificate', AUTH_ID]);
+  });
+  await measure(service, 'list both certificates', 'OpenSC pkcs15-tool --list-certificates', async () => {
+    await run('pkcs15-tool', ['--reader', '0', '--list-certificates']);
+  });
+  await measure(service, 'PIN + authentication signature (DigestInfo), card never seen', 'cpsd', () =>
+    withDriver(service, async (card) => {
+      await card.verifyPin('1234');
+      await card.authenticate(digestInfo);
+    }),
+  );
+  await measure(service, 'PIN + authentication signature, card seen before (identity included)', 'cpsd', () =>
+    withDriver(service, async (card) => {
+      await readPublicData(card, cache);
+      await card.verifyPin('1234');
+      await card.authenticate(digestInfo);
+    }),
+  );
+  await measure(service, 'PIN + authentication signature (DigestInfo)', 'OpenSC pkcs15-crypt --sign', async () => {
+    await run('pkcs15-crypt', ['--reader', '0', '--sign', '--pkcs1', '--key', AUTH_ID, '--pin', '1234', '--input', input, '--output', join(work, 'sig')]);
+  });
+
+  const perByte = CPS3_TIMING.microsPerByte / 1000;
+  console.log('APDUs and bytes at the virtual CPS3 (profile doctor), through pcscd + vpcd');
+  console.log(`${'job'.padEnd(72)}${'by'.padEnd(42)}${'APDUs'.padStart(6)}${'bytes'.padStart(8)}  T=0 link time`);
+  for (const [job, who, s] of rows) {
+    const ms = Math.round(s.cardBytes * perByte);
+    console.log(`${job.padEnd(72)}${who.padEnd(42)}${String(s.cardApdus).padStart(6)}${String(s.cardBytes).padStart(8)}  ~${ms} ms`);
+  }
+  console.log(`(T=0 link time: ${CPS3_TIMING.microsPerByte} µs per byte at the default ISO rate, RSA time not included)`);
+  await service.close();
+  child.disconnect();
+  child.kill();
+}
+
+await main();
