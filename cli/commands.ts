@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { isCpsAtr } from '../apdu/cps/atr-table.js';
 import { FileCardCache, readPublicData, type PublicCardData } from '../apdu/cps/public-data.js';
 import { CpsdError, toHex } from '../apdu/errors.js';
+import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
 import { revokedSerials } from '../pkcs/crl.js';
 import { certificateInfo, holderIdentity, type HolderIdentity } from '../pkcs/holder.js';
 import { withCard, withService } from './card-session.js';
@@ -192,9 +193,15 @@ export async function certs(options: CertsOptions): Promise<number> {
 
 export async function pin(action: 'verify' | 'change' | 'unblock', options: CommonOptions & { allowLastTry?: boolean }): Promise<number> {
   // Reset the card afterwards: a verified PIN never outlives the command.
-  return withCard(options, 'reset', async ({ card }) => {
-    if (action === 'verify') {
-      await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry: options.allowLastTry ?? false });
+  return withCard(options, 'reset', async ({ card, connection }) => {
+    const allowLastTry = options.allowLastTry ?? false;
+    const features = action === 'verify' ? await readerFeatures(connection) : new Map<number, number>();
+    if (action === 'verify' && features.has(FEATURE.VERIFY_PIN_DIRECT)) {
+      // A PIN-pad reader: the PIN is typed on the reader and never crosses this process.
+      process.stderr.write(t('enterPinOnReader'));
+      await card.verifyPinOnReader((v) => verifyOnPinPad(connection, features, v), { allowLastTry });
+    } else if (action === 'verify') {
+      await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry });
     } else if (action === 'change') {
       const old = await readSecret(t('enterPin'));
       const next = await readSecret(t('enterNewPin'));

@@ -23,6 +23,7 @@ const MESSAGES = {
   authentication: { en: 'authentication', fr: 'authentification' },
   signature: { en: 'signature', fr: 'signature' },
   enterPin: { en: 'PIN: ', fr: 'Code porteur : ' },
+  enterPinOnReader: { en: 'Type your PIN on the reader.\n', fr: 'Tapez votre code porteur sur le lecteur.\n' },
   enterNewPin: { en: 'New PIN: ', fr: 'Nouveau code porteur : ' },
   confirmPin: { en: 'New PIN again: ', fr: 'Nouveau code porteur (confirmation) : ' },
   enterPuk: { en: 'Unblocking code: ', fr: 'Code de déblocage : ' },

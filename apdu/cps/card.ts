@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { CardChannel, type ApduTransport } from '../channel.js';
 import { CommandApdu } from '../command.js';
 import { CardProtocolError, CpsdError, fromHex, toHex } from '../errors.js';
-import type { ResponseApdu } from '../response.js';
+import { ResponseApdu } from '../response.js';
 import { PinBlockedError, statusError } from '../status.js';
 import { identifyAtr, type CpsCardKind } from './atr-table.js';
 import { encodeMidstate, shaMidstate } from './sha-midstate.js';
@@ -314,6 +314,25 @@ export abstract class CpsCard {
         throw new LastPinTryError('one PIN try left: not trying without explicit consent');
       }
       (await this.send(0x20, 0x00, this.pinReference(), data)).check();
+    });
+  }
+
+  /**
+   * Verifies a PIN typed on the reader's PIN pad (it never reaches the host). Same rules as verifyPin;
+   * `enter` sends the VERIFY template through the reader (apdu/pcsc/pinpad.ts) and returns data ‖ SW.
+   */
+  verifyPinOnReader(
+    enter: (template: { header: readonly [number, number, number, number]; length: number }) => Promise<Uint8Array>,
+    options: { allowLastTry?: boolean } = {},
+  ): Promise<void> {
+    return this.op('verify PIN on the reader', async () => {
+      const status = await this.readPinStatus();
+      if (status.blocked) throw new PinBlockedError(0x6983);
+      if (status.triesLeft === 1 && !options.allowLastTry) {
+        throw new LastPinTryError('one PIN try left: not trying without explicit consent');
+      }
+      const length = this.#objects?.pin.maxLength ?? 4;
+      ResponseApdu.decode(await enter({ header: [this.cla, 0x20, 0x00, this.pinReference()], length })).check();
     });
   }
 
