@@ -9,6 +9,7 @@ import { PERSONALITIES, type PersonalityName } from '../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
 import { certs, doctor, identity, pin, status, type CertsOptions, type CommonOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { serve, type ServeOptions } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -168,6 +169,19 @@ export function buildProgram(): Command {
     .option('--bundle <file>', 'write a redacted support archive (no PIN, no identity)')
     .action(async (o: CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string }) => {
       process.exitCode = await doctor(o).catch(fail);
+    });
+
+  program
+    .command('serve')
+    .description('run the daemon: WebSocket API on 127.0.0.1 and ::1 (docs/protocol.md)')
+    .option('--port <port>', 'TCP port (default 24821)', port)
+    .option('--allow-origin <url>', 'allow this https origin (repeatable)', collect)
+    .option('--allow-http-localhost', 'also allow http://localhost origins (development)')
+    .option('--config <file>', 'configuration file (repeatable; default /etc/cpsd/config.json then ~/.config/cpsd/config.json)', collect)
+    .option('--sim <profile>', 'use the in-process virtual card of this profile instead of PC/SC')
+    .option('--personality <name>', 'with --sim: cps3 | cps3-cl | cps4', personality)
+    .action(async (o: ServeOptions) => {
+      process.exitCode = await serve(o).catch(fail);
     });
 
   return program;

@@ -1,0 +1,48 @@
+/** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
+import { PcscCardSource, SimCardSource, type CardSource } from '../daemon/cards.js';
+import { loadConfig, normaliseOrigin, type DaemonConfig } from '../daemon/config.js';
+import { Logger } from '../daemon/log.js';
+import { CpsdServer } from '../daemon/server.js';
+import { fixtureCard } from '../sim/cps/fixtures.js';
+import type { PersonalityName } from '../sim/cps/personality.js';
+import { ExitCode } from './exit-codes.js';
+
+export interface ServeOptions {
+  port?: number;
+  allowOrigin?: string[];
+  allowHttpLocalhost?: boolean;
+  config?: string[];
+  sim?: string;
+  personality?: PersonalityName;
+}
+
+export async function serve(options: ServeOptions): Promise<number> {
+  const overrides: Partial<DaemonConfig> = {};
+  if (options.port !== undefined) overrides.port = options.port;
+  if (options.allowHttpLocalhost) overrides.allowHttpLocalhost = true;
+  const files = options.config ?? undefined;
+  const base = loadConfig(files, overrides);
+  const config: DaemonConfig = {
+    ...base,
+    allowedOrigins: [...new Set([...base.allowedOrigins, ...(options.allowOrigin ?? []).map((o) => normaliseOrigin(o, base.allowHttpLocalhost))])],
+  };
+  const log = new Logger(config.logLevel);
+  let cards: CardSource;
+  if (options.sim) {
+    cards = new SimCardSource(fixtureCard(options.sim, { personality: options.personality }));
+  } else {
+    const source = new PcscCardSource();
+    await source.settled();
+    cards = source;
+  }
+  const server = new CpsdServer(config, cards, log);
+  await server.listen();
+  process.stderr.write(`cpsd listening on ws://127.0.0.1:${server.port} (origins: ${config.allowedOrigins.join(', ') || 'local applications only'})\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+  await cards.close();
+  return ExitCode.OK;
+}

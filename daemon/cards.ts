@@ -1,0 +1,134 @@
+/**
+ * Where the daemon's cards come from: the real PC/SC stack, or the in-process virtual card (`--sim`).
+ * Both give readers, insert/remove events and, per operation, a CpsCard over a fresh SHARED connection.
+ */
+import { EventEmitter } from 'node:events';
+import { CpsCard } from '../apdu/cps/card.js';
+import type { ApduTransport } from '../apdu/channel.js';
+import { toHex } from '../apdu/errors.js';
+import { CardAbsentError, PcscService, PcscTransport, ReaderNotFoundError } from '../apdu/pcsc/index.js';
+import type { VirtualCpsCard } from '../sim/cps/card.js';
+
+export interface ReaderView {
+  name: string;
+  cardPresent: boolean;
+  atr: string | null;
+}
+
+export type CardEvent =
+  | { type: 'readers.changed'; readers: ReaderView[] }
+  | { type: 'card.inserted'; reader: string; atr: string }
+  | { type: 'card.removed'; reader: string };
+
+export interface CardSource {
+  readers(): ReaderView[];
+  /** Runs `fn` with the card of `reader` (or the first reader holding a card); the card is released after. */
+  withCard<T>(reader: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after?: 'leave' | 'reset'): Promise<T>;
+  on(event: 'event', listener: (e: CardEvent) => void): this;
+  close(): Promise<void>;
+}
+
+function pick(readers: ReaderView[], name: string | undefined): ReaderView {
+  const reader = name === undefined ? readers.find((r) => r.cardPresent) ?? readers[0] : readers.find((r) => r.name === name);
+  if (!reader) throw new ReaderNotFoundError(name === undefined ? 'no smart-card reader' : `no reader named ${JSON.stringify(name)}`);
+  if (!reader.cardPresent) throw new CardAbsentError(`no card in ${reader.name}`);
+  return reader;
+}
+
+export class PcscCardSource extends EventEmitter implements CardSource {
+  readonly #service: PcscService;
+  readonly #unsubscribe: () => void;
+
+  constructor(service = new PcscService()) {
+    super();
+    this.#service = service;
+    this.#unsubscribe = service.subscribe((e) => {
+      if (e.type === 'card-inserted') this.emit('event', { type: 'card.inserted', reader: e.reader, atr: toHex(e.atr) });
+      else if (e.type === 'card-removed') this.emit('event', { type: 'card.removed', reader: e.reader });
+      if (e.type === 'reader-added' || e.type === 'reader-removed' || e.type === 'service-down' || e.type === 'service-up') {
+        this.emit('event', { type: 'readers.changed', readers: this.readers() });
+      }
+    });
+  }
+
+  settled(): Promise<void> {
+    return this.#service.settled();
+  }
+
+  readers(): ReaderView[] {
+    return this.#service.readers().map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null }));
+  }
+
+  async withCard<T>(name: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
+    const reader = pick(this.readers(), name);
+    const info = this.#service.readers().find((r) => r.name === reader.name);
+    const connection = await this.#service.connect(reader.name, { share: 'shared', protocols: ['T0', 'T1'] });
+    try {
+      return await fn(CpsCard.open(new PcscTransport(connection), info?.atr ?? new Uint8Array(0)), reader.name);
+    } finally {
+      await connection.disconnect(after);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe();
+    await this.#service.close();
+  }
+}
+
+/** The virtual card in process, in a reader named "cpsd virtual reader"; insert/remove for tests. */
+export class SimCardSource extends EventEmitter implements CardSource {
+  static readonly READER = 'cpsd virtual reader';
+  #card: VirtualCpsCard | undefined;
+  #busy: Promise<unknown> = Promise.resolve();
+
+  constructor(card?: VirtualCpsCard) {
+    super();
+    this.#card = card;
+  }
+
+  readers(): ReaderView[] {
+    return [{ name: SimCardSource.READER, cardPresent: this.#card !== undefined, atr: this.#card ? toHex(this.#card.atr) : null }];
+  }
+
+  insert(card: VirtualCpsCard): void {
+    this.#card = card;
+    this.emit('event', { type: 'card.inserted', reader: SimCardSource.READER, atr: toHex(card.atr) });
+  }
+
+  remove(): void {
+    if (!this.#card) return;
+    this.#card = undefined;
+    this.emit('event', { type: 'card.removed', reader: SimCardSource.READER });
+  }
+
+  get card(): VirtualCpsCard | undefined {
+    return this.#card;
+  }
+
+  withCard<T>(name: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
+    const run = this.#busy.then(async () => {
+      pick(this.readers(), name);
+      const card = this.#card;
+      if (!card) throw new CardAbsentError('no card');
+      // A transport that fails like PC/SC once the card is pulled out mid-operation.
+      const transport: ApduTransport = {
+        transmit: async (apdu) => {
+          if (this.#card !== card) throw new CardAbsentError('the card was removed');
+          return card.transmit(apdu);
+        },
+      };
+      try {
+        return await fn(CpsCard.open(transport, card.atr), SimCardSource.READER);
+      } finally {
+        if (after === 'reset' && this.#card === card) card.reset();
+      }
+    });
+    this.#busy = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    this.removeAllListeners();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Daemon configuration: one JSON file, system-wide then per user (the user file wins field by field),
+ * then command-line options. Validated strictly: an unknown key or a bad value is an error that names it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CpsdError } from '../apdu/errors.js';
+
+export class ConfigError extends CpsdError {
+  readonly code = 'CONFIG_INVALID';
+}
+
+export interface DaemonConfig {
+  /** TCP port on 127.0.0.1 and ::1. Default 24821. */
+  port: number;
+  /** Exact origins allowed to connect (https://…; http://localhost… only with allowHttpLocalhost). */
+  allowedOrigins: string[];
+  /** Accept http://localhost:* and http://127.0.0.1:* origins (development only). */
+  allowHttpLocalhost: boolean;
+  /** Local applications (no Origin header) may pass the PIN in the request. */
+  allowPinInRequest: boolean;
+  /** Seconds a verified PIN stays usable for further authentications from the same origin (0 = none). */
+  ssoSeconds: Record<string, number>;
+  maxConnections: number;
+  /** Largest WebSocket message accepted, in bytes. */
+  maxMessageBytes: number;
+  /** Requests per connection per second before being refused with RATE_LIMITED. */
+  ratePerSecond: number;
+  /** Per card operation. */
+  operationTimeoutMs: number;
+  /** How long a pending PIN entry waits for the user. */
+  pinTimeoutMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export const DEFAULT_PORT = 24821;
+
+export const DEFAULTS: DaemonConfig = {
+  port: DEFAULT_PORT,
+  allowedOrigins: [],
+  allowHttpLocalhost: false,
+  allowPinInRequest: true,
+  ssoSeconds: {},
+  maxConnections: 64,
+  maxMessageBytes: 16 * 1024,
+  ratePerSecond: 20,
+  operationTimeoutMs: 30_000,
+  pinTimeoutMs: 120_000,
+  logLevel: 'info',
+};
+
+export const SYSTEM_CONFIG = '/etc/cpsd/config.json';
+export const USER_CONFIG = join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'cpsd', 'config.json');
+
+export function normaliseOrigin(value: string, allowHttpLocalhost: boolean): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`not an origin: ${JSON.stringify(value)}`);
+  }
+  if (url.origin === 'null' || url.pathname !== '/' || url.search || url.hash || url.username) {
+    throw new ConfigError(`an origin is scheme://host[:port] only: ${JSON.stringify(value)}`);
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local && allowHttpLocalhost)) {
+    throw new ConfigError(`origins must be https (http only for localhost with allowHttpLocalhost): ${value}`);
+  }
+  return url.origin;
+}
+
+const KEYS = new Set(Object.keys(DEFAULTS));
+
+export function validateConfig(raw: unknown, source: string): Partial<DaemonConfig> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${source}: must be a JSON object`);
+  const out: Partial<DaemonConfig> = {};
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) if (!KEYS.has(key)) throw new ConfigError(`${source}: unknown setting "${key}"`);
+  const int = (key: keyof DaemonConfig, min: number, max: number): number | undefined => {
+    const v = r[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(`${source}: "${key}" must be an integer in ${min}..${max}`);
+    return v;
+  };
+  const bool = (key: keyof DaemonConfig): boolean | undefined => {
+    const v = r[key];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') throw new ConfigError(`${source}: "${key}" must be true or false`);
+    return v;
+  };
+  const set = <K extends keyof DaemonConfig>(key: K, value: DaemonConfig[K] | undefined): void => {
+    if (value !== undefined) out[key] = value;
+  };
+  set('port', int('port', 1024, 65535));
+  set('allowHttpLocalhost', bool('allowHttpLocalhost'));
+  set('allowPinInRequest', bool('allowPinInRequest'));
+  set('maxConnections', int('maxConnections', 1, 10_000));
+  set('maxMessageBytes', int('maxMessageBytes', 1024, 1024 * 1024));
+  set('ratePerSecond', int('ratePerSecond', 1, 10_000));
+  set('operationTimeoutMs', int('operationTimeoutMs', 1000, 600_000));
+  set('pinTimeoutMs', int('pinTimeoutMs', 5000, 600_000));
+  if (r.logLevel !== undefined) {
+    if (!['debug', 'info', 'warn', 'error'].includes(String(r.logLevel))) throw new ConfigError(`${source}: "logLevel" must be debug, info, warn or error`);
+    out.logLevel = r.logLevel as DaemonConfig['logLevel'];
+  }
+  const http = out.allowHttpLocalhost ?? false;
+  if (r.allowedOrigins !== undefined) {
+    if (!Array.isArray(r.allowedOrigins) || !r.allowedOrigins.every((o) => typeof o === 'string')) {
+      throw new ConfigError(`${source}: "allowedOrigins" must be a list of origins`);
+    }
+    out.allowedOrigins = (r.allowedOrigins as string[]).map((o) => normaliseOrigin(o, http));
+  }
+  if (r.ssoSeconds !== undefined) {
+    const sso = r.ssoSeconds;
+    if (typeof sso !== 'object' || sso === null || Array.isArray(sso)) throw new ConfigError(`${source}: "ssoSeconds" must map origins to seconds`);
+    out.ssoSeconds = {};
+    for (const [origin, seconds] of Object.entries(sso)) {
+      if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < 0 || seconds > 28_800) {
+        throw new ConfigError(`${source}: ssoSeconds["${origin}"] must be 0..28800`);
+      }
+      out.ssoSeconds[normaliseOrigin(origin, http)] = seconds;
+    }
+  }
+  return out;
+}
+
+export function loadConfig(files: readonly string[] = [SYSTEM_CONFIG, USER_CONFIG], overrides: Partial<DaemonConfig> = {}): DaemonConfig {
+  let config: DaemonConfig = { ...DEFAULTS };
+  for (const file of files) {
+    if (!existsSync(file)) continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new ConfigError(`${file}: not valid JSON (${(error as Error).message})`);
+    }
+    config = { ...config, ...validateConfig(raw, file) };
+  }
+  const merged = { ...config, ...overrides };
+  merged.allowedOrigins = [...new Set([...config.allowedOrigins, ...(overrides.allowedOrigins ?? [])])];
+  return merged;
+}
