@@ -1,0 +1,324 @@
+/**
+ * The daemon with real WebSocket clients, over loopback, with the in-process virtual card: every method
+ * and error code, the handshake checks (Origin, Host, frame size, connection cap), the PIN page, card
+ * events, 50 concurrent clients, a card pulled mid-authentication, and no PIN in any log or response.
+ */
+import { createHash, verify, X509Certificate } from 'node:crypto';
+import { request } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SimCardSource } from '../../daemon/cards.js';
+import { DEFAULTS, type DaemonConfig } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { fixtureCard, loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
+
+const ORIGIN = 'https://app.example';
+/** PINs that appear nowhere else in the fixtures (1234 is inside a national id), for the leak scan. */
+const PIN = '8073';
+const WRONG = '5196';
+const logs: string[] = [];
+const wire: string[] = [];
+let server: CpsdServer | undefined;
+let sim: SimCardSource;
+
+async function start(config: Partial<DaemonConfig> = {}, profile = 'doctor'): Promise<CpsdServer> {
+  const card = fixtureCard(profile);
+  card.image.pin.value = PIN;
+  sim = new SimCardSource(card);
+  server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN], ...config }, sim, new Logger('debug', (l) => void logs.push(l)));
+  await server.listen();
+  return server;
+}
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+interface Rpc {
+  ws: WebSocket;
+  call(method: string, params?: Record<string, unknown>): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string; data: Record<string, unknown> } }>;
+  notifications: { method: string; params: Record<string, unknown> }[];
+  next(method: string): Promise<Record<string, unknown>>;
+}
+
+async function connect(origin: string | null = ORIGIN, host = '127.0.0.1'): Promise<Rpc> {
+  const port = server?.port ?? 0;
+  const ws = new WebSocket(`ws://${host}:${port}`, origin ? { origin } : {});
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode ?? 0}`)));
+  });
+  let id = 0;
+  const waiting = new Map<number, (m: never) => void>();
+  const notifications: Rpc['notifications'] = [];
+  const listeners: ((n: Rpc['notifications'][number]) => void)[] = [];
+  ws.on('message', (data) => {
+    const text = data.toString();
+    wire.push(text);
+    const m = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown> };
+    if (m.method) {
+      const n = { method: m.method, params: m.params ?? {} };
+      notifications.push(n);
+      listeners.forEach((l) => l(n));
+    } else if (typeof m.id === 'number') waiting.get(m.id)?.(m as never);
+  });
+  return {
+    ws,
+    notifications,
+    call: (method, params = {}) =>
+      new Promise((resolve) => {
+        const n = ++id;
+        waiting.set(n, resolve as never);
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id: n, method, params }));
+      }),
+    next: (method) =>
+      new Promise((resolve) => {
+        const seen = notifications.find((n) => n.method === method);
+        if (seen) return resolve(seen.params);
+        listeners.push((n) => n.method === method && resolve(n.params));
+      }),
+  };
+}
+
+/** A raw upgrade with chosen headers: returns the HTTP status (101 when accepted). */
+function upgrade(headers: Record<string, string>, address = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: address,
+      port: server?.port,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('response', (res) => resolve(res.statusCode ?? 0));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function typePin(url: string, pin: string | null): Promise<number> {
+  const page = await fetch(url);
+  const html = await page.text();
+  const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(html)?.[1] ?? '';
+  const body = new URLSearchParams(pin === null ? { csrf, cancel: '1' } : { csrf, pin });
+  return (await fetch(url, { method: 'POST', body, headers: { Origin: new URL(url).origin } })).status;
+}
+
+const challenge = Buffer.alloc(32, 7).toString('base64url');
+
+describe('daemon handshake', () => {
+  it('accepts the allowed origin and local apps, refuses other origins and rebinding Hosts', async () => {
+    const s = await start();
+    const host = `127.0.0.1:${s.port}`;
+    expect(await upgrade({ Host: host, Origin: ORIGIN })).toBe(101);
+    expect(await upgrade({ Host: host })).toBe(101); // local application
+    expect(await upgrade({ Host: `localhost:${s.port}`, Origin: ORIGIN })).toBe(101);
+    for (const origin of ['https://evil.example', 'http://app.example', 'https://app.example.evil', 'https://app.example:8443', 'null', '']) {
+      expect(await upgrade({ Host: host, Origin: origin }), origin).toBe(403);
+    }
+    for (const h of [`evil.example:${s.port}`, `127.0.0.1:${s.port + 1}`, '127.0.0.1', `localhost.evil:${s.port}`]) {
+      expect(await upgrade({ Host: h, Origin: ORIGIN }), h).toBe(421);
+    }
+  });
+
+  it('listens on loopback only', async () => {
+    const s = await start();
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && !a.internal && a.family === 'IPv4')?.address;
+    if (external) await expect(upgrade({ Host: `127.0.0.1:${s.port}` }, external)).rejects.toThrow(/ECONNREFUSED/);
+    expect(await upgrade({ Host: `127.0.0.1:${s.port}` }, '127.0.0.1')).toBe(101);
+  });
+
+  it('closes a connection that sends an oversized frame, and caps connections', async () => {
+    await start({ maxMessageBytes: 1024, maxConnections: 2 });
+    const rpc = await connect();
+    const closed = new Promise<number>((r) => rpc.ws.once('close', (code) => r(code)));
+    rpc.ws.send('x'.repeat(4096));
+    expect(await closed).toBe(1009);
+    const a = await connect();
+    await connect();
+    await expect(connect()).rejects.toThrow(/503/);
+    a.ws.close();
+  });
+});
+
+describe('daemon methods', () => {
+  it('hello, readers.list, card.status, card.identity, card.certificates', async () => {
+    await start();
+    const rpc = await connect();
+    expect((await rpc.call('hello')).result).toMatchObject({ protocol: 'cpsd/1', origin: ORIGIN, pinEntry: ['page'] });
+    expect((await rpc.call('readers.list')).result).toEqual({
+      readers: [{ name: SimCardSource.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000' }],
+    });
+    expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3', serial: loadProfile('doctor').serial, pin: { triesLeft: 3 } });
+    expect((await rpc.call('card.identity')).result).toMatchObject({ nationalId: '899700012349', surname: 'MEDECIN-TEST', specialty: 'SM26' });
+    const certs = (await rpc.call('card.certificates')).result ?? {};
+    expect(Buffer.from(String(certs.authentication), 'base64').equals(Buffer.from(loadMaterial('doctor').authCert))).toBe(true);
+  });
+
+  it('authenticates a web origin through the PIN page, and binds the origin into what the card signs', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { challenge });
+    const prompt = await rpc.next('pin.required');
+    expect(prompt).toMatchObject({ purpose: 'authentication', triesLeft: 3 });
+    const url = String(prompt.url);
+    const page = await fetch(url);
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    const html = await page.text();
+    expect(html).toContain('https://app.example');
+    expect(html).toContain('JEANNE MEDECIN-TEST');
+    // A forged post (no CSRF token, or another origin) is refused and the request stays pending.
+    expect((await fetch(url, { method: 'POST', body: new URLSearchParams({ pin: PIN }) })).status).toBe(403);
+    expect((await fetch(url, { method: 'POST', body: `csrf=x&pin=${PIN}`, headers: { Origin: ORIGIN } })).status).toBe(403);
+    expect(await typePin(url, PIN)).toBe(200);
+    const token = (await pending).result ?? {};
+    expect(token).toMatchObject({ format: 'cpsd-auth:0', origin: ORIGIN, algorithm: 'RS256' });
+    const cert = new X509Certificate(Buffer.from(String(token.unverifiedCertificate), 'base64'));
+    const signed = Buffer.concat([createHash('sha256').update(ORIGIN).digest(), createHash('sha256').update(Buffer.from(challenge, 'base64url')).digest()]);
+    expect(verify('sha256', signed, cert.publicKey, Buffer.from(String(token.signature), 'base64'))).toBe(true);
+    expect(sim.card?.pinVerified).toBe(false); // the daemon dropped the verified state
+    expect((await fetch(url)).status).toBe(404); // one-time
+  });
+
+  it('never takes a PIN from a web page; local apps may send it', async () => {
+    await start();
+    const web = await connect();
+    expect((await web.call('auth.authenticate', { challenge, pin: PIN })).error?.data.code).toBe('PIN_NOT_ALLOWED');
+    const local = await connect(null);
+    const token = (await local.call('auth.authenticate', { challenge, pin: PIN })).result;
+    expect(token?.origin).toBe('null');
+  });
+
+  it('reports a wrong PIN with the tries left, a cancelled entry, a blocked PIN', async () => {
+    await start();
+    const rpc = await connect();
+    const first = rpc.call('auth.authenticate', { challenge });
+    await typePin(String((await rpc.next('pin.required')).url), WRONG);
+    expect((await first).error?.data).toEqual({ code: 'PIN_INCORRECT', triesLeft: 2 });
+    rpc.notifications.length = 0;
+    const second = rpc.call('auth.authenticate', { challenge });
+    await typePin(String((await rpc.next('pin.required')).url), null);
+    expect((await second).error?.data.code).toBe('USER_CANCELLED');
+    await server?.close();
+    await start({}, 'pin-blocked');
+    const blocked = await connect();
+    expect((await blocked.call('auth.authenticate', { challenge })).error?.data.code).toBe('PIN_BLOCKED');
+  });
+
+  it('signs a hash with the signing key and its own PIN', async () => {
+    await start();
+    const local = await connect(null);
+    const digest = createHash('sha256').update('document').digest();
+    const r = (await local.call('sign.hash', { hash: digest.toString('base64url'), hashAlgorithm: 'SHA-256', pin: PIN })).result ?? {};
+    const cert = new X509Certificate(Buffer.from(String(r.certificate), 'base64'));
+    expect(verify('sha256', Buffer.from('document'), cert.publicKey, Buffer.from(String(r.signature), 'base64'))).toBe(true);
+    expect(sim.card?.pinVerified).toBe(false);
+    expect((await local.call('sign.hash', { hash: 'AAAA', hashAlgorithm: 'SHA-256', pin: PIN })).error?.data.code).toBe('INVALID_REQUEST');
+    expect(logs.some((l) => l.includes('"level":"audit"') && l.includes('"operation":"sign"') && l.includes('"outcome":"ok"'))).toBe(true);
+  });
+
+  it('answers malformed requests, unknown methods and parameters, and card errors with stable codes', async () => {
+    await start();
+    const rpc = await connect();
+    const raw = (text: string): Promise<Record<string, unknown>> =>
+      new Promise((resolve) => {
+        rpc.ws.once('message', (d) => resolve(JSON.parse(d.toString()) as Record<string, unknown>));
+        rpc.ws.send(text);
+      });
+    expect(await raw('{')).toMatchObject({ id: null, error: { code: -32602, data: { code: 'INVALID_REQUEST' } } });
+    expect(await raw('{"jsonrpc":"2.0","id":1,"method":"hello","extra":1}')).toMatchObject({ error: { data: { code: 'INVALID_REQUEST' } } });
+    expect((await rpc.call('card.erase')).error).toMatchObject({ code: -32601, data: { code: 'METHOD_NOT_FOUND' } });
+    expect((await rpc.call('card.status', { origin: 'https://other' })).error?.data.code).toBe('INVALID_REQUEST');
+    expect((await rpc.call('auth.authenticate', { challenge: 'c2hvcnQ' })).error?.data.code).toBe('INVALID_REQUEST');
+    expect((await rpc.call('card.status', { reader: 'nope' })).error?.data.code).toBe('READER_NOT_FOUND');
+    sim.remove();
+    expect((await rpc.call('card.status')).error?.data.code).toBe('CARD_ABSENT');
+    const odd = fixtureCard('doctor');
+    Object.defineProperty(odd, 'atr', { value: Uint8Array.of(0x3b, 0x02, 0x14, 0x50) });
+    sim.insert(odd);
+    expect((await rpc.call('card.status')).error?.data).toMatchObject({ code: 'CARD_UNSUPPORTED', atr: '3B021450' });
+  });
+
+  it('limits the request rate per connection', async () => {
+    await start({ ratePerSecond: 5 });
+    const rpc = await connect();
+    const answers = await Promise.all(Array.from({ length: 30 }, () => rpc.call('readers.list')));
+    const limited = answers.filter((a) => a.error?.data.code === 'RATE_LIMITED').length;
+    expect(limited).toBeGreaterThan(20);
+    expect(answers.length - limited).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('daemon card events and load', () => {
+  it('notifies card removal and insertion to every client', async () => {
+    await start();
+    const a = await connect();
+    const b = await connect(null);
+    sim.remove();
+    expect(await a.next('card.removed')).toEqual({ reader: SimCardSource.READER });
+    expect(await b.next('card.removed')).toEqual({ reader: SimCardSource.READER });
+    sim.insert(fixtureCard('nurse'));
+    expect(await a.next('card.inserted')).toEqual({ reader: SimCardSource.READER, atr: '3B9B188001001225006480040100009044' });
+  });
+
+  it('serves 50 concurrent clients on one card, requests serialised, none lost', async () => {
+    await start();
+    const clients = await Promise.all(Array.from({ length: 50 }, (_, i) => connect(i % 2 ? ORIGIN : null)));
+    const answers = await Promise.all(clients.map((c) => c.call('card.identity')));
+    expect(answers.filter((a) => a.result?.nationalId === '899700012349')).toHaveLength(50);
+    clients.forEach((c) => c.ws.close());
+  });
+
+  it('fails a pending authentication with CARD_ABSENT when the card is pulled', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { challenge });
+    await rpc.next('pin.required');
+    sim.remove();
+    expect((await pending).error?.data.code).toBe('CARD_ABSENT');
+  });
+
+  it('never writes a PIN in a log line or a response (whole suite so far)', () => {
+    const pins = [PIN, WRONG];
+    const responses = wire.map((w) => w.replace(/"(signature|unverifiedCertificate|authentication|signing|certificate)":"[^"]*"/g, ''));
+    for (const pin of pins) {
+      expect(logs.filter((l) => l.includes(pin))).toEqual([]);
+      expect(responses.filter((r) => r.includes(pin))).toEqual([]);
+    }
+    expect(logs.length).toBeGreaterThan(20);
+  });
+});
+
+describe('daemon logger and configuration', () => {
+  it('redacts secret-named fields and every secret the daemon holds, wherever it appears', () => {
+    const lines: string[] = [];
+    const log = new Logger('debug', (l) => void lines.push(l));
+    const release = log.holdSecret('4711');
+    log.info('x', { pin: '4711', nested: { puk: '12345678' }, message: 'user typed 4711 by mistake', error: new Error('bad 4711') });
+    release();
+    log.audit({ operation: 'sign', origin: ORIGIN, serial: '00', outcome: 'ok' });
+    expect(lines.join('\n')).not.toContain('4711');
+    expect(lines.join('\n')).not.toContain('12345678');
+    expect(lines[0]).toContain('[redacted]');
+    expect(JSON.parse(lines[1] ?? '{}')).toMatchObject({ level: 'audit', operation: 'sign', outcome: 'ok' });
+  });
+
+  it('validates the configuration with errors that name the setting', async () => {
+    const { validateConfig, loadConfig, ConfigError } = await import('../../daemon/config.js');
+    expect(validateConfig({ port: 30000, allowedOrigins: ['https://a.example/'] }, 'f')).toEqual({ port: 30000, allowedOrigins: ['https://a.example'] });
+    expect(() => validateConfig({ prot: 1 }, 'f')).toThrow(/unknown setting "prot"/);
+    expect(() => validateConfig({ port: 80 }, 'f')).toThrow(ConfigError);
+    expect(() => validateConfig({ allowedOrigins: ['http://a.example'] }, 'f')).toThrow(/https/);
+    expect(() => validateConfig({ allowedOrigins: ['https://a.example/path'] }, 'f')).toThrow(/scheme:\/\/host/);
+    expect(validateConfig({ allowHttpLocalhost: true, allowedOrigins: ['http://localhost:3000'] }, 'f').allowedOrigins).toEqual(['http://localhost:3000']);
+    expect(loadConfig([], { port: 4000 }).port).toBe(4000);
+  });
+});
