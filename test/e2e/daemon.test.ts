@@ -1,0 +1,118 @@
+/**
+ * The same daemon against the real pcscd + vpcd virtual card, and `cpsd serve --sim` as a process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, verify, X509Certificate } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { PcscService } from '../../apdu/pcsc/index.js';
+import { PcscCardSource } from '../../daemon/cards.js';
+import { DEFAULTS } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { loadProfile } from '../../sim/cps/fixtures.js';
+import { nextEvent } from '../helpers/events.js';
+import { IccProcess } from '../helpers/icc.js';
+import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/cpsd.js', import.meta.url));
+const ORIGIN = 'https://app.example';
+const challenge = Buffer.alloc(48, 3).toString('base64url');
+
+function client(port: number, origin?: string): Promise<{ ws: WebSocket; call: (method: string, params?: object) => Promise<Record<string, unknown>>; events: string[] }> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}`, origin ? { origin } : {});
+  const events: string[] = [];
+  let id = 0;
+  const waiting = new Map<number, (m: Record<string, unknown>) => void>();
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString()) as Record<string, unknown> & { id?: number; method?: string };
+    if (m.method) events.push(m.method);
+    else if (typeof m.id === 'number') waiting.get(m.id)?.(m);
+  });
+  return new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('open', () =>
+      resolve({
+        ws,
+        events,
+        call: (method, params = {}) =>
+          new Promise((r) => {
+            const n = ++id;
+            waiting.set(n, r);
+            ws.send(JSON.stringify({ jsonrpc: '2.0', id: n, method, params }));
+          }),
+      }),
+    );
+  });
+}
+
+describe('daemon on the real PC/SC stack', () => {
+  let service: PcscService;
+  let icc: IccProcess;
+  let server: CpsdServer;
+  let source: PcscCardSource;
+
+  beforeAll(async () => {
+    await ensurePcscd();
+    service = new PcscService();
+    await service.settled(5000);
+    icc = new IccProcess();
+    source = new PcscCardSource();
+    await source.settled();
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, source, new Logger('warn', () => undefined));
+    await server.listen();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    await source?.close();
+    icc?.close();
+    await service?.close();
+  });
+
+  it('identifies the card, authenticates a local app, and tells clients when the card goes', async () => {
+    const inserted = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
+    const rpc = await client(server.port);
+    await icc.insert({ profile: 'pharmacist' });
+    await inserted;
+    const identity = (await rpc.call('card.identity', { reader: VPCD_READER })).result as Record<string, unknown>;
+    expect(identity).toMatchObject({ nationalId: loadProfile('pharmacist').holder.idNat, surname: 'PHARMACH0007512' });
+    const token = (await rpc.call('auth.authenticate', { reader: VPCD_READER, challenge, pin: '1234' })).result as Record<string, string>;
+    const cert = new X509Certificate(Buffer.from(token.unverifiedCertificate ?? '', 'base64'));
+    const signed = Buffer.concat([createHash('sha256').update('null').digest(), createHash('sha256').update(Buffer.from(challenge, 'base64url')).digest()]);
+    expect(verify('sha256', signed, cert.publicKey, Buffer.from(token.signature ?? '', 'base64'))).toBe(true);
+    const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
+    await icc.remove();
+    await removed;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(rpc.events).toContain('card.removed');
+    expect((await rpc.call('card.status', { reader: VPCD_READER })).error).toMatchObject({ data: { code: 'CARD_ABSENT' } });
+    rpc.ws.close();
+  });
+});
+
+describe('cpsd serve --sim', () => {
+  let child: ChildProcess;
+  const port = 24900 + Math.floor(Math.random() * 500);
+
+  beforeAll(async () => {
+    child = spawn(process.execPath, [CLI, 'serve', '--sim', 'doctor', '--port', String(port), '--allow-origin', ORIGIN], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stderr?.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+      child.once('exit', (code) => reject(new Error(`cpsd serve exited with ${String(code)}`)));
+    });
+  });
+
+  afterAll(() => {
+    child?.kill('SIGTERM');
+  });
+
+  it('serves the virtual card without pcscd, and refuses an unknown origin', async () => {
+    const rpc = await client(port, ORIGIN);
+    expect((await rpc.call('hello')).result).toMatchObject({ protocol: 'cpsd/1', origin: ORIGIN });
+    expect((await rpc.call('card.identity')).result).toMatchObject({ nationalId: '899700012349' });
+    rpc.ws.close();
+    await expect(client(port, 'https://evil.example')).rejects.toThrow(/403/);
+  });
+});
