@@ -52,6 +52,8 @@ export class CpsdServer {
   readonly #pending = new Map<string, PendingPin>();
   readonly #cache = new MemoryCardCache();
   readonly #originBuckets = new Map<string, { tokens: number; last: number }>();
+  /** SSO windows configured by IT: origin → card serial and expiry of the verified state it may reuse. */
+  readonly #sessions = new Map<string, { serial: string; until: number }>();
   #port = 0;
 
   constructor(config: DaemonConfig, cards: CardSource, log: Logger) {
@@ -190,7 +192,8 @@ export class CpsdServer {
 
   #broadcast(e: CardEvent): void {
     if (e.type === 'card.removed') {
-      // Removing the card ends every pending PIN entry for it.
+      // Removing the card ends every session and every pending PIN entry.
+      this.#sessions.clear();
       for (const p of this.#pending.values()) p.reject(new ProtocolError('CARD_ABSENT', 'the card was removed'));
     }
     const { type, ...params } = e;
@@ -247,6 +250,7 @@ export class CpsdServer {
         return this.#signHash(client, r);
       case 'session.logout':
         checkParams(r.params, { reader: 'reader?' });
+        if (client.origin) this.#sessions.delete(client.origin);
         await this.#cards.withCard(reader(), async (card) => card.logout().catch(() => undefined), 'reset');
         return { ok: true };
       default:
@@ -311,12 +315,18 @@ export class CpsdServer {
         async (card) => {
           const data = await readPublicData(card, this.#cache);
           serial = data.serial;
-          const pin = await this.#pin(client, r, card, 'authentication');
-          const release = this.#log.holdSecret(pin);
-          try {
-            await card.verifyPin(pin);
-          } finally {
-            release();
+          const session = client.origin ? this.#sessions.get(client.origin) : undefined;
+          const reuse = session !== undefined && session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified;
+          if (!reuse) {
+            const pin = await this.#pin(client, r, card, 'authentication');
+            const release = this.#log.holdSecret(pin);
+            try {
+              await card.verifyPin(pin);
+            } finally {
+              release();
+            }
+            const sso = this.#ssoFor(client.origin);
+            if (client.origin && sso > 0) this.#sessions.set(client.origin, { serial: data.serial, until: Date.now() + sso * 1000 });
           }
           // What the card signs binds the browser-enforced origin: SHA-256(SHA-256(origin) ‖ SHA-256(challenge)).
           const signed = Buffer.concat([createHash('sha256').update(origin).digest(), createHash('sha256').update(challenge).digest()]);

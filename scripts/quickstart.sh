@@ -24,7 +24,7 @@ if bash scripts/start-pcscd.sh >/dev/null; then
   done
   node dist/cli/cpsd.js readers
   node dist/cli/cpsd.js identity
-  exec node dist/cli/cpsd.js serve --port "$PORT" --allow-http-localhost --allow-origin "$ORIGIN"
+  node dist/cli/cpsd.js serve --port "$PORT" --allow-http-localhost --allow-origin "$ORIGIN"
 else
   echo "pcscd could not be started: using the in-process virtual card" >&2
   exec node dist/cli/cpsd.js serve --sim doctor --port "$PORT" --allow-http-localhost --allow-origin "$ORIGIN"

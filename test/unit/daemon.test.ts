@@ -322,3 +322,67 @@ describe('daemon logger and configuration', () => {
     expect(loadConfig([], { port: 4000 }).port).toBe(4000);
   });
 });
+
+describe('daemon: remaining error codes, SSO window and logout', () => {
+  it('TIMEOUT when nobody types the PIN, PIN_FORMAT for a malformed one, PIN_LAST_TRY with one try left', async () => {
+    await start({ pinTimeoutMs: 100 });
+    const rpc = await connect();
+    expect((await rpc.call('auth.authenticate', { challenge })).error?.data.code).toBe('TIMEOUT');
+    rpc.notifications.length = 0;
+    const malformed = rpc.call('auth.authenticate', { challenge });
+    const url = String((await rpc.next('pin.required')).url);
+    await typePin(url, '12a4');
+    expect((await malformed).error?.data.code).toBe('PIN_FORMAT');
+    if (sim.card) sim.card.image.pin.triesLeft = 1;
+    rpc.notifications.length = 0;
+    const last = rpc.call('auth.authenticate', { challenge });
+    await typePin(String((await rpc.next('pin.required')).url), PIN);
+    expect((await last).error?.data.code).toBe('PIN_LAST_TRY');
+    expect(sim.card?.image.pin.triesLeft).toBe(1);
+  });
+
+  it('CARD_ERROR when the card cannot do it (no signature contactless)', async () => {
+    sim = new SimCardSource(fixtureCard('doctor', { personality: 'cps3-cl' }));
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, sim, new Logger('debug', (l) => void logs.push(l)));
+    await server.listen();
+    const local = await connect(null);
+    const hash = createHash('sha256').update('x').digest().toString('base64url');
+    expect((await local.call('sign.hash', { hash, hashAlgorithm: 'SHA-256', pin: '1234' })).error?.data.code).toBe('CARD_ERROR');
+  });
+
+  it('PCSC_UNAVAILABLE and BUSY from the card source', async () => {
+    const { PcscUnavailableError, CardBusyError } = await import('../../apdu/pcsc/index.js');
+    let failure: Error = new PcscUnavailableError('pcscd is not running', { pcscCode: 0x8010001d });
+    const source = Object.assign(new SimCardSource(), {
+      withCard: () => Promise.reject(failure),
+    });
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, source, new Logger('debug', (l) => void logs.push(l)));
+    await server.listen();
+    const rpc = await connect();
+    expect((await rpc.call('card.status')).error?.data.code).toBe('PCSC_UNAVAILABLE');
+    failure = new CardBusyError('used exclusively by another application', { pcscCode: 0x8010000b });
+    expect((await rpc.call('card.status')).error?.data.code).toBe('BUSY');
+  });
+
+  it('reuses the verified PIN within the SSO window IT configured, until logout or card removal', async () => {
+    await start({ ssoSeconds: { [ORIGIN]: 600 } });
+    const rpc = await connect();
+    const first = rpc.call('auth.authenticate', { challenge });
+    await typePin(String((await rpc.next('pin.required')).url), PIN);
+    expect((await first).result?.format).toBe('cpsd-auth:0');
+    rpc.notifications.length = 0;
+    expect((await rpc.call('auth.authenticate', { challenge })).result?.format).toBe('cpsd-auth:0');
+    expect(rpc.notifications.filter((n) => n.method === 'pin.required')).toEqual([]);
+    expect((await rpc.call('session.logout')).result).toEqual({ ok: true });
+    expect(sim.card?.pinVerified).toBe(false);
+    const again = rpc.call('auth.authenticate', { challenge });
+    await typePin(String((await rpc.next('pin.required')).url), PIN);
+    expect((await again).result?.format).toBe('cpsd-auth:0');
+    // Another client (here a local app) never benefits from it: it is asked for the PIN.
+    const other = await connect(null);
+    const pending = other.call('auth.authenticate', { challenge });
+    expect(await other.next('pin.required')).toMatchObject({ purpose: 'authentication' });
+    sim.remove(); // and pulling the card ends everything
+    expect((await pending).error?.data.code).toBe('CARD_ABSENT');
+  }, 10_000);
+});
