@@ -1,5 +1,5 @@
 import { CommandApdu } from './command.js';
-import { ApduFormatError, CardProtocolError } from './errors.js';
+import { ApduFormatError, CardProtocolError, concatBytes } from './errors.js';
 import { ResponseApdu } from './response.js';
 
 /**
@@ -114,7 +114,7 @@ export class CardChannel {
       }
       parts.push(response.data);
     }
-    return parts.length === 1 ? response : new ResponseApdu(concat(parts, total), response.sw);
+    return parts.length === 1 ? response : new ResponseApdu(concatBytes(parts), response.sw);
   }
 
   #isBytesAvailable(command: CommandApdu, sw1: number): boolean {
@@ -137,15 +137,6 @@ function getResponseCla(cla: number): number {
   return cla === 0xa0 ? 0xa0 : 0x00;
 }
 
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 function hex(byte: number): string {
   return byte.toString(16).toUpperCase().padStart(2, '0');

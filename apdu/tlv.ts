@@ -1,4 +1,4 @@
-import { TlvError } from './errors.js';
+import { TlvError, concatBytes } from './errors.js';
 
 /**
  * BER-TLV as used by ISO 7816-4 (X.690 tag and length rules, restricted to what smart cards emit).
@@ -59,12 +59,12 @@ export function encodeTlv(tlv: TlvInput): Uint8Array {
     if (((tag[0] ?? 0) & 0x20) === 0) throw new TlvError(`primitive tag ${tagName(tlv.tag)} cannot have children`);
     value = encodeTlvs(tlv.children);
   }
-  return concat([Uint8Array.from(tag), encodeLength(value.length), value]);
+  return concatBytes([Uint8Array.from(tag), encodeLength(value.length), value]);
 }
 
 /** Encodes a concatenation of TLVs. */
 export function encodeTlvs(list: readonly TlvInput[]): Uint8Array {
-  return concat(list.map(encodeTlv));
+  return concatBytes(list.map(encodeTlv));
 }
 
 /** The wire bytes of a tag; throws {@link TlvError} if the number is not a valid BER tag of at most 4 bytes. */
@@ -187,15 +187,6 @@ function bigEndian(n: number): number[] {
   return out;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 const hex = (b: number): string => b.toString(16).toUpperCase().padStart(2, '0');
 const tagName = (tag: number): string => (Number.isSafeInteger(tag) && tag >= 0 ? hex(tag) : String(tag));

@@ -1,3 +1,5 @@
+import { concatBytes } from '../apdu/errors.js';
+import { status, withStatus } from './status.js';
 import type { VirtualCard } from './vpcd.js';
 
 /**
@@ -42,33 +44,33 @@ export class TestCard implements VirtualCard {
 
   transmit(apdu: Uint8Array): Uint8Array {
     this.commands++;
-    if (apdu.length < 4) return sw(0x6700);
+    if (apdu.length < 4) return status(0x6700);
     const [cla = 0, ins = 0, p1 = 0, p2 = 0] = apdu;
-    if ((cla & 0xec) !== 0x00) return sw(0x6e00); // class 0x00 / 0x10, channels ignored
+    if ((cla & 0xec) !== 0x00) return status(0x6e00); // class 0x00 / 0x10, channels ignored
     // T=0 sees a 5th byte P3 that is Lc (data follows) or Le (no data).
     const p3 = apdu.length > 4 ? (apdu[4] ?? 0) : undefined;
     const data = apdu.length > 5 ? apdu.subarray(5, 5 + (p3 ?? 0)) : new Uint8Array(0);
-    if (apdu.length > 5 && apdu.length !== 5 + (p3 ?? 0) && apdu.length !== 6 + (p3 ?? 0)) return sw(0x6700);
+    if (apdu.length > 5 && apdu.length !== 5 + (p3 ?? 0) && apdu.length !== 6 + (p3 ?? 0)) return status(0x6700);
     const le = apdu.length === 5 ? (p3 === 0 ? 256 : p3) : undefined;
     if (ins !== 0xc0) this.#pendingOut = new Uint8Array(0);
-    if ((cla & 0x10) !== 0 && ins !== 0xda) return sw(0x6884);
+    if ((cla & 0x10) !== 0 && ins !== 0xda) return status(0x6884);
 
     switch (ins) {
       case 0xa4: {
-        if (p1 !== 0x04) return sw(0x6a86);
+        if (p1 !== 0x04) return status(0x6a86);
         this.#selected = equal(data, TestCard.AID);
-        return sw(this.#selected ? 0x9000 : 0x6a82);
+        return status(this.#selected ? 0x9000 : 0x6a82);
       }
       case 0xb0: {
-        if (!this.#selected) return sw(0x6986);
+        if (!this.#selected) return status(0x6986);
         const offset = ((p1 & 0x7f) << 8) | p2;
-        if (offset > this.file.length) return sw(0x6b00);
+        if (offset > this.file.length) return status(0x6b00);
         const want = le ?? 256;
         const chunk = this.file.subarray(offset, offset + want);
-        return withSw(chunk, chunk.length < want ? 0x6282 : 0x9000);
+        return withStatus(chunk, chunk.length < want ? 0x6282 : 0x9000);
       }
       case 0x88: {
-        if (data.length === 0) return sw(0x6700);
+        if (data.length === 0) return status(0x6700);
         const size = (p1 << 8) | p2 || data.length;
         const out = new Uint8Array(size);
         const reversed = Uint8Array.from(data).reverse();
@@ -77,35 +79,35 @@ export class TestCard implements VirtualCard {
       }
       case 0xda: {
         this.#chain.push(Uint8Array.from(data));
-        if ((cla & 0x10) !== 0) return sw(0x9000);
-        this.#object = concat(this.#chain);
+        if ((cla & 0x10) !== 0) return status(0x9000);
+        this.#object = concatBytes(this.#chain);
         this.#chain = [];
-        return sw(0x9000);
+        return status(0x9000);
       }
       case 0xca: {
         const n = this.#object.length;
         if (n > 256) return this.#offer(this.#object);
-        if (le !== n) return sw(0x6c00 | (n & 0xff)); // T=0: wrong Le, here is the right one
-        return withSw(this.#object, 0x9000);
+        if (le !== n) return status(0x6c00 | (n & 0xff)); // T=0: wrong Le, here is the right one
+        return withStatus(this.#object, 0x9000);
       }
       case 0xc0: {
         const available = this.#pendingOut.length;
-        if (available === 0) return sw(0x6985);
+        if (available === 0) return status(0x6985);
         const want = le ?? 256;
-        if (want > available) return sw(0x6c00 | (available & 0xff));
+        if (want > available) return status(0x6c00 | (available & 0xff));
         const part = this.#pendingOut.subarray(0, want);
         this.#pendingOut = this.#pendingOut.subarray(want);
-        return withSw(part, this.#remainingSw());
+        return withStatus(part, this.#remainingSw());
       }
       default:
-        return sw(0x6d00);
+        return status(0x6d00);
     }
   }
 
   /** T=0 case 4: keep the data for GET RESPONSE and announce its length. */
   #offer(out: Uint8Array): Uint8Array {
     this.#pendingOut = out;
-    return sw(this.#remainingSw());
+    return status(this.#remainingSw());
   }
 
   #remainingSw(): number {
@@ -115,27 +117,8 @@ export class TestCard implements VirtualCard {
   }
 }
 
-function sw(value: number): Uint8Array {
-  return Uint8Array.of(value >> 8, value & 0xff);
-}
 
-function withSw(data: Uint8Array, value: number): Uint8Array {
-  const out = new Uint8Array(data.length + 2);
-  out.set(data);
-  out[data.length] = value >> 8;
-  out[data.length + 1] = value & 0xff;
-  return out;
-}
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { CardChannel, type ApduTransport } from '../channel.js';
 import { CommandApdu } from '../command.js';
-import { CardProtocolError, CpsdError, fromHex, toHex } from '../errors.js';
+import { CardProtocolError, CpsdError, bytesEqual, concatBytes, fromHex, toHex } from '../errors.js';
 import { ResponseApdu } from '../response.js';
 import { PinBlockedError, statusError } from '../status.js';
 import { identifyAtr, type CpsCardKind } from './atr-table.js';
@@ -88,9 +88,6 @@ const DIGEST_INFO: Readonly<Record<HashAlgorithm, Uint8Array>> = {
   sha256: fromHex('3031300D060960864801650304020105000420'),
 };
 
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 export abstract class CpsCard {
   readonly kind: CpsCardKind;
@@ -202,16 +199,16 @@ export abstract class CpsCard {
     return this.op('directories', async () => {
       const apps = parseEfDir(await this.readDirFile(fromHex('3F002F00')));
       const aid = this.applicationAid();
-      const app = apps.find((a) => equal(a.aid, aid));
+      const app = apps.find((a) => bytesEqual(a.aid, aid));
       if (!app) throw new ObjectNotFoundError(`application ${toHex(aid)} not in EF.DIR`);
       const appPath = app.path ?? fromHex(aid === AID_CONTACTLESS ? '3F000002' : '3F000001');
-      const odf = parseOdf(await this.readDirFile(concat(appPath, fromHex('5031'))), appPath);
+      const odf = parseOdf(await this.readDirFile(concatBytes([appPath, fromHex('5031')])), appPath);
       const certs = odf.cdf ? parseCdf(await this.readDirFile(odf.cdf), appPath) : [];
       const keys = odf.prkdf ? parsePrkdf(await this.readDirFile(odf.prkdf), appPath) : [];
       const pins = odf.aodf ? parseAodf(await this.readDirFile(odf.aodf)) : [];
       const data = odf.dodf ? parseDodf(await this.readDirFile(odf.dodf), appPath) : [];
       const certFor = (key: PrivateKeyObject | undefined): CertificateRef | undefined => {
-        const c = key?.id ? certs.find((x) => x.id && key.id && equal(x.id, key.id)) : undefined;
+        const c = key?.id ? certs.find((x) => x.id && key.id && bytesEqual(x.id, key.id)) : undefined;
         return c?.path ? { label: c.label, id: c.id, path: c.path } : undefined;
       };
       // Signature key: nonRepudiation (9); authentication key: sign (2) without nonRepudiation.
@@ -241,7 +238,7 @@ export abstract class CpsCard {
       offset += r.data.length;
       if (r.sw === 0x6282 || r.data.length < this.#chunk) break;
     }
-    return concat(...parts);
+    return concatBytes([...parts]);
   }
 
   /** DER of the authentication or signature certificate. */
@@ -338,7 +335,7 @@ export abstract class CpsCard {
 
   changePin(oldPin: string, newPin: string, options: { allowLastTry?: boolean } = {}): Promise<void> {
     return this.op('change PIN', async () => {
-      const data = concat(this.encodePin(oldPin), this.encodePin(newPin));
+      const data = concatBytes([this.encodePin(oldPin), this.encodePin(newPin)]);
       const status = await this.readPinStatus();
       if (status.blocked) throw new PinBlockedError(0x6983);
       if (status.triesLeft === 1 && !options.allowLastTry) throw new LastPinTryError('one PIN try left');
@@ -378,7 +375,7 @@ export abstract class CpsCard {
 
   /** Builds the DigestInfo of a digest (for authenticate()). */
   static digestInfo(hash: HashAlgorithm, digest: Uint8Array): Uint8Array {
-    return concat(DIGEST_INFO[hash], digest);
+    return concatBytes([DIGEST_INFO[hash], digest]);
   }
 }
 
@@ -414,7 +411,7 @@ export class Cps3Card extends CpsCard {
       const { state, bitCount, tail } = shaMidstate(hash, input.message);
       // Nothing hashed yet (message ≤ 64 bytes): an empty tag 90, as Cryptolib sends it.
       const midstate = bitCount === 0n ? EMPTY : encodeMidstate(state, bitCount);
-      const body = concat(Uint8Array.of(0x90, midstate.length), midstate, Uint8Array.of(0x80, tail.length), tail);
+      const body = concatBytes([Uint8Array.of(0x90, midstate.length), midstate, Uint8Array.of(0x80, tail.length), tail]);
       (await this.send(0x2a, 0x90, 0xa0, body)).check();
       return (await this.send(0x2a, 0x9e, 0x9a, undefined, 256)).check().data;
     });
@@ -527,12 +524,3 @@ function berTotalLength(bytes: Uint8Array): number {
   return i + 1 + n + len;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}

@@ -5,6 +5,8 @@
  */
 import { constants, createHash, privateDecrypt, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { CommandApdu } from '../../apdu/command.js';
+import { concatBytes } from '../../apdu/errors.js';
+import { status, withStatus } from '../status.js';
 import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
 import { equal, type AccessRule, type Df, type Ef } from './fs.js';
@@ -155,15 +157,15 @@ export class VirtualCpsCard implements VirtualCard {
     try {
       command = CommandApdu.decode(bytes);
     } catch {
-      return sw(SW.WRONG_LENGTH);
+      return status(SW.WRONG_LENGTH);
     }
     try {
       return this.#process(command);
     } catch (error) {
-      if (error instanceof PartialRead) return withSw(error.data, error.sw);
-      if (error instanceof CardStatus) return sw(error.sw);
+      if (error instanceof PartialRead) return withStatus(error.data, error.sw);
+      if (error instanceof CardStatus) return status(error.sw);
       // A bug in the simulator must look like a card failure, not kill the host process.
-      return sw(SW.NO_DIAGNOSIS);
+      return status(SW.NO_DIAGNOSIS);
     }
   }
 
@@ -193,14 +195,14 @@ export class VirtualCpsCard implements VirtualCard {
       }
       this.#chain = chain ?? { ins, p1: command.p1, p2: command.p2, parts: [] };
       this.#chain.parts.push(command.data);
-      return sw(SW.OK);
+      return status(SW.OK);
     }
     let full = command;
     if (this.#chain) {
       const chain = this.#chain;
       this.#chain = undefined;
       if (chain.ins !== ins || chain.p1 !== command.p1 || chain.p2 !== command.p2) fail(SW.LAST_COMMAND_EXPECTED);
-      full = command.with({ data: concat([...chain.parts, command.data]) });
+      full = command.with({ data: concatBytes([...chain.parts, command.data]) });
     }
     const data = this.#dispatch(full, channel);
     return this.#answer(data, full.ne);
@@ -208,13 +210,13 @@ export class VirtualCpsCard implements VirtualCard {
 
   /** T=0 style: response data goes through 61xx + GET RESPONSE unless the command carried Le. */
   #answer(data: Uint8Array, ne: number | undefined): Uint8Array {
-    if (data.length === 0) return sw(SW.OK);
+    if (data.length === 0) return status(SW.OK);
     if (ne === undefined || ne < data.length) {
       const now = ne === undefined ? EMPTY : data.subarray(0, ne);
       this.#pending = data.subarray(now.length);
-      return withSw(now, 0x6100 | (this.#pending.length > 255 ? 0 : this.#pending.length));
+      return withStatus(now, 0x6100 | (this.#pending.length > 255 ? 0 : this.#pending.length));
     }
-    return withSw(data, SW.OK);
+    return withStatus(data, SW.OK);
   }
 
   #getResponse(command: CommandApdu): Uint8Array {
@@ -224,12 +226,12 @@ export class VirtualCpsCard implements VirtualCard {
     const available = this.#pending.length;
     if (ne > available) {
       // ISO 7816-3 T=0: wrong Le, here is the right one.
-      return sw(0x6c00 | (available > 255 ? 0 : available));
+      return status(0x6c00 | (available > 255 ? 0 : available));
     }
     const out = this.#pending.subarray(0, ne);
     this.#pending = this.#pending.subarray(ne);
     const rest = this.#pending.length;
-    return withSw(out, rest === 0 ? SW.OK : 0x6100 | (rest > 255 ? 0 : rest));
+    return withStatus(out, rest === 0 ? SW.OK : 0x6100 | (rest > 255 ? 0 : rest));
   }
 
   #dispatch(c: CommandApdu, channel: number): Uint8Array {
@@ -526,7 +528,7 @@ export class VirtualCpsCard implements VirtualCard {
     const parts = tags.map((t) => objects.get(t)).filter((v): v is Uint8Array => v !== undefined);
     if (parts.length === 0) fail(SW.REF_DATA_NOT_FOUND);
     const header = 0xbf0000 | (cls << 8) | ref;
-    return encodeTlv({ tag: 0x70, children: [{ tag: header, value: concat(parts) }] });
+    return encodeTlv({ tag: 0x70, children: [{ tag: header, value: concatBytes(parts) }] });
   }
 
   #chvSdo(ref: number): Map<number, Uint8Array> {
@@ -746,7 +748,7 @@ export class VirtualCpsCard implements VirtualCard {
       digest = hash.digest;
     }
     this.#env.hash = undefined;
-    const digestInfo = concat([DIGEST_INFO_PREFIX[alg], digest]);
+    const digestInfo = concatBytes([DIGEST_INFO_PREFIX[alg], digest]);
     return new Uint8Array(privateEncrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, digestInfo));
   }
 
@@ -759,7 +761,7 @@ export class VirtualCpsCard implements VirtualCard {
     if (c.nc !== size) fail(SW.WRONG_LENGTH);
     if (!algo.pss) {
       return new Uint8Array(
-        privateEncrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, concat([DIGEST_INFO_PREFIX[algo.hash], c.data])),
+        privateEncrypt({ key: key.key, padding: constants.RSA_PKCS1_PADDING }, concatBytes([DIGEST_INFO_PREFIX[algo.hash], c.data])),
       );
     }
     return new Uint8Array(
@@ -815,14 +817,14 @@ function emsaPss(mHash: Uint8Array, hash: ShaAlgorithm, emBits: number): Uint8Ar
   const hLen = mHash.length;
   const emLen = Math.ceil(emBits / 8);
   const salt = randomBytes(hLen);
-  const h = createHash(hash).update(concat([new Uint8Array(8), mHash, salt])).digest();
+  const h = createHash(hash).update(concatBytes([new Uint8Array(8), mHash, salt])).digest();
   const db = new Uint8Array(emLen - hLen - 1);
   db[emLen - 2 * hLen - 2] = 0x01;
   db.set(salt, emLen - 2 * hLen - 1);
   const mask = mgf1(h, db.length, hash);
   for (let i = 0; i < db.length; i++) db[i] = (db[i] ?? 0) ^ (mask[i] ?? 0);
   db[0] = (db[0] ?? 0) & (0xff >> (8 * emLen - emBits));
-  return concat([db, h, Uint8Array.of(0xbc)]);
+  return concatBytes([db, h, Uint8Array.of(0xbc)]);
 }
 
 function mgf1(seed: Uint8Array, length: number, hash: ShaAlgorithm): Uint8Array {
@@ -832,7 +834,7 @@ function mgf1(seed: Uint8Array, length: number, hash: ShaAlgorithm): Uint8Array 
     parts.push(block);
     total += block.length;
   }
-  return concat(parts).subarray(0, length);
+  return concatBytes(parts).subarray(0, length);
 }
 
 /**
@@ -867,25 +869,6 @@ function fid(data: Uint8Array, i: number): number {
   return ((data[i] ?? 0) << 8) | (data[i + 1] ?? 0);
 }
 
-function sw(value: number): Uint8Array {
-  return Uint8Array.of(value >> 8, value & 0xff);
-}
 
-function withSw(data: Uint8Array, value: number): Uint8Array {
-  const out = new Uint8Array(data.length + 2);
-  out.set(data);
-  out[data.length] = value >> 8;
-  out[data.length + 1] = value & 0xff;
-  return out;
-}
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 

@@ -1,5 +1,9 @@
 /** Minimal DER builders for the PKCS#15 files the virtual card carries (built once, at personalisation). */
+import { concatBytes } from '../../apdu/errors.js';
 import { encodeTlv, type TlvInput } from '../../apdu/tlv.js';
+
+/** Concatenation of DER parts. */
+export const cat = concatBytes;
 
 export type Der = Uint8Array;
 
@@ -70,14 +74,5 @@ function parseHeader(der: Der): number {
   return i + 1 + (first & 0x7f);
 }
 
-export function cat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 export type { TlvInput };

@@ -7,19 +7,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PcscService } from '../../apdu/pcsc/index.js';
+import { describe, expect, it } from 'vitest';
 import { loadProfile, profileNames } from '../../sim/cps/fixtures.js';
-import { nextEvent } from '../helpers/events.js';
-import { IccProcess } from '../helpers/icc.js';
-import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
+import { useVirtualReader } from '../helpers/virtual-reader.js';
+import { VPCD_READER } from '../helpers/pcscd.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/cpsd.js', import.meta.url));
 const PKI = fileURLToPath(new URL('../../fixtures/pki/', import.meta.url));
 const cacheHome = mkdtempSync(join(tmpdir(), 'cpsd-cli-cache-'));
-let service: PcscService;
-let icc: IccProcess;
-let inserted = false;
+const vr = useVirtualReader();
 
 interface Result {
   code: number;
@@ -39,32 +35,11 @@ function cpsd(args: string[], input?: string, env: Record<string, string> = {}):
   });
 }
 
-async function insert(profile: string, personality?: 'cps3' | 'cps3-cl' | 'cps4'): Promise<void> {
-  const event = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
-  await icc.insert(personality ? { profile, personality } : { profile });
-  await event;
-  inserted = true;
-}
+const insert = (profile: string, personality?: 'cps3' | 'cps3-cl' | 'cps4'): Promise<void> =>
+  vr.insert(personality ? { profile, personality } : { profile });
 
-beforeAll(async () => {
-  await ensurePcscd();
-  service = new PcscService();
-  await service.settled(5000);
-  icc = new IccProcess();
-});
 
-afterEach(async () => {
-  if (!inserted) return;
-  const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
-  await icc.remove();
-  await removed;
-  inserted = false;
-});
 
-afterAll(async () => {
-  icc?.close();
-  await service?.close();
-});
 
 describe('cpsd identity / status', () => {
   for (const name of profileNames()) {
@@ -117,10 +92,7 @@ describe('cpsd identity / status', () => {
   });
 
   it('exits 6 with the ATR for a card that is not a CPx', async () => {
-    const event = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
-    await icc.insert();
-    await event;
-    inserted = true;
+    await vr.insert();
     const r = await cpsd(['status']);
     expect(r.code).toBe(6);
     expect(r.stderr).toContain('ATR 3B086370736454455354');
@@ -179,10 +151,7 @@ describe('cpsd certs and doctor', () => {
       expect(r.code, profile).toBe(code);
       const checks = JSON.parse(r.stdout) as { which: string; status: string }[];
       expect(checks.map((c) => c.status)).toEqual([status, status]);
-      const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
-      await icc.remove();
-      await removed;
-      inserted = false;
+      await vr.remove();
     }
   });
 
@@ -199,9 +168,7 @@ describe('cpsd certs and doctor', () => {
     const checks = (JSON.parse(good.stdout) as { checks: { id: string; status: string }[] }).checks;
     expect(checks.filter((c) => c.status === 'fail')).toEqual([]);
     expect(checks.map((c) => c.id)).toEqual(['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'daemon', 'config']);
-    const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
-    await icc.remove();
-    await removed;
+    await vr.remove();
     await insert('pin-blocked');
     const blocked = await cpsd(['doctor']);
     expect(blocked.code).toBe(7);

@@ -9,22 +9,19 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CardChannel } from '../../apdu/channel.js';
 import { CommandApdu } from '../../apdu/command.js';
 import { fromHex, toHex } from '../../apdu/errors.js';
-import { PcscService, PcscTransport } from '../../apdu/pcsc/index.js';
+import { PcscTransport } from '../../apdu/pcsc/index.js';
 import { loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
-import { nextEvent } from '../helpers/events.js';
-import { IccProcess } from '../helpers/icc.js';
-import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
+import { useVirtualReader } from '../helpers/virtual-reader.js';
+import { VPCD_READER } from '../helpers/pcscd.js';
 
 const run = promisify(execFile);
 const AUTH_ID = 'e828bd080f8025000001ff001002';
 const SIGN_ID = 'e828bd080f8025000001ff001001';
-let service: PcscService;
-let icc: IccProcess;
-let inserted = false;
+const vr = useVirtualReader();
 const work = mkdtempSync(join(tmpdir(), 'cpsd-opensc-'));
 
 function pkcs11Module(): string {
@@ -37,12 +34,7 @@ function pkcs11Module(): string {
   return join('/usr/lib', found, 'opensc-pkcs11.so');
 }
 
-async function insert(profile: string): Promise<void> {
-  const event = nextEvent(service, 'card-inserted', (e) => e.reader === VPCD_READER);
-  await icc.insert({ profile });
-  await event;
-  inserted = true;
-}
+const insert = (profile: string): Promise<void> => vr.insert({ profile });
 
 async function tool(command: string, args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
   try {
@@ -54,25 +46,8 @@ async function tool(command: string, args: string[], env: Record<string, string>
   }
 }
 
-beforeAll(async () => {
-  await ensurePcscd();
-  service = new PcscService();
-  await service.settled(5000);
-  icc = new IccProcess();
-});
 
-afterEach(async () => {
-  if (!inserted) return;
-  const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
-  await icc.remove();
-  await removed;
-  inserted = false;
-});
 
-afterAll(async () => {
-  icc?.close();
-  await service?.close();
-});
 
 describe('OpenSC reads the virtual CPS3', () => {
   it('recognises it as an IAS/ECC CPx card', async () => {
@@ -103,7 +78,7 @@ describe('OpenSC reads the virtual CPS3', () => {
   it('agrees with what cpsd reads itself through PC/SC', async () => {
     await insert('pharmacist');
     const { stdout } = await tool('pkcs15-tool', ['--reader', '0', '--read-certificate', AUTH_ID]);
-    const connection = await service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
+    const connection = await vr.service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
     try {
       const card = new CardChannel(new PcscTransport(connection));
       const select = await card.transmit(new CommandApdu({ cla: 0, ins: 0xa4, p1: 0x09, p2: 0x04, data: fromHex('3F0000013001') }));
@@ -157,7 +132,7 @@ describe('OpenSC reads the virtual CPS3', () => {
     await tool('pkcs15-tool', ['--reader', '0', '--verify-pin', '--pin', '9999']);
     expect(await flags()).toContain('final user PIN try');
     // cpsd's own reading of the counter agrees: VERIFY without data never spends a try.
-    const connection = await service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
+    const connection = await vr.service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
     try {
       const status = await new CardChannel(new PcscTransport(connection)).transmit(new CommandApdu({ cla: 0, ins: 0x20, p1: 0, p2: 1 }));
       expect(status.sw).toBe(0x63c1);
