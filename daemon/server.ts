@@ -304,6 +304,17 @@ export class CpsdServer {
     });
   }
 
+  /** Gets the PIN for this operation and verifies it, the PIN being held for redaction meanwhile. */
+  async #verifyPin(client: Client, r: Request, card: CpsCard, purpose: string): Promise<void> {
+    const pin = await this.#pin(client, r, card, purpose);
+    const release = this.#log.holdSecret(pin);
+    try {
+      await card.verifyPin(pin);
+    } finally {
+      release();
+    }
+  }
+
   async #authenticate(client: Client, r: Request): Promise<unknown> {
     const challenge = Buffer.from(r.params.challenge as string, 'base64url');
     if (challenge.length < 32 || challenge.length > 128) throw new ProtocolError('INVALID_REQUEST', 'challenge must be 32 to 128 bytes');
@@ -318,13 +329,7 @@ export class CpsdServer {
           const session = client.origin ? this.#sessions.get(client.origin) : undefined;
           const reuse = session !== undefined && session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified;
           if (!reuse) {
-            const pin = await this.#pin(client, r, card, 'authentication');
-            const release = this.#log.holdSecret(pin);
-            try {
-              await card.verifyPin(pin);
-            } finally {
-              release();
-            }
+            await this.#verifyPin(client, r, card, 'authentication');
             const sso = this.#ssoFor(client.origin);
             if (client.origin && sso > 0) this.#sessions.set(client.origin, { serial: data.serial, until: Date.now() + sso * 1000 });
           }
@@ -367,13 +372,7 @@ export class CpsdServer {
         async (card) => {
           const data = await readPublicData(card, this.#cache);
           serial = data.serial;
-          const pin = await this.#pin(client, r, card, 'signature');
-          const release = this.#log.holdSecret(pin);
-          try {
-            await card.verifyPin(pin);
-          } finally {
-            release();
-          }
+          await this.#verifyPin(client, r, card, 'signature');
           const signature = await card.sign(alg, { digest: hash });
           return { signature: b64(signature), certificate: data.signCertificate ? b64(data.signCertificate) : null };
         },

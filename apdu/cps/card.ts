@@ -385,9 +385,13 @@ export class Cps3Card extends CpsCard {
     return AID_CONTACT;
   }
 
+  protected defaultAuthKey(): number {
+    return 0x82;
+  }
+
   async authenticate(digestInfo: Uint8Array): Promise<Uint8Array> {
     const { auth, application } = await this.objects();
-    const ref = auth.keyReference ?? 0x82;
+    const ref = auth.keyReference ?? this.defaultAuthKey();
     return this.op('authenticate', async () => {
       await this.select(application);
       (await this.send(0x22, 0x41, 0xa4, Uint8Array.of(0x80, 0x01, 0x02, 0x84, 0x01, ref))).check();
@@ -424,14 +428,8 @@ export class Cps3ContactlessCard extends Cps3Card {
     return AID_CONTACTLESS;
   }
 
-  override async authenticate(digestInfo: Uint8Array): Promise<Uint8Array> {
-    const { auth, application } = await this.objects();
-    const ref = auth.keyReference ?? 0x83;
-    return this.op('authenticate', async () => {
-      await this.select(application);
-      (await this.send(0x22, 0x41, 0xa4, Uint8Array.of(0x80, 0x01, 0x02, 0x84, 0x01, ref))).check();
-      return (await this.send(0x88, 0x00, 0x00, digestInfo, 256)).check().data;
-    });
+  protected override defaultAuthKey(): number {
+    return 0x83; // the technical authentication key
   }
 
   override sign(): Promise<Uint8Array> {
