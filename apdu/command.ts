@@ -24,10 +24,10 @@ export interface EncodeOptions {
 export type ApduCase = 1 | 2 | 3 | 4;
 
 /**
- * INS values whose data field carries a secret (VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER,
- * both ISO and the odd-INS variant). Their data is never printed.
+ * INS values whose data field carries a secret (VERIFY, CHANGE REFERENCE DATA, DISABLE/ENABLE
+ * VERIFICATION REQUIREMENT, RESET RETRY COUNTER, ISO and odd-INS variants). Their data is never printed.
  */
-const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x2c, 0x2d]);
+const SECRET_INS = new Set([0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2c, 0x2d]);
 
 /** An immutable ISO 7816-4 command APDU with checked header bytes and lengths. */
 export class CommandApdu {

@@ -99,7 +99,7 @@ export function describeStatus(sw: number): StatusInfo {
 }
 
 function kindOf(sw1: number): StatusKind {
-  if (sw1 === 0x90) return 'success';
+  if (sw1 === 0x90) return 'success'; // 90xx other than 9000 is not ISO; kept as success-like for display
   if (sw1 === 0x61 || sw1 === 0x9f) return 'bytes-available';
   if (sw1 === 0x62 || sw1 === 0x63) return 'warning';
   if (sw1 >= 0x64 && sw1 <= 0x66) return 'execution-error';

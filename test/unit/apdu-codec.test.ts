@@ -87,7 +87,7 @@ describe('CommandApdu', () => {
   });
 
   it('never prints PIN data (VERIFY, CHANGE, RESET RETRY COUNTER), in toString or JSON', () => {
-    for (const ins of [0x20, 0x21, 0x24, 0x25, 0x2c, 0x2d]) {
+    for (const ins of [0x20, 0x21, 0x24, 0x25, 0x26, 0x28, 0x2c, 0x2d]) {
       const c = new CommandApdu({ cla: 0, ins, p1: 0, p2: 1, data: new TextEncoder().encode('1234') });
       expect(c.isSecretCarrying).toBe(true);
       expect(c.toString()).not.toContain('31323334');
