@@ -111,7 +111,7 @@ export function parseRequest(text: string): Request {
   return { id: m.id, method: m.method, params: params as Record<string, unknown> };
 }
 
-type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm';
+type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce';
 
 /** Checks params against a flat schema; unknown params are refused. */
 export function checkParams(params: Record<string, unknown>, schema: Readonly<Record<string, Field>>): void {
@@ -127,6 +127,9 @@ export function checkParams(params: Record<string, unknown>, schema: Readonly<Re
     if (type === 'reader?' && (v.length === 0 || v.length > 128)) throw new ProtocolError('INVALID_REQUEST', '"reader" must be 1..128 characters');
     if (type === 'base64url' && (!/^[A-Za-z0-9_-]+={0,2}$/.test(v) || v.length > 512)) {
       throw new ProtocolError('INVALID_REQUEST', `"${key}" must be base64url (≤ 512 characters)`);
+    }
+    if (type === 'nonce' && (v.length < 44 || v.length > 128 || !/^[\x21-\x7e]+$/.test(v))) {
+      throw new ProtocolError('INVALID_REQUEST', '"nonce" must be 44 to 128 printable characters (256-bit base64)');
     }
     if (type === 'pin?' && !/^\d{4,8}$/.test(v)) throw new ProtocolError('INVALID_REQUEST', '"pin" must be 4 to 8 digits');
     if (type === 'hashAlgorithm' && v !== 'SHA-256' && v !== 'SHA-1') throw new ProtocolError('INVALID_REQUEST', '"hashAlgorithm" must be SHA-256 or SHA-1');

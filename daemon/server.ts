@@ -7,19 +7,21 @@
  * card signs; a PIN never crosses a web origin's WebSocket: it is typed on the daemon's PIN page (or a
  * PIN pad), and only local applications without an Origin may send it in a request.
  */
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CpsCard } from '../apdu/cps/card.js';
 import { MemoryCardCache, readPublicData } from '../apdu/cps/public-data.js';
 import { holderIdentity } from '../pkcs/holder.js';
+import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
 import type { CardEvent, CardSource } from './cards.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { PROTOCOL, ProtocolError, checkParams, parseRequest, toRpcError, type Request } from './protocol.js';
 
 const VERSION = '0.1.0';
+const APP_VERSION = `https://github.com/cpsd/cpsd/releases/tag/v${VERSION}`;
 
 interface Client {
   socket: WebSocket;
@@ -243,7 +245,7 @@ export class CpsdServer {
           };
         });
       case 'auth.authenticate':
-        checkParams(r.params, { challenge: 'base64url', reader: 'reader?', pin: 'pin?' });
+        checkParams(r.params, { nonce: 'nonce', reader: 'reader?', pin: 'pin?' });
         return this.#authenticate(client, r);
       case 'sign.hash':
         checkParams(r.params, { hash: 'base64url', hashAlgorithm: 'hashAlgorithm', reader: 'reader?', pin: 'pin?' });
@@ -316,8 +318,7 @@ export class CpsdServer {
   }
 
   async #authenticate(client: Client, r: Request): Promise<unknown> {
-    const challenge = Buffer.from(r.params.challenge as string, 'base64url');
-    if (challenge.length < 32 || challenge.length > 128) throw new ProtocolError('INVALID_REQUEST', 'challenge must be 32 to 128 bytes');
+    const nonce = r.params.nonce as string;
     const origin = client.origin ?? 'null';
     let serial: string | null = null;
     try {
@@ -333,18 +334,17 @@ export class CpsdServer {
             const sso = this.#ssoFor(client.origin);
             if (client.origin && sso > 0) this.#sessions.set(client.origin, { serial: data.serial, until: Date.now() + sso * 1000 });
           }
-          // What the card signs binds the browser-enforced origin: SHA-256(SHA-256(origin) ‖ SHA-256(challenge)).
-          const signed = Buffer.concat([createHash('sha256').update(origin).digest(), createHash('sha256').update(challenge).digest()]);
+          // Web eID: the card signs H(origin) ‖ H(nonce), the origin being the browser-enforced one.
+          const signed = signedData(origin, nonce);
           const signature = await card.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(signed).digest()));
-          const certificate = data.authCertificate ?? new Uint8Array(0);
-          return {
-            format: 'cpsd-auth:0',
-            origin,
+          const token: AuthToken = {
+            unverifiedCertificate: b64(data.authCertificate ?? new Uint8Array(0)),
             algorithm: 'RS256',
-            unverifiedCertificate: b64(certificate),
             signature: b64(signature),
-            subject: new X509Certificate(certificate).subject.split('\n').join(', '),
+            format: TOKEN_FORMAT,
+            appVersion: APP_VERSION,
           };
+          return token;
         },
         this.#ssoFor(client.origin) > 0 ? 'leave' : 'reset',
       );

@@ -64,6 +64,8 @@ export const PROFESSIONS: Readonly<Record<string, string>> = {
 export const CARD_TYPES: readonly string[] = ['CPS', 'CPF', 'CPE', 'CPA'];
 
 export interface CertificateInfo {
+  /** Named bits of the keyUsage extension (0 digitalSignature, 1 nonRepudiation, 2 keyEncipherment…), if present. */
+  keyUsage: Set<number> | undefined;
   subject: Record<string, string>;
   notBefore: Date;
   notAfter: Date;
@@ -169,7 +171,17 @@ export function certificateInfo(der: Uint8Array): CertificateInfo {
   const subject = fields[offset + 4];
   const [from, to] = validity?.children ?? [];
   if (!serial || !issuer || !subject || !from || !to) throw new CertificateFormatError('incomplete TBSCertificate');
+  const extensions = fields.find((f) => f.tag === 0xa3)?.children?.[0]?.children ?? [];
+  const ku = extensions.find((e) => Buffer.from(e.children?.[0]?.value ?? []).toString('hex') === '551d0f');
+  let keyUsage: Set<number> | undefined;
+  const kuValue = ku?.children?.find((c) => c.tag === 0x04)?.value;
+  if (kuValue) {
+    const bits = parseTlv(kuValue)[0]?.value ?? new Uint8Array(0);
+    keyUsage = new Set();
+    for (let i = 1; i < bits.length; i++) for (let b = 0; b < 8; b++) if (((bits[i] ?? 0) & (0x80 >> b)) !== 0) keyUsage.add((i - 1) * 8 + b);
+  }
   return {
+    keyUsage,
     subject: nameAttributes(subject),
     issuer: nameAttributes(issuer),
     notBefore: parseTime(from),

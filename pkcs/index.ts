@@ -1,2 +1,5 @@
 export * from './holder.js';
 export * from './crl.js';
+export * from './token.js';
+export * from './verify.js';
+export * from './nonce.js';

@@ -18,7 +18,7 @@ import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/cpsd.js', import.meta.url));
 const ORIGIN = 'https://app.example';
-const challenge = Buffer.alloc(48, 3).toString('base64url');
+const nonce = Buffer.alloc(32, 3).toString('base64');
 
 function client(port: number, origin?: string): Promise<{ ws: WebSocket; call: (method: string, params?: object) => Promise<Record<string, unknown>>; events: string[] }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}`, origin ? { origin } : {});
@@ -78,9 +78,9 @@ describe('daemon on the real PC/SC stack', () => {
     await inserted;
     const identity = (await rpc.call('card.identity', { reader: VPCD_READER })).result as Record<string, unknown>;
     expect(identity).toMatchObject({ nationalId: loadProfile('pharmacist').holder.idNat, surname: 'PHARMACH0007512' });
-    const token = (await rpc.call('auth.authenticate', { reader: VPCD_READER, challenge, pin: '1234' })).result as Record<string, string>;
+    const token = (await rpc.call('auth.authenticate', { reader: VPCD_READER, nonce, pin: '1234' })).result as Record<string, string>;
     const cert = new X509Certificate(Buffer.from(token.unverifiedCertificate ?? '', 'base64'));
-    const signed = Buffer.concat([createHash('sha256').update('null').digest(), createHash('sha256').update(Buffer.from(challenge, 'base64url')).digest()]);
+    const signed = Buffer.concat([createHash('sha256').update('null').digest(), createHash('sha256').update(nonce).digest()]);
     expect(verify('sha256', signed, cert.publicKey, Buffer.from(token.signature ?? '', 'base64'))).toBe(true);
     const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
     await icc.remove();

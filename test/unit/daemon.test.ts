@@ -110,7 +110,7 @@ async function typePin(url: string, pin: string | null): Promise<number> {
   return (await fetch(url, { method: 'POST', body, headers: { Origin: new URL(url).origin } })).status;
 }
 
-const challenge = Buffer.alloc(32, 7).toString('base64url');
+const nonce = Buffer.alloc(32, 7).toString('base64'); // 44 characters, as issueNonce makes them
 
 describe('daemon handshake', () => {
   it('accepts the allowed origin and local apps, refuses other origins and rebinding Hosts', async () => {
@@ -166,7 +166,7 @@ describe('daemon methods', () => {
   it('authenticates a web origin through the PIN page, and binds the origin into what the card signs', async () => {
     await start();
     const rpc = await connect();
-    const pending = rpc.call('auth.authenticate', { challenge });
+    const pending = rpc.call('auth.authenticate', { nonce });
     const prompt = await rpc.next('pin.required');
     expect(prompt).toMatchObject({ purpose: 'authentication', triesLeft: 3 });
     const url = String(prompt.url);
@@ -180,9 +180,9 @@ describe('daemon methods', () => {
     expect((await fetch(url, { method: 'POST', body: `csrf=x&pin=${PIN}`, headers: { Origin: ORIGIN } })).status).toBe(403);
     expect(await typePin(url, PIN)).toBe(200);
     const token = (await pending).result ?? {};
-    expect(token).toMatchObject({ format: 'cpsd-auth:0', origin: ORIGIN, algorithm: 'RS256' });
+    expect(token).toMatchObject({ format: 'web-eid:1.0', algorithm: 'RS256' });
     const cert = new X509Certificate(Buffer.from(String(token.unverifiedCertificate), 'base64'));
-    const signed = Buffer.concat([createHash('sha256').update(ORIGIN).digest(), createHash('sha256').update(Buffer.from(challenge, 'base64url')).digest()]);
+    const signed = Buffer.concat([createHash('sha256').update(ORIGIN).digest(), createHash('sha256').update(nonce).digest()]);
     expect(verify('sha256', signed, cert.publicKey, Buffer.from(String(token.signature), 'base64'))).toBe(true);
     expect(sim.card?.pinVerified).toBe(false); // the daemon dropped the verified state
     expect((await fetch(url)).status).toBe(404); // one-time
@@ -191,26 +191,28 @@ describe('daemon methods', () => {
   it('never takes a PIN from a web page; local apps may send it', async () => {
     await start();
     const web = await connect();
-    expect((await web.call('auth.authenticate', { challenge, pin: PIN })).error?.data.code).toBe('PIN_NOT_ALLOWED');
+    expect((await web.call('auth.authenticate', { nonce, pin: PIN })).error?.data.code).toBe('PIN_NOT_ALLOWED');
     const local = await connect(null);
-    const token = (await local.call('auth.authenticate', { challenge, pin: PIN })).result;
-    expect(token?.origin).toBe('null');
+    const token = (await local.call('auth.authenticate', { nonce, pin: PIN })).result ?? {};
+    const cert = new X509Certificate(Buffer.from(String(token.unverifiedCertificate), 'base64'));
+    const signed = Buffer.concat([createHash('sha256').update('null').digest(), createHash('sha256').update(nonce).digest()]);
+    expect(verify('sha256', signed, cert.publicKey, Buffer.from(String(token.signature), 'base64'))).toBe(true);
   });
 
   it('reports a wrong PIN with the tries left, a cancelled entry, a blocked PIN', async () => {
     await start();
     const rpc = await connect();
-    const first = rpc.call('auth.authenticate', { challenge });
+    const first = rpc.call('auth.authenticate', { nonce });
     await typePin(String((await rpc.next('pin.required')).url), WRONG);
     expect((await first).error?.data).toEqual({ code: 'PIN_INCORRECT', triesLeft: 2 });
     rpc.notifications.length = 0;
-    const second = rpc.call('auth.authenticate', { challenge });
+    const second = rpc.call('auth.authenticate', { nonce });
     await typePin(String((await rpc.next('pin.required')).url), null);
     expect((await second).error?.data.code).toBe('USER_CANCELLED');
     await server?.close();
     await start({}, 'pin-blocked');
     const blocked = await connect();
-    expect((await blocked.call('auth.authenticate', { challenge })).error?.data.code).toBe('PIN_BLOCKED');
+    expect((await blocked.call('auth.authenticate', { nonce })).error?.data.code).toBe('PIN_BLOCKED');
   });
 
   it('signs a hash with the signing key and its own PIN', async () => {
@@ -237,7 +239,7 @@ describe('daemon methods', () => {
     expect(await raw('{"jsonrpc":"2.0","id":1,"method":"hello","extra":1}')).toMatchObject({ error: { data: { code: 'INVALID_REQUEST' } } });
     expect((await rpc.call('card.erase')).error).toMatchObject({ code: -32601, data: { code: 'METHOD_NOT_FOUND' } });
     expect((await rpc.call('card.status', { origin: 'https://other' })).error?.data.code).toBe('INVALID_REQUEST');
-    expect((await rpc.call('auth.authenticate', { challenge: 'c2hvcnQ' })).error?.data.code).toBe('INVALID_REQUEST');
+    expect((await rpc.call('auth.authenticate', { nonce: 'short' })).error?.data.code).toBe('INVALID_REQUEST');
     expect((await rpc.call('card.status', { reader: 'nope' })).error?.data.code).toBe('READER_NOT_FOUND');
     sim.remove();
     expect((await rpc.call('card.status')).error?.data.code).toBe('CARD_ABSENT');
@@ -280,7 +282,7 @@ describe('daemon card events and load', () => {
   it('fails a pending authentication with CARD_ABSENT when the card is pulled', async () => {
     await start();
     const rpc = await connect();
-    const pending = rpc.call('auth.authenticate', { challenge });
+    const pending = rpc.call('auth.authenticate', { nonce });
     await rpc.next('pin.required');
     sim.remove();
     expect((await pending).error?.data.code).toBe('CARD_ABSENT');
@@ -327,15 +329,15 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
   it('TIMEOUT when nobody types the PIN, PIN_FORMAT for a malformed one, PIN_LAST_TRY with one try left', async () => {
     await start({ pinTimeoutMs: 100 });
     const rpc = await connect();
-    expect((await rpc.call('auth.authenticate', { challenge })).error?.data.code).toBe('TIMEOUT');
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('TIMEOUT');
     rpc.notifications.length = 0;
-    const malformed = rpc.call('auth.authenticate', { challenge });
+    const malformed = rpc.call('auth.authenticate', { nonce });
     const url = String((await rpc.next('pin.required')).url);
     await typePin(url, '12a4');
     expect((await malformed).error?.data.code).toBe('PIN_FORMAT');
     if (sim.card) sim.card.image.pin.triesLeft = 1;
     rpc.notifications.length = 0;
-    const last = rpc.call('auth.authenticate', { challenge });
+    const last = rpc.call('auth.authenticate', { nonce });
     await typePin(String((await rpc.next('pin.required')).url), PIN);
     expect((await last).error?.data.code).toBe('PIN_LAST_TRY');
     expect(sim.card?.image.pin.triesLeft).toBe(1);
@@ -367,20 +369,20 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
   it('reuses the verified PIN within the SSO window IT configured, until logout or card removal', async () => {
     await start({ ssoSeconds: { [ORIGIN]: 600 } });
     const rpc = await connect();
-    const first = rpc.call('auth.authenticate', { challenge });
+    const first = rpc.call('auth.authenticate', { nonce });
     await typePin(String((await rpc.next('pin.required')).url), PIN);
-    expect((await first).result?.format).toBe('cpsd-auth:0');
+    expect((await first).result?.format).toBe('web-eid:1.0');
     rpc.notifications.length = 0;
-    expect((await rpc.call('auth.authenticate', { challenge })).result?.format).toBe('cpsd-auth:0');
+    expect((await rpc.call('auth.authenticate', { nonce })).result?.format).toBe('web-eid:1.0');
     expect(rpc.notifications.filter((n) => n.method === 'pin.required')).toEqual([]);
     expect((await rpc.call('session.logout')).result).toEqual({ ok: true });
     expect(sim.card?.pinVerified).toBe(false);
-    const again = rpc.call('auth.authenticate', { challenge });
+    const again = rpc.call('auth.authenticate', { nonce });
     await typePin(String((await rpc.next('pin.required')).url), PIN);
-    expect((await again).result?.format).toBe('cpsd-auth:0');
+    expect((await again).result?.format).toBe('web-eid:1.0');
     // Another client (here a local app) never benefits from it: it is asked for the PIN.
     const other = await connect(null);
-    const pending = other.call('auth.authenticate', { challenge });
+    const pending = other.call('auth.authenticate', { nonce });
     expect(await other.next('pin.required')).toMatchObject({ purpose: 'authentication' });
     sim.remove(); // and pulling the card ends everything
     expect((await pending).error?.data.code).toBe('CARD_ABSENT');

@@ -1,0 +1,108 @@
+/** The web-eid:1.0 token from the virtual card, checked by the server-side verifier and by openssl. */
+import { execFileSync } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CpsCard } from '../../apdu/cps/card.js';
+import { MemoryNonceStore, consumeNonce, issueNonce, verify, type AuthToken } from '../../pkcs/verify.js';
+import { signedData } from '../../pkcs/token.js';
+import { fixtureCard, fixturesDir, loadMaterial } from '../../sim/cps/fixtures.js';
+
+const ORIGIN = 'https://app.example';
+const pki = (f: string): Uint8Array => new Uint8Array(readFileSync(join(fixturesDir(), 'pki', f)));
+const trust = { trustAnchors: [pki('root.der')], intermediates: [pki('intermediate.der')] };
+const NOW = new Date('2026-06-01T00:00:00Z');
+
+async function token(profile: string, origin: string, nonce: string, which: 'auth' | 'sign' = 'auth'): Promise<AuthToken> {
+  const card = fixtureCard(profile);
+  const driver = CpsCard.open({ transmit: async (c) => card.transmit(c) }, card.atr);
+  await driver.verifyPin('1234');
+  const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
+  const signature =
+    which === 'auth' ? await driver.authenticate(CpsCard.digestInfo('sha256', digest)) : await driver.sign('sha256', { digest });
+  const cert = which === 'auth' ? loadMaterial(profile).authCert : loadMaterial(profile).signCert;
+  return {
+    unverifiedCertificate: Buffer.from(cert).toString('base64'),
+    algorithm: 'RS256',
+    signature: Buffer.from(signature).toString('base64'),
+    format: 'web-eid:1.0',
+    appVersion: 'https://github.com/cpsd/cpsd/releases/tag/v0.1.0',
+  };
+}
+
+describe('token verifier', () => {
+  it('returns the holder for a good token, and refuses it for another origin or nonce', async () => {
+    const store = new MemoryNonceStore();
+    const nonce = await issueNonce(store);
+    expect(nonce).toHaveLength(44);
+    const t = await token('doctor', ORIGIN, nonce);
+    const holder = verify(JSON.stringify(t), { origin: ORIGIN, nonce: await consumeNonce(store, nonce), ...trust, now: NOW });
+    expect(holder).toMatchObject({ nationalId: '899700012349', idKind: 'RPPS', rpps: '99700012349', surname: 'MEDECIN-TEST', givenName: 'JEANNE', profession: { label: 'Médecin' } });
+    expect(() => verify(t, { origin: 'https://evil.example', nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+    const other = Buffer.alloc(32, 1).toString('base64');
+    expect(() => verify(t, { origin: ORIGIN, nonce: other, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+    // Replay: the nonce was used once already.
+    await expect(consumeNonce(store, nonce)).rejects.toMatchObject({ code: 'NONCE_INVALID' });
+  });
+
+  it('refuses expired nonces', async () => {
+    const store = new MemoryNonceStore();
+    const nonce = await issueNonce(store, 10);
+    await expect(consumeNonce(store, nonce, Date.now() + 1000)).rejects.toMatchObject({ code: 'NONCE_EXPIRED' });
+  });
+
+  it('refuses expired, revoked, untrusted and wrong-purpose certificates', async () => {
+    const nonce = Buffer.alloc(32, 9).toString('base64');
+    const crls = [pki('fort-personnes.crl')];
+    const expired = await token('expired', ORIGIN, nonce);
+    expect(() => verify(expired, { origin: ORIGIN, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_EXPIRED' }));
+    const revoked = await token('revoked', ORIGIN, nonce);
+    expect(verify(revoked, { origin: ORIGIN, nonce, ...trust, now: NOW }).surname).toBe('MEDECIN-TEST'); // no CRL given
+    expect(() => verify(revoked, { origin: ORIGIN, nonce, ...trust, crls, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_REVOKED' }));
+    const good = await token('doctor', ORIGIN, nonce);
+    expect(verify(good, { origin: ORIGIN, nonce, ...trust, crls, now: NOW }).nationalId).toBe('899700012349');
+    // Trusting the intermediate itself (as Web eID validators do) is enough; an unrelated anchor is not.
+    expect(verify(good, { origin: ORIGIN, nonce, trustAnchors: [pki('intermediate.der')], now: NOW }).surname).toBe('MEDECIN-TEST');
+    expect(() => verify(good, { origin: ORIGIN, nonce, trustAnchors: [loadMaterial('nurse').authCert], now: NOW })).toThrow(
+      expect.objectContaining({ code: 'CERT_UNTRUSTED' }),
+    );
+    expect(() => verify(good, { origin: ORIGIN, nonce, trustAnchors: [pki('root.der')], now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_UNTRUSTED' }));
+    const signing = await token('doctor', ORIGIN, nonce, 'sign');
+    expect(() => verify(signing, { origin: ORIGIN, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_WRONG_PURPOSE' }));
+    expect(() => verify(good, { origin: ORIGIN, nonce, ...trust, now: new Date('2024-06-01') })).toThrow(expect.objectContaining({ code: 'CERT_NOT_YET_VALID' }));
+  });
+
+  it('refuses malformed tokens and bad origins or nonces with typed errors', async () => {
+    const nonce = Buffer.alloc(32, 2).toString('base64');
+    const good = await token('doctor', ORIGIN, nonce);
+    const cases: [unknown, string][] = [
+      ['{}', 'TOKEN_MALFORMED'],
+      ['x'.repeat(200), 'TOKEN_MALFORMED'],
+      ['x'.repeat(10_001), 'TOKEN_MALFORMED'],
+      [{ ...good, format: 'jwt' }, 'TOKEN_MALFORMED'],
+      [{ ...good, algorithm: 'none' }, 'TOKEN_MALFORMED'],
+      [{ ...good, signature: '***' }, 'TOKEN_MALFORMED'],
+      [{ ...good, unverifiedCertificate: 'AAAA' }, 'TOKEN_MALFORMED'],
+      [{ ...good, signature: Buffer.alloc(256).toString('base64') }, 'SIGNATURE_INVALID'],
+    ];
+    for (const [t, code] of cases) expect(() => verify(t, { origin: ORIGIN, nonce, ...trust, now: NOW }), code).toThrow(expect.objectContaining({ code }));
+    expect(() => verify(good, { origin: 'http://app.example', nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'ORIGIN_INVALID' }));
+    expect(() => verify(good, { origin: `${ORIGIN}/path`, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'ORIGIN_INVALID' }));
+    expect(() => verify(good, { origin: ORIGIN, nonce: 'short', ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'NONCE_INVALID' }));
+  });
+
+  it('is verified independently by openssl over the reconstructed data', async () => {
+    const nonce = Buffer.alloc(32, 5).toString('base64');
+    const t = await token('doctor', ORIGIN, nonce);
+    const dir = mkdtempSync(join(tmpdir(), 'cpsd-openssl-'));
+    writeFileSync(join(dir, 'data'), signedData(ORIGIN, nonce));
+    writeFileSync(join(dir, 'sig'), Buffer.from(t.signature, 'base64'));
+    writeFileSync(join(dir, 'pub.pem'), new X509Certificate(Buffer.from(t.unverifiedCertificate, 'base64')).publicKey.export({ type: 'spki', format: 'pem' }));
+    const out = execFileSync('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.pem'), '-signature', join(dir, 'sig'), join(dir, 'data')]).toString();
+    expect(out.trim()).toBe('Verified OK');
+    writeFileSync(join(dir, 'data'), signedData('https://evil.example', nonce));
+    expect(() => execFileSync('openssl', ['dgst', '-sha256', '-verify', join(dir, 'pub.pem'), '-signature', join(dir, 'sig'), join(dir, 'data')], { stdio: 'pipe' })).toThrow();
+  });
+});
