@@ -13,4 +13,13 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // The browser SDK is plain JavaScript run by browsers.
+    files: ['client/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'navigator', 'location', 'fetch', 'WebSocket', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

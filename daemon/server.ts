@@ -393,7 +393,8 @@ export class CpsdServer {
       'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
       'X-Frame-Options': 'DENY',
       'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
+      // same-origin, not no-referrer: with no-referrer Chrome sends "Origin: null" on the form post.
+      'Referrer-Policy': 'same-origin',
       'Cache-Control': 'no-store',
     };
     if (!this.#hostAllowed(req.headers.host)) {

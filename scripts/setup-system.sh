@@ -2,9 +2,10 @@
 # Installs the Debian packages cpsd needs to build and to run its tests against the real PC/SC stack.
 # libpcsclite-dev must be there before `npm ci`: the pcsclite addon compiles against it.
 # vsmartcard-vpcd is a test/demo dependency only: its virtual reader listens on all interfaces.
+# chromium drives the end-to-end login test (test/e2e/browser.test.ts) through playwright-core.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2)
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

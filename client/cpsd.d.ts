@@ -1,0 +1,64 @@
+/** Types of the cpsd browser SDK (client/cpsd.js). */
+
+export declare const DEFAULT_PORT: 24821;
+
+export type CpsdErrorCode =
+  | 'DAEMON_UNREACHABLE'
+  | 'LOCAL_NETWORK_DENIED'
+  | 'ORIGIN_NOT_ALLOWED'
+  | 'USER_CANCELLED'
+  | 'PIN_BLOCKED'
+  | 'PIN_INCORRECT'
+  | 'PIN_LAST_TRY'
+  | 'PIN_FORMAT'
+  | 'CARD_ABSENT'
+  | 'CARD_UNSUPPORTED'
+  | 'READER_NOT_FOUND'
+  | 'PCSC_UNAVAILABLE'
+  | 'TIMEOUT'
+  | 'BUSY'
+  | 'RATE_LIMITED'
+  | 'INVALID_REQUEST'
+  | 'INTERNAL'
+  | (string & {});
+
+export declare class CpsdError extends Error {
+  readonly code: CpsdErrorCode;
+  /** With PIN_INCORRECT: tries left before the PIN blocks. */
+  readonly triesLeft?: number;
+  /** With CARD_UNSUPPORTED: the card's ATR. */
+  readonly atr?: string;
+}
+
+/** The Web eID authentication token the server verifies (cpsd/verify). */
+export interface AuthToken {
+  unverifiedCertificate: string;
+  algorithm: 'RS256' | 'PS256';
+  signature: string;
+  format: 'web-eid:1.0';
+  appVersion: string;
+}
+
+export interface ConnectOptions {
+  port?: number;
+  timeoutMs?: number;
+}
+
+export interface Notifications {
+  'readers.changed': { readers: { name: string; cardPresent: boolean; atr: string | null }[] };
+  'card.inserted': { reader: string; atr: string };
+  'card.removed': { reader: string };
+  'pin.required': { requestId: string | number; url: string; purpose: string; triesLeft: number };
+}
+
+export declare class CpsdClient {
+  on<E extends keyof Notifications>(event: E, fn: (params: Notifications[E]) => void): () => void;
+  call(method: string, params?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<unknown>;
+  authenticate(nonce: string, options?: { popup?: Window }): Promise<AuthToken>;
+  close(): void;
+}
+
+export declare function connect(options?: ConnectOptions): Promise<CpsdClient>;
+export declare function openPinWindow(): Window | undefined;
+/** From a click handler: opens the PIN window, connects, authenticates, closes. */
+export declare function authenticate(nonce: string, options?: ConnectOptions): Promise<AuthToken>;

@@ -1,0 +1,141 @@
+/**
+ * "Log in with my CPS card" in real Chromium: demo page → WebSocket → daemon → pcsclite → pcscd → vpcd →
+ * virtual card, the PIN typed into the daemon's PIN page popup. Screenshots go to test-output/.
+ */
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PcscCardSource } from '../../daemon/cards.js';
+import { DEFAULTS } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { startDemo } from '../../examples/demo/server.js';
+import { useVirtualReader } from '../helpers/virtual-reader.js';
+
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const vr = useVirtualReader();
+let browser: Browser;
+let daemon: CpsdServer;
+let source: PcscCardSource;
+let demo: { server: Server; port: number; origin: string };
+
+async function startDaemon(origins: string[]): Promise<void> {
+  await daemon?.close();
+  daemon = new CpsdServer({ ...DEFAULTS, port: daemon?.port ?? 0, allowedOrigins: origins, allowHttpLocalhost: true }, source, new Logger('warn', () => undefined));
+  await daemon.listen();
+}
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true });
+  source = new PcscCardSource();
+  await source.settled();
+  await startDaemon([]);
+  demo = await startDemo({ port: 0, daemonPort: daemon.port });
+  await startDaemon([demo.origin]);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await daemon?.close();
+  await source?.close();
+  await new Promise((r) => demo?.server.close(r));
+});
+
+async function openDemo(): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(demo.origin);
+  await page.waitForSelector('#login');
+  return { context, page };
+}
+
+/** Clicks login and types `pin` in the daemon's PIN page (null: cancel). */
+async function login(context: BrowserContext, page: Page, pin: string | null): Promise<void> {
+  const popup = context.waitForEvent('page');
+  await page.click('#login');
+  const pinPage = await popup;
+  await pinPage.waitForURL(/\/pin\/[0-9a-f]{32}$/);
+  await pinPage.waitForSelector('input[name=pin]');
+  if (pin === null) await pinPage.click('button[name=cancel]');
+  else {
+    await pinPage.fill('input[name=pin]', pin);
+    await pinPage.click('button[type=submit]:not([name])');
+  }
+}
+
+describe('login with the CPS card in Chromium', () => {
+  it('logs the holder in, typed PIN in the daemon page, and shows who it is', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const { context, page } = await openDemo();
+    await login(context, page, '1234');
+    await page.waitForSelector('#welcome', { timeout: 20_000 });
+    expect(await page.textContent('#welcome')).toContain('JEANNE MEDECIN-TEST');
+    expect(await page.textContent('#rpps')).toBe('99700012349');
+    expect(await page.textContent('#profession')).toBe('Médecin');
+    await page.screenshot({ path: `${OUTPUT}login-success.png` });
+    await page.click('#logout');
+    await page.waitForSelector('#login');
+    await context.close();
+  }, 60_000);
+
+  it('shows the tries left after a wrong PIN, and a blocked card', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const { context, page } = await openDemo();
+    await login(context, page, '9999');
+    await page.waitForSelector('#error');
+    expect(await page.getAttribute('#error', 'data-code')).toBe('PIN_INCORRECT');
+    expect(await page.textContent('#error')).toContain('2 essai(s) restant(s)');
+    await page.screenshot({ path: `${OUTPUT}login-wrong-pin.png` });
+    await context.close();
+    await vr.remove();
+    await vr.insert({ profile: 'pin-blocked' });
+    const blocked = await openDemo();
+    const popup = blocked.context.waitForEvent('page');
+    await blocked.page.click('#login');
+    await popup;
+    await blocked.page.waitForSelector('#error');
+    expect(await blocked.page.getAttribute('#error', 'data-code')).toBe('PIN_BLOCKED');
+    await blocked.context.close();
+  }, 60_000);
+
+  it('fails cleanly when the card is pulled during the login', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const { context, page } = await openDemo();
+    const popup = context.waitForEvent('page');
+    await page.click('#login');
+    const pinPage = await popup;
+    await pinPage.waitForURL(/\/pin\//);
+    await vr.remove();
+    await page.waitForSelector('#error', { timeout: 20_000 });
+    expect(await page.getAttribute('#error', 'data-code')).toBe('CARD_ABSENT');
+    await context.close();
+  }, 60_000);
+
+  it('tells the page when its origin is not allowed by the daemon', async () => {
+    await vr.insert({ profile: 'doctor' });
+    await startDaemon(['https://other.example']);
+    try {
+      const { context, page } = await openDemo();
+      await page.click('#login');
+      await page.waitForSelector('#error');
+      expect(await page.getAttribute('#error', 'data-code')).toBe('ORIGIN_NOT_ALLOWED');
+      await context.close();
+    } finally {
+      await startDaemon([demo.origin]);
+    }
+  }, 60_000);
+});
+
+describe('demo server refuses bad tokens', () => {
+  it('refuses a replayed token, a token for another origin and a revoked certificate', async () => {
+    const { verifyDemoTokens } = await import('../helpers/demo-tokens.js');
+    expect(await verifyDemoTokens(demo.origin)).toEqual({ first: 200, replay: 401, otherOrigin: 401, revoked: 401 });
+  }, 60_000);
+});
