@@ -1,0 +1,72 @@
+/** pcscd killed and restarted repeatedly while clients poll the daemon: it recovers every time. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { PcscCardSource } from '../../daemon/cards.js';
+import { DEFAULTS } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { nextEvent } from '../helpers/events.js';
+import { killPcscd, startAgain, VPCD_READER } from '../helpers/pcscd.js';
+import { useVirtualReader } from '../helpers/virtual-reader.js';
+
+const ROUNDS = Number(process.env.CPSD_RESTARTS ?? 2);
+const vr = useVirtualReader();
+let source: PcscCardSource;
+let server: CpsdServer;
+
+beforeAll(async () => {
+  source = new PcscCardSource();
+  await source.settled();
+  server = new CpsdServer({ ...DEFAULTS, port: 0, ratePerSecond: 1000 }, source, new Logger('error', () => undefined));
+  await server.listen();
+});
+
+afterAll(async () => {
+  await server?.close();
+  await source?.close();
+});
+
+describe('daemon across pcscd restarts', () => {
+  it(`answers every poll with a result or a typed error through ${ROUNDS} restarts, then works again`, async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}`);
+    await new Promise((r) => ws.once('open', r));
+    const codes = new Map<string, number>();
+    let id = 0;
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString()) as { result?: unknown; error?: { data: { code: string } }; method?: string };
+      if (m.method) return;
+      const key = m.error ? m.error.data.code : 'ok';
+      codes.set(key, (codes.get(key) ?? 0) + 1);
+    });
+    const poll = setInterval(() => ws.send(JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'card.status', params: { reader: VPCD_READER } })), 20);
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        await vr.insert({ profile: 'doctor' });
+        await new Promise((r) => setTimeout(r, 200));
+        await killPcscd();
+        await vr.icc.remove();
+        await new Promise((r) => setTimeout(r, 200));
+        const up = nextEvent(vr.service, 'reader-added', (e) => e.reader === VPCD_READER, 10_000);
+        await startAgain();
+        await up;
+        await vr.service.settled(5000);
+        await source.settled();
+      }
+      await vr.insert({ profile: 'doctor' });
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      clearInterval(poll);
+    }
+    const last = await new Promise<Record<string, unknown>>((resolve) => {
+      ws.on('message', (d) => {
+        const m = JSON.parse(d.toString()) as { id?: number; result?: Record<string, unknown> };
+        if (m.id === 999_999) resolve(m as Record<string, unknown>);
+      });
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 999_999, method: 'card.status', params: { reader: VPCD_READER } }));
+    });
+    expect(last.result).toMatchObject({ generation: 'CPS3' });
+    expect(codes.get('ok') ?? 0).toBeGreaterThan(0);
+    for (const code of codes.keys()) expect(['ok', 'PCSC_UNAVAILABLE', 'READER_NOT_FOUND', 'CARD_ABSENT', 'CARD_ERROR', 'RATE_LIMITED']).toContain(code);
+    ws.close();
+  }, 120_000);
+});
