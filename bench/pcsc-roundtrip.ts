@@ -7,7 +7,9 @@
  *   npm run bench:pcsc                   # 2000 APDUs with quickack, 100 without
  *   BENCH_APDUS=5000 npm run bench:pcsc
  */
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PcscService, type PcscEvent } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
@@ -35,7 +37,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function measure(service: PcscService, host: string, count: number): Promise<number[]> {
+async function measure(service: PcscService, host: string, count: number, external?: () => number[]): Promise<number[]> {
   const child = fork(ICC, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const call = (message: object): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -46,6 +48,13 @@ async function measure(service: PcscService, host: string, count: number): Promi
     const inserted = waitEvent(service, 'card-inserted');
     await call({ op: 'insert', host, port: 35963 });
     await inserted;
+    if (external) {
+      const result = external();
+      const removed = waitEvent(service, 'card-removed');
+      await call({ op: 'remove' });
+      await removed;
+      return result;
+    }
     const connection = await service.connect(READER, { share: 'shared', protocols: ['T0', 'T1'] });
     for (let i = 0; i < 20; i++) await connection.transmit(SELECT); // warm-up
     const times: number[] = [];
@@ -64,6 +73,26 @@ async function measure(service: PcscService, host: string, count: number): Promi
   }
 }
 
+/** Builds bench/c/select.c with the system compiler; undefined (and a note) if it cannot. */
+function cBaseline(): ((count: number) => number[]) | undefined {
+  const source = fileURLToPath(new URL('../../bench/c/select.c', import.meta.url));
+  const binary = join(tmpdir(), 'cpsd-select-bench');
+  try {
+    let flags = ['-I/usr/include/PCSC', '-lpcsclite'];
+    try {
+      flags = execFileSync('pkg-config', ['--cflags', '--libs', 'libpcsclite']).toString().trim().split(/\s+/);
+    } catch {
+      // no pkg-config: Debian's paths above
+    }
+    execFileSync('cc', ['-O2', '-o', binary, source, ...flags]);
+  } catch (error) {
+    console.log(`(C baseline skipped: ${(error as Error).message.split('\n')[0] ?? ''})`);
+    return undefined;
+  }
+  // [median, p90, p99] in µs
+  return (count) => execFileSync(binary, [READER, String(count)]).toString().trim().split(' ').map(Number);
+}
+
 const service = new PcscService();
 try {
   await service.settled(5000);
@@ -76,6 +105,14 @@ try {
     const t = await measure(service, host, count);
     const fmt = (us: number): string => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`);
     rows.push([label, String(count), fmt(percentile(t, 50)), fmt(percentile(t, 90)), fmt(percentile(t, 99))]);
+  }
+  // The same round trip from C on libpcsclite: what pcscd + vpcd cost without Node and the binding.
+  const c = cBaseline();
+  if (c) {
+    const t = await measure(service, '127.0.0.2', FAST_COUNT, () => c(FAST_COUNT));
+    const ours = Number.parseFloat(rows[0]?.[2] ?? 'NaN');
+    rows.push(['C libpcsclite client, 127.0.0.2', String(FAST_COUNT), `${(t[0] ?? NaN).toFixed(0)} µs`, `${(t[1] ?? NaN).toFixed(0)} µs`, `${(t[2] ?? NaN).toFixed(0)} µs`]);
+    console.log(`ratio cpsd / C (median): ${(ours / (t[0] ?? NaN)).toFixed(2)}`);
   }
   const header = ['card side connects to', 'APDUs', 'median', 'p90', 'p99'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
