@@ -8,7 +8,7 @@
  */
 import { execFile, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +23,12 @@ const READER = 'Virtual PCD 00 00';
 const HOST = process.env.VPCD_HOST ?? '127.0.0.2';
 const ICC = fileURLToPath(new URL('../sim/icc-process.js', import.meta.url));
 const AUTH_ID = 'e828bd080f8025000001ff001002';
+const PKCS11 = ['/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so', '/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so', '/usr/lib/opensc-pkcs11.so'].find((p) => existsSync(p)) ?? 'opensc-pkcs11.so';
 
 interface Stats {
   cardApdus: number;
   cardBytes: number;
+  cardRsa: number;
 }
 
 const child = fork(ICC, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -71,7 +73,7 @@ async function measure(service: PcscService, job: string, who: string, body: () 
   const before = await stats();
   await body();
   const after = await stats();
-  rows.push([job, who, { cardApdus: after.cardApdus - before.cardApdus, cardBytes: after.cardBytes - before.cardBytes }]);
+  rows.push([job, who, { cardApdus: after.cardApdus - before.cardApdus, cardBytes: after.cardBytes - before.cardBytes, cardRsa: after.cardRsa - before.cardRsa }]);
   const removed = waitEvent(service, 'card-removed');
   await call({ op: 'remove' });
   await removed;
@@ -111,31 +113,45 @@ async function main(): Promise<void> {
   await measure(service, 'list both certificates', 'OpenSC pkcs15-tool --list-certificates', async () => {
     await run('pkcs15-tool', ['--reader', '0', '--list-certificates']);
   });
-  await measure(service, 'PIN + authentication signature (DigestInfo), card never seen', 'cpsd', () =>
+  await measure(service, 'PIN + authentication signature (DigestInfo)', 'cpsd', () =>
     withDriver(service, async (card) => {
       await card.verifyPin('1234');
       await card.authenticate(digestInfo);
     }),
   );
-  await measure(service, 'PIN + authentication signature, card seen before (identity included)', 'cpsd', () =>
+  await measure(service, 'PIN + authentication signature (DigestInfo), card seen before, identity included', 'cpsd', () =>
     withDriver(service, async (card) => {
       await readPublicData(card, cache);
       await card.verifyPin('1234');
       await card.authenticate(digestInfo);
     }),
   );
+  await measure(service, 'PIN + signature with the signing key (1 KiB document, SHA-256 finished on card)', 'cpsd', () =>
+    withDriver(service, async (card) => {
+      await readPublicData(card, cache);
+      await card.verifyPin('1234');
+      await card.sign('sha256', { message: new Uint8Array(1024).fill(7) });
+    }),
+  );
+  await measure(service, 'PIN + authentication signature (DigestInfo)', 'OpenSC pkcs11-tool --sign -m RSA-PKCS', async () => {
+    await run('pkcs11-tool', ['--module', PKCS11, '--slot-index', '0', '--login', '--pin', '1234', '--sign', '-m', 'RSA-PKCS', '--id', AUTH_ID, '-i', input, '-o', join(work, 'sig11')]);
+  });
   await measure(service, 'PIN + authentication signature (DigestInfo)', 'OpenSC pkcs15-crypt --sign', async () => {
     await run('pkcs15-crypt', ['--reader', '0', '--sign', '--pkcs1', '--key', AUTH_ID, '--pin', '1234', '--input', input, '--output', join(work, 'sig')]);
   });
 
-  const perByte = CPS3_TIMING.microsPerByte / 1000;
-  console.log('APDUs and bytes at the virtual CPS3 (profile doctor), through pcscd + vpcd');
-  console.log(`${'job'.padEnd(72)}${'by'.padEnd(42)}${'APDUs'.padStart(6)}${'bytes'.padStart(8)}  T=0 link time`);
-  for (const [job, who, s] of rows) {
-    const ms = Math.round(s.cardBytes * perByte);
-    console.log(`${job.padEnd(72)}${who.padEnd(42)}${String(s.cardApdus).padStart(6)}${String(s.cardBytes).padStart(8)}  ~${ms} ms`);
+  const modelled = (x: Stats): number => x.cardBytes * (CPS3_TIMING.microsPerByte / 1000) + x.cardRsa * CPS3_TIMING.rsaMillis;
+  console.log('APDUs, bytes and modelled card time at the virtual CPS3 (profile doctor), through pcscd + vpcd');
+  console.log(`card time model: ${CPS3_TIMING.microsPerByte} µs per byte on the T=0 link + ${CPS3_TIMING.rsaMillis} ms per RSA-2048 operation`);
+  console.log(`${'job'.padEnd(88)}${'by'.padEnd(40)}${'APDUs'.padStart(6)}${'bytes'.padStart(7)}${'RSA'.padStart(4)}${'card ms'.padStart(9)}${'× cpsd'.padStart(8)}`);
+  const cpsdTime = new Map<string, number>();
+  for (const [job, who, x] of rows) if (who === 'cpsd' && !cpsdTime.has(job.replace(/, card (never seen|seen before).*$/, ''))) cpsdTime.set(job.replace(/, card (never seen|seen before).*$/, ''), modelled(x));
+  for (const [job, who, x] of rows) {
+    const base = cpsdTime.get(job);
+    const ratio = who !== 'cpsd' && base ? `${(modelled(x) / base).toFixed(2)}` : '';
+    console.log(`${job.padEnd(88)}${who.padEnd(40)}${String(x.cardApdus).padStart(6)}${String(x.cardBytes).padStart(7)}${String(x.cardRsa).padStart(4)}${Math.round(modelled(x)).toString().padStart(9)}${ratio.padStart(8)}`);
   }
-  console.log(`(T=0 link time: ${CPS3_TIMING.microsPerByte} µs per byte at the default ISO rate, RSA time not included)`);
+  console.log('(× cpsd: OpenSC modelled card time / cpsd card time for the same job, card never seen before)');
   await service.close();
   child.disconnect();
   child.kill();

@@ -29,7 +29,7 @@ interface Request {
 let connector: VpcdConnector | undefined;
 let card: (VirtualCard & { commands: number }) | undefined;
 /** What the card itself saw: APDUs and bytes both ways (command + response incl. SW), since insertion. */
-const seen = { apdus: 0, bytes: 0 };
+const seen = { apdus: 0, bytes: 0, rsa: 0 };
 
 /** Counts at the card, below vpcd's framing: the figure a T=0 link would carry. */
 function counting(inner: VirtualCard): VirtualCard {
@@ -41,6 +41,11 @@ function counting(inner: VirtualCard): VirtualCard {
       const response = await inner.transmit(command);
       seen.apdus++;
       seen.bytes += command.length + response.length;
+      // RSA private-key operations (INTERNAL AUTHENTICATE, PSO CDS, PSO DECIPHER) that produced a result.
+      const ins = command[1];
+      const p1p2 = ((command[2] ?? 0) << 8) | (command[3] ?? 0);
+      const done = response.length >= 2 && (response[response.length - 2] === 0x90 || response[response.length - 2] === 0x61);
+      if (done && (ins === 0x88 || (ins === 0x2a && (p1p2 === 0x9e9a || p1p2 === 0x8086)))) seen.rsa++;
       return response;
     },
   };
@@ -58,6 +63,7 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
       if (request.port) options.port = request.port;
       seen.apdus = 0;
       seen.bytes = 0;
+      seen.rsa = 0;
       const inserted: VirtualCard = counting(
         request.faults ? new FaultyCard(card, request.faults, () => void connector?.remove()) : card,
       );
@@ -69,7 +75,7 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
       connector = undefined;
       return {};
     case 'stats':
-      return { stats: { ...connector?.stats, commands: card?.commands ?? 0, cardApdus: seen.apdus, cardBytes: seen.bytes } };
+      return { stats: { ...connector?.stats, commands: card?.commands ?? 0, cardApdus: seen.apdus, cardBytes: seen.bytes, cardRsa: seen.rsa } };
   }
 }
 
