@@ -151,3 +151,33 @@ describe('hostile WebSocket input', () => {
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(64 * 1024 * 1024);
   }, 60_000);
 });
+
+describe('invariant: no PIN try without a PIN given by a person', () => {
+  it('reading, identifying and checking the PIN status never send VERIFY with data', async () => {
+    for (const name of ['doctor', 'nurse', 'pin-blocked']) {
+      const card = fixtureCard(name);
+      const verifies: Uint8Array[] = [];
+      const driver = CpsCard.open(
+        {
+          transmit: async (c) => {
+            if (c[1] === 0x20 && c.length > 5) verifies.push(c);
+            return card.transmit(c);
+          },
+        },
+        card.atr,
+      );
+      const before = card.image.pin.triesLeft;
+      await driver.serial();
+      await driver.actua();
+      await driver.objects();
+      await driver.certificate('auth');
+      await driver.pinStatus();
+      await driver.pinStatus();
+      await driver.situationLabels();
+      await driver.dataObject('CPS_INFO_PS');
+      await driver.dataObject('CPS_ACTIVITY_01_PS').catch(() => undefined); // needs the PIN: refused, not tried
+      expect(verifies, name).toEqual([]);
+      expect(card.image.pin.triesLeft).toBe(before);
+    }
+  });
+});
