@@ -317,16 +317,28 @@ export class CpsdServer {
     }
   }
 
+  /** Runs a card operation with its PIN, writing the audit line (origin, card serial, outcome) either way. */
+  async #audited<T>(operation: string, client: Client, run: (setSerial: (s: string) => void) => Promise<T>): Promise<T> {
+    let serial: string | null = null;
+    try {
+      const result = await run((s) => (serial = s));
+      this.#log.audit({ operation, origin: client.origin, serial, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      this.#log.audit({ operation, origin: client.origin, serial, outcome: toRpcError(error).data.code });
+      throw error;
+    }
+  }
+
   async #authenticate(client: Client, r: Request): Promise<unknown> {
     const nonce = r.params.nonce as string;
     const origin = client.origin ?? 'null';
-    let serial: string | null = null;
-    try {
-      const token = await this.#cards.withCard(
+    return this.#audited('authenticate', client, (setSerial) =>
+      this.#cards.withCard(
         r.params.reader as string | undefined,
         async (card) => {
           const data = await readPublicData(card, this.#cache);
-          serial = data.serial;
+          setSerial(data.serial);
           const session = client.origin ? this.#sessions.get(client.origin) : undefined;
           const reuse = session !== undefined && session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified;
           if (!reuse) {
@@ -347,13 +359,8 @@ export class CpsdServer {
           return token;
         },
         this.#ssoFor(client.origin) > 0 ? 'leave' : 'reset',
-      );
-      this.#log.audit({ operation: 'authenticate', origin: client.origin, serial, outcome: 'ok' });
-      return token;
-    } catch (error) {
-      this.#log.audit({ operation: 'authenticate', origin: client.origin, serial, outcome: toRpcError(error).data.code });
-      throw error;
-    }
+      ),
+    );
   }
 
   #ssoFor(origin: string | null): number {
@@ -364,26 +371,20 @@ export class CpsdServer {
     const hash = Buffer.from(r.params.hash as string, 'base64url');
     const alg = r.params.hashAlgorithm === 'SHA-1' ? 'sha1' : 'sha256';
     if (hash.length !== (alg === 'sha1' ? 20 : 32)) throw new ProtocolError('INVALID_REQUEST', `a ${String(r.params.hashAlgorithm)} hash is ${alg === 'sha1' ? 20 : 32} bytes`);
-    let serial: string | null = null;
-    try {
-      // The signing key always needs its own PIN entry, and the card is reset afterwards.
-      const result = await this.#cards.withCard(
+    // The signing key always needs its own PIN entry, and the card is reset afterwards.
+    return this.#audited('sign', client, (setSerial) =>
+      this.#cards.withCard(
         r.params.reader as string | undefined,
         async (card) => {
           const data = await readPublicData(card, this.#cache);
-          serial = data.serial;
+          setSerial(data.serial);
           await this.#verifyPin(client, r, card, 'signature');
           const signature = await card.sign(alg, { digest: hash });
           return { signature: b64(signature), certificate: data.signCertificate ? b64(data.signCertificate) : null };
         },
         'reset',
-      );
-      this.#log.audit({ operation: 'sign', origin: client.origin, serial, outcome: 'ok' });
-      return result;
-    } catch (error) {
-      this.#log.audit({ operation: 'sign', origin: client.origin, serial, outcome: toRpcError(error).data.code });
-      throw error;
-    }
+      ),
+    );
   }
 
   // ------------------------------------------------------------ the PIN page

@@ -212,23 +212,25 @@ export function specialtyOf(infoPs: Uint8Array | undefined): string | null {
   return /^[A-Z]{1,2}\d{2,3}$/.test(tail) ? tail : null;
 }
 
+/** National id, its kind and the RPPS number, from a card certificate's CN. */
+export function nationalIdentity(cn: string): { nationalId: string; idKind: NationalIdKind; rpps: string | null } {
+  const idKind = nationalIdKind(cn);
+  return { nationalId: cn, idKind, rpps: idKind === 'RPPS' && /^8\d{11}$/.test(cn) ? cn.slice(1) : null };
+}
+
 export function holderIdentity(input: {
   certificate: Uint8Array;
   serial: string;
   data: Record<string, Uint8Array>;
 }): HolderIdentity {
   const cert = certificateInfo(input.certificate);
-  const nationalId = cert.subject.CN ?? '';
-  const idKind = nationalIdKind(nationalId);
   const infoPs = input.data.CPS_INFO_PS;
   const code = findValue(infoPs, 0xe2, 0x83);
   const title = cert.subject.title;
   const label = (code ? PROFESSIONS[code] : undefined) ?? title;
   const typeText = findValue(input.data.CPS_ID_CARD, 0xe0, 0x81);
   return {
-    nationalId,
-    idKind,
-    rpps: idKind === 'RPPS' && /^8\d{11}$/.test(nationalId) ? nationalId.slice(1) : null,
+    ...nationalIdentity(cert.subject.CN ?? ''),
     surname: cert.subject.SN ?? '',
     givenName: cert.subject.GN ?? '',
     profession: label ? { code: code || null, label } : null,

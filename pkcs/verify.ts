@@ -8,7 +8,7 @@
  */
 import { constants, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { revokedSerials } from './crl.js';
-import { certificateInfo, nationalIdKind, type NationalIdKind } from './holder.js';
+import { certificateInfo, nationalIdentity, type NationalIdKind } from './holder.js';
 import { TOKEN_FORMAT, TOKEN_MAX_LENGTH, TOKEN_MIN_LENGTH, TokenError, checkNonce, checkOrigin, signedData, type AuthToken } from './token.js';
 
 export interface VerifyOptions {
@@ -133,12 +133,8 @@ export function verify(token: unknown, options: VerifyOptions): VerifiedHolder {
   if (!verifySignature('sha256', data, key, signature)) {
     throw new TokenError('SIGNATURE_INVALID', 'the signature does not match this origin and nonce');
   }
-  const nationalId = info.subject.CN ?? '';
-  const idKind = nationalIdKind(nationalId);
   return {
-    nationalId,
-    idKind,
-    rpps: idKind === 'RPPS' && /^8\d{11}$/.test(nationalId) ? nationalId.slice(1) : null,
+    ...nationalIdentity(info.subject.CN ?? ''),
     surname: info.subject.SN ?? '',
     givenName: info.subject.GN ?? '',
     profession: info.subject.title ? { code: null, label: info.subject.title } : null,
