@@ -48,7 +48,7 @@ export interface Notifications {
   'readers.changed': { readers: { name: string; cardPresent: boolean; atr: string | null }[] };
   'card.inserted': { reader: string; atr: string };
   'card.removed': { reader: string };
-  'pin.required': { requestId: string | number; url: string; purpose: string; triesLeft: number };
+  'pin.required': { requestId: string | number; url?: string; pinPad?: true; purpose: string; triesLeft: number };
 }
 
 export declare class CpsdClient {

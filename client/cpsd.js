@@ -100,7 +100,12 @@ export class CpsdClient {
    * by `openPinWindow()` (or let `authenticate()` below do both).
    */
   async authenticate(nonce, { popup } = {}) {
-    const off = this.on('pin.required', ({ url }) => {
+    const off = this.on('pin.required', ({ url, pinPad }) => {
+      if (pinPad) {
+        // The PIN is typed on the reader itself: no window needed.
+        if (popup && !popup.closed) popup.close();
+        return;
+      }
       if (popup && !popup.closed) popup.location.href = url;
       else window.open(url, 'cpsd-pin', 'popup,width=460,height=420');
     });

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { CpsCard } from '../apdu/cps/card.js';
 import type { ApduTransport } from '../apdu/channel.js';
 import { toHex } from '../apdu/errors.js';
-import { CardAbsentError, PcscService, PcscTransport, ReaderNotFoundError } from '../apdu/pcsc/index.js';
+import { CardAbsentError, FEATURE, PcscService, PcscTransport, ReaderNotFoundError, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/index.js';
 import type { VirtualCpsCard } from '../sim/cps/card.js';
 
 export interface ReaderView {
@@ -20,10 +20,15 @@ export type CardEvent =
   | { type: 'card.inserted'; reader: string; atr: string }
   | { type: 'card.removed'; reader: string };
 
+/** Sends the VERIFY template through the reader's PIN pad (the PIN never reaches the host). */
+export type PinPad = (template: { header: readonly [number, number, number, number]; length: number }) => Promise<Uint8Array>;
+
+export type CardJob<T> = (card: CpsCard, reader: string, pinPad: PinPad | undefined) => Promise<T>;
+
 export interface CardSource {
   readers(): ReaderView[];
   /** Runs `fn` with the card of `reader` (or the first reader holding a card); the card is released after. */
-  withCard<T>(reader: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after?: 'leave' | 'reset'): Promise<T>;
+  withCard<T>(reader: string | undefined, fn: CardJob<T>, after?: 'leave' | 'reset'): Promise<T>;
   on(event: 'event', listener: (e: CardEvent) => void): this;
   close(): Promise<void>;
 }
@@ -38,6 +43,8 @@ function pick(readers: ReaderView[], name: string | undefined): ReaderView {
 export class PcscCardSource extends EventEmitter implements CardSource {
   readonly #service: PcscService;
   readonly #unsubscribe: () => void;
+  /** PC/SC part 10 features per reader name (read once: they belong to the reader, not the card). */
+  readonly #features = new Map<string, Map<number, number>>();
 
   constructor(service = new PcscService()) {
     super();
@@ -59,12 +66,19 @@ export class PcscCardSource extends EventEmitter implements CardSource {
     return this.#service.readers().map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null }));
   }
 
-  async withCard<T>(name: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
+  async withCard<T>(name: string | undefined, fn: CardJob<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
     const reader = pick(this.readers(), name);
     const info = this.#service.readers().find((r) => r.name === reader.name);
     const connection = await this.#service.connect(reader.name, { share: 'shared', protocols: ['T0', 'T1'] });
     try {
-      return await fn(CpsCard.open(new PcscTransport(connection), info?.atr ?? new Uint8Array(0)), reader.name);
+      let features = this.#features.get(reader.name);
+      if (!features) {
+        features = await readerFeatures(connection).catch(() => new Map<number, number>());
+        this.#features.set(reader.name, features);
+      }
+      const known = features;
+      const pinPad: PinPad | undefined = known.has(FEATURE.VERIFY_PIN_DIRECT) ? (v) => verifyOnPinPad(connection, known, v) : undefined;
+      return await fn(CpsCard.open(new PcscTransport(connection), info?.atr ?? new Uint8Array(0)), reader.name, pinPad);
     } finally {
       await connection.disconnect(after);
     }
@@ -81,10 +95,13 @@ export class SimCardSource extends EventEmitter implements CardSource {
   static readonly READER = 'cpsd virtual reader';
   #card: VirtualCpsCard | undefined;
   #busy: Promise<unknown> = Promise.resolve();
+  /** A simulated PIN-pad reader: what the holder types on it (tests). */
+  pinPadDigits: string | undefined;
 
-  constructor(card?: VirtualCpsCard) {
+  constructor(card?: VirtualCpsCard, options: { pinPadDigits?: string } = {}) {
     super();
     this.#card = card;
+    this.pinPadDigits = options.pinPadDigits;
   }
 
   readers(): ReaderView[] {
@@ -106,7 +123,7 @@ export class SimCardSource extends EventEmitter implements CardSource {
     return this.#card;
   }
 
-  withCard<T>(name: string | undefined, fn: (card: CpsCard, reader: string) => Promise<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
+  withCard<T>(name: string | undefined, fn: CardJob<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
     const run = this.#busy.then(async () => {
       pick(this.readers(), name);
       const card = this.#card;
@@ -118,8 +135,14 @@ export class SimCardSource extends EventEmitter implements CardSource {
           return card.transmit(apdu);
         },
       };
+      const digits = this.pinPadDigits;
+      // The reader puts the typed digits in place of the template's placeholder and sends the APDU.
+      const pinPad: PinPad | undefined =
+        digits === undefined
+          ? undefined
+          : async (v) => transport.transmit(Uint8Array.of(...v.header, v.length, ...new TextEncoder().encode(digits.slice(0, v.length).padEnd(v.length, '0'))));
       try {
-        return await fn(CpsCard.open(transport, card.atr), SimCardSource.READER);
+        return await fn(CpsCard.open(transport, card.atr), SimCardSource.READER, pinPad);
       } finally {
         if (after === 'reset' && this.#card === card) card.reset();
       }

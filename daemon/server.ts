@@ -15,7 +15,7 @@ import { CpsCard } from '../apdu/cps/card.js';
 import { MemoryCardCache, readPublicData } from '../apdu/cps/public-data.js';
 import { holderIdentity } from '../pkcs/holder.js';
 import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
-import type { CardEvent, CardSource } from './cards.js';
+import type { CardEvent, CardSource, PinPad } from './cards.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { PROTOCOL, ProtocolError, checkParams, parseRequest, toRpcError, type Request } from './protocol.js';
@@ -306,8 +306,18 @@ export class CpsdServer {
     });
   }
 
-  /** Gets the PIN for this operation and verifies it, the PIN being held for redaction meanwhile. */
-  async #verifyPin(client: Client, r: Request, card: CpsCard, purpose: string): Promise<void> {
+  /**
+   * Verifies the PIN for this operation: typed on the reader's PIN pad when it has one (never seen by
+   * the host), else from a local app's request or the daemon's PIN page, held for redaction meanwhile.
+   */
+  async #verifyPin(client: Client, r: Request, card: CpsCard, purpose: string, pinPad: PinPad | undefined): Promise<void> {
+    if (pinPad && r.params.pin === undefined) {
+      const status = await card.pinStatus();
+      if (status.blocked) throw new ProtocolError('PIN_BLOCKED', 'the PIN is blocked', { triesLeft: 0 });
+      this.#notify(client, 'pin.required', { requestId: r.id, pinPad: true, purpose, triesLeft: status.triesLeft });
+      await card.verifyPinOnReader(pinPad);
+      return;
+    }
     const pin = await this.#pin(client, r, card, purpose);
     const release = this.#log.holdSecret(pin);
     try {
@@ -336,13 +346,13 @@ export class CpsdServer {
     return this.#audited('authenticate', client, (setSerial) =>
       this.#cards.withCard(
         r.params.reader as string | undefined,
-        async (card) => {
+        async (card, _reader, pinPad) => {
           const data = await readPublicData(card, this.#cache);
           setSerial(data.serial);
           const session = client.origin ? this.#sessions.get(client.origin) : undefined;
           const reuse = session !== undefined && session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified;
           if (!reuse) {
-            await this.#verifyPin(client, r, card, 'authentication');
+            await this.#verifyPin(client, r, card, 'authentication', pinPad);
             const sso = this.#ssoFor(client.origin);
             if (client.origin && sso > 0) this.#sessions.set(client.origin, { serial: data.serial, until: Date.now() + sso * 1000 });
           }
@@ -375,10 +385,10 @@ export class CpsdServer {
     return this.#audited('sign', client, (setSerial) =>
       this.#cards.withCard(
         r.params.reader as string | undefined,
-        async (card) => {
+        async (card, _reader, pinPad) => {
           const data = await readPublicData(card, this.#cache);
           setSerial(data.serial);
-          await this.#verifyPin(client, r, card, 'signature');
+          await this.#verifyPin(client, r, card, 'signature', pinPad);
           const signature = await card.sign(alg, { digest: hash });
           return { signature: b64(signature), certificate: data.signCertificate ? b64(data.signCertificate) : null };
         },

@@ -388,3 +388,18 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
     expect((await pending).error?.data.code).toBe('CARD_ABSENT');
   }, 10_000);
 });
+
+describe('daemon with a PIN-pad reader', () => {
+  it('has the PIN typed on the reader: no PIN page, the tries left still reported', async () => {
+    await start();
+    sim.pinPadDigits = PIN;
+    const rpc = await connect();
+    const ok = rpc.call('auth.authenticate', { nonce });
+    const prompt = await rpc.next('pin.required');
+    expect(prompt).toMatchObject({ pinPad: true, purpose: 'authentication', triesLeft: 3 });
+    expect(prompt.url).toBeUndefined();
+    expect((await ok).result?.format).toBe('web-eid:1.0');
+    sim.pinPadDigits = WRONG;
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data).toEqual({ code: 'PIN_INCORRECT', triesLeft: 2 });
+  });
+});
