@@ -181,3 +181,15 @@ describe('invariant: no PIN try without a PIN given by a person', () => {
     }
   });
 });
+
+describe('mute card', () => {
+  it('a card that stops answering gives CARD_TIMEOUT, and the next operation is not stuck behind it', async () => {
+    const { FaultyCard } = await import('../../sim/cps/faults.js');
+    const inner = fixtureCard('doctor');
+    const mute = new FaultyCard(inner, { muteAfter: 2 });
+    const driver = CpsCard.open({ transmit: (c) => Promise.resolve(mute.transmit(c)) }, inner.atr, { timeoutMs: 100 });
+    await expect(driver.objects()).rejects.toMatchObject({ code: 'CARD_TIMEOUT' });
+    const fresh = CpsCard.open({ transmit: async (c) => inner.transmit(c) }, inner.atr, { timeoutMs: 1000 });
+    expect(await fresh.serial()).toBe('9921384501');
+  });
+});
