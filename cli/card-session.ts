@@ -1,7 +1,7 @@
 /** Opens the CPx card in the chosen (or the first) reader for one CLI command, and always lets it go. */
 import { CpsCard } from '../apdu/cps/card.js';
 import { toHex } from '../apdu/errors.js';
-import { CardAbsentError, PcscService, PcscTransport, ReaderNotFoundError, type Disposition, type PcscConnection } from '../apdu/pcsc/index.js';
+import { CardAbsentError, CardResetError, PcscService, PcscTransport, ReaderNotFoundError, type Disposition, type PcscConnection } from '../apdu/pcsc/index.js';
 
 export interface CardContext {
   reader: string;
@@ -26,6 +26,21 @@ export async function withService<T>(fn: (service: PcscService) => Promise<T>): 
  * a PIN reset the card so that no verified state outlives them.
  */
 export async function withCard<T>(
+  options: { reader?: string | undefined },
+  disposition: Disposition,
+  fn: (ctx: CardContext) => Promise<T>,
+): Promise<T> {
+  try {
+    return await withCardOnce(options, disposition, fn);
+  } catch (error) {
+    // Read-only commands (those that leave the card as found) run again once if another application
+    // reset the card meanwhile; PIN commands never do.
+    if (disposition !== 'leave' || !(error instanceof CardResetError)) throw error;
+    return withCardOnce(options, disposition, fn);
+  }
+}
+
+async function withCardOnce<T>(
   options: { reader?: string | undefined },
   disposition: Disposition,
   fn: (ctx: CardContext) => Promise<T>,

@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { CpsCard } from '../apdu/cps/card.js';
 import type { ApduTransport } from '../apdu/channel.js';
 import { toHex } from '../apdu/errors.js';
-import { CardAbsentError, FEATURE, PcscService, PcscTransport, ReaderNotFoundError, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/index.js';
+import { CardAbsentError, CardResetError, FEATURE, PcscService, PcscTransport, ReaderNotFoundError, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/index.js';
 import type { VirtualCpsCard } from '../sim/cps/card.js';
 
 export interface ReaderView {
@@ -27,8 +27,12 @@ export type CardJob<T> = (card: CpsCard, reader: string, pinPad: PinPad | undefi
 
 export interface CardSource {
   readers(): ReaderView[];
-  /** Runs `fn` with the card of `reader` (or the first reader holding a card); the card is released after. */
-  withCard<T>(reader: string | undefined, fn: CardJob<T>, after?: 'leave' | 'reset'): Promise<T>;
+  /**
+   * Runs `fn` with the card of `reader` (or the first reader holding a card); the card is released after.
+   * `retryOnReset`: when another application resets the card during `fn`, reconnect and run it again
+   * once (for jobs that read only: never for one that presented a PIN).
+   */
+  withCard<T>(reader: string | undefined, fn: CardJob<T>, after?: 'leave' | 'reset', options?: { retryOnReset?: boolean }): Promise<T>;
   on(event: 'event', listener: (e: CardEvent) => void): this;
   close(): Promise<void>;
 }
@@ -66,7 +70,16 @@ export class PcscCardSource extends EventEmitter implements CardSource {
     return this.#service.readers().map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null }));
   }
 
-  async withCard<T>(name: string | undefined, fn: CardJob<T>, after: 'leave' | 'reset' = 'leave'): Promise<T> {
+  async withCard<T>(name: string | undefined, fn: CardJob<T>, after: 'leave' | 'reset' = 'leave', options: { retryOnReset?: boolean } = {}): Promise<T> {
+    try {
+      return await this.#once(name, fn, after);
+    } catch (error) {
+      if (!(options.retryOnReset && error instanceof CardResetError)) throw error;
+      return this.#once(name, fn, after);
+    }
+  }
+
+  async #once<T>(name: string | undefined, fn: CardJob<T>, after: 'leave' | 'reset'): Promise<T> {
     const reader = pick(this.readers(), name);
     const info = this.#service.readers().find((r) => r.name === reader.name);
     const connection = await this.#service.connect(reader.name, { share: 'shared', protocols: ['T0', 'T1'] });

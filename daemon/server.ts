@@ -43,6 +43,8 @@ interface PendingPin {
 }
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+/** Jobs that only read may run again after another application reset the card (SHARED access). */
+const READ_ONLY = { retryOnReset: true } as const;
 
 export class CpsdServer {
   readonly #config: DaemonConfig;
@@ -231,10 +233,10 @@ export class CpsdServer {
             serial: data.serial,
             pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
           };
-        });
+        }, 'leave', READ_ONLY);
       case 'card.identity':
         checkParams(r.params, { reader: 'reader?' });
-        return this.#cards.withCard(reader(), async (card) => this.#identity(card));
+        return this.#cards.withCard(reader(), async (card) => this.#identity(card), 'leave', READ_ONLY);
       case 'card.certificates':
         checkParams(r.params, { reader: 'reader?' });
         return this.#cards.withCard(reader(), async (card) => {
@@ -243,7 +245,7 @@ export class CpsdServer {
             authentication: data.authCertificate ? b64(data.authCertificate) : null,
             signing: data.signCertificate ? b64(data.signCertificate) : null,
           };
-        });
+        }, 'leave', READ_ONLY);
       case 'auth.authenticate':
         checkParams(r.params, { nonce: 'nonce', reader: 'reader?', pin: 'pin?' });
         return this.#authenticate(client, r);

@@ -82,6 +82,22 @@ describe('daemon on the real PC/SC stack', () => {
     const cert = new X509Certificate(Buffer.from(token.unverifiedCertificate ?? '', 'base64'));
     const signed = Buffer.concat([createHash('sha256').update('null').digest(), createHash('sha256').update(nonce).digest()]);
     expect(verify('sha256', signed, cert.publicKey, Buffer.from(token.signature ?? '', 'base64'))).toBe(true);
+    // Another application resets the card while we read: a read-only job reconnects and runs again.
+    let resets = 0;
+    const serial = await source.withCard(
+      VPCD_READER,
+      async (card) => {
+        if (resets++ === 0) {
+          const other = await service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
+          await other.disconnect('reset');
+        }
+        return card.serial();
+      },
+      'leave',
+      { retryOnReset: true },
+    );
+    expect(serial).toBe(loadProfile('pharmacist').serial);
+    expect(resets).toBe(2);
     const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
     await icc.remove();
     await removed;
