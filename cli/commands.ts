@@ -5,6 +5,7 @@ import { isCpsAtr } from '../apdu/cps/atr-table.js';
 import { FileCardCache, readPublicData, type PublicCardData } from '../apdu/cps/public-data.js';
 import { CpsdError, toHex } from '../apdu/errors.js';
 import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
+import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';
 import { revokedSerials } from '../pkcs/crl.js';
 import { certificateInfo, holderIdentity, type HolderIdentity } from '../pkcs/holder.js';
 import { withCard, withService } from './card-session.js';
@@ -237,6 +238,32 @@ const ADVICE: Readonly<Record<string, string>> = {
   UNSUPPORTED_CARD: 'this card is not a CPS/CPE/CPF/CPA card supported by cpsd',
 };
 
+/** Is cpsd listening on the port, something else, or nothing? (A hello without Origin, as a local app.) */
+async function probeDaemon(port: number): Promise<{ kind: 'cpsd'; version: string } | { kind: 'other' | 'none' }> {
+  const { default: WebSocket } = await import('ws');
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`, { handshakeTimeout: 2000 });
+    const done = (v: { kind: 'cpsd'; version: string } | { kind: 'other' | 'none' }): void => {
+      ws.removeAllListeners();
+      ws.on('error', () => undefined);
+      ws.terminate();
+      resolve(v);
+    };
+    ws.on('open', () => ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'hello', params: {} })));
+    ws.on('message', (d) => {
+      try {
+        const m = JSON.parse(d.toString()) as { result?: { protocol?: string; version?: string } };
+        done(m.result?.protocol === 'cpsd/1' ? { kind: 'cpsd', version: m.result.version ?? '?' } : { kind: 'other' });
+      } catch {
+        done({ kind: 'other' });
+      }
+    });
+    ws.on('unexpected-response', () => done({ kind: 'other' }));
+    ws.on('error', (e: NodeJS.ErrnoException) => done({ kind: e.code === 'ECONNREFUSED' ? 'none' : 'other' }));
+    setTimeout(() => done({ kind: 'other' }), 3000).unref();
+  });
+}
+
 export async function doctor(options: CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string }): Promise<number> {
   const checks: DoctorCheck[] = [];
   const add = (id: string, status: DoctorCheck['status'], detail: string): void => void checks.push({ id, status, detail });
@@ -287,8 +314,18 @@ export async function doctor(options: CommonOptions & { trust?: string[]; crl?: 
       }
     }
   }
-  add('daemon', 'skip', 'the cpsd daemon is not part of this version yet');
-  add('config', 'skip', 'no configuration file is used by this version');
+  let port = DEFAULT_PORT;
+  try {
+    const config = loadConfig();
+    port = config.port;
+    add('config', 'ok', `valid (port ${config.port}, ${config.allowedOrigins.length} allowed origin(s))`);
+  } catch (error) {
+    failWith('config', error);
+  }
+  const daemon = await probeDaemon(port);
+  if (daemon.kind === 'cpsd') add('daemon', 'ok', `cpsd ${daemon.version} answers on 127.0.0.1:${port}`);
+  else if (daemon.kind === 'other') add('daemon', 'fail', `port ${port} is used by another program — free it or set "port" in the configuration`);
+  else add('daemon', 'warn', `cpsd is not running on port ${port} — start it: systemctl --user start cpsd (or cpsd serve)`);
   if (options.bundle) {
     // A support archive with nothing secret: versions, readers, ATRs, the checks. No PIN, no identity.
     writeFileSync(

@@ -1,7 +1,10 @@
 /**
  * The same daemon against the real pcscd + vpcd virtual card, and `cpsd serve --sim` as a process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +125,17 @@ describe('cpsd serve --sim', () => {
 
   afterAll(() => {
     child?.kill('SIGTERM');
+  });
+
+  it('is seen by cpsd doctor, which also reports a broken configuration', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'cpsd-doctor-'));
+    mkdirSync(join(home, 'cpsd'));
+    writeFileSync(join(home, 'cpsd', 'config.json'), JSON.stringify({ port }));
+    const doctor = (): { id: string; status: string }[] =>
+      (JSON.parse(spawnSync(process.execPath, [CLI, 'doctor', '--json'], { env: { ...process.env, XDG_CONFIG_HOME: home } }).stdout.toString()) as { checks: { id: string; status: string }[] }).checks;
+    expect(doctor().find((c) => c.id === 'daemon')?.status).toBe('ok');
+    writeFileSync(join(home, 'cpsd', 'config.json'), JSON.stringify({ port, allowedOrigins: ['http://insecure.example'] }));
+    expect(doctor().find((c) => c.id === 'config')?.status).toBe('fail');
   });
 
   it('serves the virtual card without pcscd, and refuses an unknown origin', async () => {
