@@ -7,7 +7,7 @@ import { CpsdError, toHex } from '../apdu/errors.js';
 import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
 import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';
 import { revokedSerials } from '../pkcs/crl.js';
-import { certificateInfo, holderIdentity, type HolderIdentity } from '../pkcs/holder.js';
+import { certificateInfo, holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../pkcs/holder.js';
 import { withCard, withService } from './card-session.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { lang, t } from './i18n.js';
@@ -70,10 +70,24 @@ export class CardDataError extends CpsdError {
   readonly code = 'CARD_DATA_INVALID';
 }
 
-export async function identity(options: CommonOptions): Promise<number> {
+/** The practice situations, after the PIN (they are PIN-protected); the card is reset afterwards. */
+async function readSituations(options: CommonOptions & { allowLastTry?: boolean }): Promise<PracticeSituation[]> {
+  return withCard(options, 'reset', async ({ card }) => {
+    await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry: options.allowLastTry ?? false });
+    const out: PracticeSituation[] = [];
+    for (const label of await card.situationLabels()) {
+      const s = practiceSituation(label, (await card.dataObject(label)) ?? new Uint8Array(0));
+      if (s) out.push(s);
+    }
+    return out;
+  });
+}
+
+export async function identity(options: CommonOptions & { situations?: boolean; allowLastTry?: boolean }): Promise<number> {
   const { identity: id } = await readIdentity(options);
+  const situations = options.situations ? await readSituations(options) : undefined;
   if (options.json) {
-    json(id);
+    json(situations ? { ...id, situations } : id);
     return ExitCode.OK;
   }
   out(`${t('holder')}: ${id.givenName} ${id.surname}`);
@@ -82,6 +96,9 @@ export async function identity(options: CommonOptions): Promise<number> {
   if (id.specialty) out(`${t('specialty')}: ${id.specialty}`);
   out(`${t('card')}: ${id.cardType ?? '?'}, ${t('serial').toLowerCase()} ${id.serial}`);
   out(`${t('validUntil')}: ${id.notAfter.slice(0, 10)}`);
+  for (const st of situations ?? []) {
+    out(`${t('situation')} ${st.index}: ${st.structureName} (${st.structureIdKind} ${st.structureId}), ${st.sector}`);
+  }
   return ExitCode.OK;
 }
 

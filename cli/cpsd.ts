@@ -136,11 +136,12 @@ export function buildProgram(): Command {
     process.exitCode = await status(o).catch(fail);
   });
 
-  common(program.command('identity').description('who holds the card: national id, names, profession, specialty')).action(
-    async (o: CommonOptions) => {
+  common(program.command('identity').description('who holds the card: national id, names, profession, specialty'))
+    .option('--situations', 'also the practice situations (asks for the PIN)')
+    .option('--allow-last-try', 'with --situations: try the PIN even when one try is left')
+    .action(async (o: CommonOptions & { situations?: boolean; allowLastTry?: boolean }) => {
       process.exitCode = await identity(o).catch(fail);
-    },
-  );
+    });
 
   common(program.command('certs').description('the authentication and signature certificates'))
     .option('--pem', 'print the certificates in PEM')

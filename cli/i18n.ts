@@ -19,6 +19,7 @@ const MESSAGES = {
   profession: { en: 'Profession', fr: 'Profession' },
   specialty: { en: 'Specialty', fr: 'Spécialité' },
   validUntil: { en: 'Valid until', fr: "Valide jusqu'au" },
+  situation: { en: 'Practice situation', fr: "Situation d'exercice" },
   certificate: { en: 'Certificate', fr: 'Certificat' },
   authentication: { en: 'authentication', fr: 'authentification' },
   signature: { en: 'signature', fr: 'signature' },

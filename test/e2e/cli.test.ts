@@ -61,6 +61,21 @@ describe('cpsd identity / status', () => {
     });
   }
 
+  it('lists the practice situations after the PIN, with gaps in the indexes', async () => {
+    await insert('doctor-gaps');
+    const r = await cpsd(['identity', '--situations', '--json'], '1234\n');
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { situations: unknown[] }).situations).toEqual(
+      loadProfile('doctor-gaps').situations.map((s) => ({
+        index: s.index,
+        structureName: s.companyName,
+        structureId: s.structureId,
+        structureIdKind: s.structureId.startsWith('1') ? 'FINESS' : 'RPPS_CABINET',
+        sector: s.sector,
+      })),
+    );
+  });
+
   it('reports status with the documented JSON shape on a CPS4, and the PIN counter', async () => {
     await insert('nurse');
     const r = await cpsd(['status', '--json']);
