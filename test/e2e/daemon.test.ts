@@ -79,6 +79,8 @@ describe('daemon on the real PC/SC stack', () => {
     const rpc = await client(server.port);
     await icc.insert({ profile: 'pharmacist' });
     await inserted;
+    // The daemon watches PC/SC with its own context: wait until it has seen the card too.
+    for (let i = 0; i < 100 && !rpc.events.includes('card.inserted'); i++) await new Promise((r) => setTimeout(r, 20));
     const identity = (await rpc.call('card.identity', { reader: VPCD_READER })).result as Record<string, unknown>;
     expect(identity).toMatchObject({ nationalId: loadProfile('pharmacist').holder.idNat, surname: 'PHARMACH0007512' });
     const token = (await rpc.call('auth.authenticate', { reader: VPCD_READER, nonce, pin: '1234' })).result as Record<string, string>;
