@@ -12,6 +12,7 @@ import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { startDemo } from '../../examples/demo/server.js';
+import { VPCD_READER } from '../helpers/pcscd.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -48,6 +49,12 @@ afterAll(async () => {
   await new Promise((r) => demo?.server.close(r));
 });
 
+/** Inserts a card and waits until the daemon's own PC/SC context sees it (contexts are notified apart). */
+async function insert(profile: string): Promise<void> {
+  await vr.insert({ profile });
+  for (let i = 0; i < 250 && !source.readers().some((r) => r.name === VPCD_READER && r.cardPresent); i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function openDemo(): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -72,7 +79,7 @@ async function login(context: BrowserContext, page: Page, pin: string | null): P
 
 describe('login with the CPS card in Chromium', () => {
   it('logs the holder in, typed PIN in the daemon page, and shows who it is', async () => {
-    await vr.insert({ profile: 'doctor' });
+    await insert('doctor');
     const { context, page } = await openDemo();
     await login(context, page, '1234');
     await page.waitForSelector('#welcome', { timeout: 20_000 });
@@ -86,7 +93,7 @@ describe('login with the CPS card in Chromium', () => {
   }, 60_000);
 
   it('shows the tries left after a wrong PIN, and a blocked card', async () => {
-    await vr.insert({ profile: 'doctor' });
+    await insert('doctor');
     const { context, page } = await openDemo();
     await login(context, page, '9999');
     await page.waitForSelector('#error');
@@ -95,7 +102,7 @@ describe('login with the CPS card in Chromium', () => {
     await page.screenshot({ path: `${OUTPUT}login-wrong-pin.png` });
     await context.close();
     await vr.remove();
-    await vr.insert({ profile: 'pin-blocked' });
+    await insert('pin-blocked');
     const blocked = await openDemo();
     const popup = blocked.context.waitForEvent('page');
     await blocked.page.click('#login');
@@ -106,7 +113,7 @@ describe('login with the CPS card in Chromium', () => {
   }, 60_000);
 
   it('fails cleanly when the card is pulled during the login', async () => {
-    await vr.insert({ profile: 'doctor' });
+    await insert('doctor');
     const { context, page } = await openDemo();
     const popup = context.waitForEvent('page');
     await page.click('#login');
@@ -119,7 +126,7 @@ describe('login with the CPS card in Chromium', () => {
   }, 60_000);
 
   it('tells the page when its origin is not allowed by the daemon', async () => {
-    await vr.insert({ profile: 'doctor' });
+    await insert('doctor');
     await startDaemon(['https://other.example']);
     try {
       const { context, page } = await openDemo();
