@@ -4,6 +4,7 @@
  * codes below, mapped 1:1 from the typed errors of the lower layers.
  */
 import { CpsdError } from '../apdu/errors.js';
+import { PcscError, isServiceFailure } from '../apdu/pcsc/errors.js';
 
 export const PROTOCOL = 'cpsd/1';
 
@@ -75,7 +76,10 @@ export function toRpcError(error: unknown): RpcError {
     return { code: RPC_CODE[error.code] ?? -32000, message: error.message, data: { code: error.code, ...error.details } };
   }
   if (error instanceof CpsdError) {
-    const code = FROM_LOWER[error.code] ?? (error.constructor.name.endsWith('StatusError') || 'sw' in error ? 'CARD_ERROR' : 'INTERNAL');
+    // Every PC/SC failure is typed: the service gone, or a card/reader failure (e.g. the security
+    // violation pcscd reports while it shuts down), never an internal error.
+    const pcsc = error instanceof PcscError ? (isServiceFailure(error) ? 'PCSC_UNAVAILABLE' : 'CARD_ERROR') : undefined;
+    const code = FROM_LOWER[error.code] ?? pcsc ?? ('sw' in error ? 'CARD_ERROR' : 'INTERNAL');
     const data: RpcError['data'] = { code };
     if ('triesLeft' in error && typeof error.triesLeft === 'number') data.triesLeft = error.triesLeft;
     if ('atr' in error && typeof error.atr === 'string') data.atr = error.atr;

@@ -403,3 +403,16 @@ describe('daemon with a PIN-pad reader', () => {
     expect((await rpc.call('auth.authenticate', { nonce })).error?.data).toEqual({ code: 'PIN_INCORRECT', triesLeft: 2 });
   });
 });
+
+describe('protocol error mapping', () => {
+  it('maps every PC/SC failure to a typed code, never INTERNAL', async () => {
+    const { toRpcError } = await import('../../daemon/protocol.js');
+    const { pcscError } = await import('../../apdu/pcsc/index.js');
+    expect(toRpcError(pcscError(0x8010006a, 'SCardTransmit')).data.code).toBe('CARD_ERROR'); // security violation during a pcscd stop
+    expect(toRpcError(pcscError(0x80100003, 'SCardTransmit')).data.code).toBe('PCSC_UNAVAILABLE'); // stale handle
+    expect(toRpcError(pcscError(0x8010001d)).data.code).toBe('PCSC_UNAVAILABLE');
+    expect(toRpcError(pcscError(0x80100069)).data.code).toBe('CARD_ABSENT');
+    expect(toRpcError(pcscError(0x8010000b)).data.code).toBe('BUSY');
+    expect(toRpcError(new Error('bug')).data.code).toBe('INTERNAL');
+  });
+});
