@@ -6,4 +6,3 @@ export * from './status.js';
 export * from './tlv.js';
 export * from './atr.js';
 export { CardChannel, type ApduTransport, type CardChannelOptions } from './channel.js';
-export * from './cps/index.js';

@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CpsCard } from '../apdu/cps/card.js';
-import { MemoryCardCache, readPublicData } from '../apdu/cps/public-data.js';
+import { openCard } from '../cards/atr-table.js';
+import { CpsCard } from '../cards/card.js';
+import { MemoryCardCache, readPublicData } from '../cards/public-data.js';
 import { PcscService, PcscTransport, type PcscEvent } from '../apdu/pcsc/index.js';
 import { CPS3_TIMING } from '../sim/cps/faults.js';
 
@@ -83,7 +84,7 @@ async function withDriver(service: PcscService, fn: (card: CpsCard) => Promise<v
   const connection = await service.connect(READER, { share: 'shared', protocols: ['T0', 'T1'] });
   try {
     const atr = service.readers().find((r) => r.name === READER)?.atr ?? new Uint8Array(0);
-    await fn(CpsCard.open(new PcscTransport(connection), atr));
+    await fn(openCard(new PcscTransport(connection), atr));
   } finally {
     await connection.disconnect('leave');
   }

@@ -1,5 +1,6 @@
 /** Opens the CPx card in the chosen (or the first) reader for one CLI command, and always lets it go. */
-import { CpsCard } from '../apdu/cps/card.js';
+import { openCard } from '../cards/atr-table.js';
+import type { CpsCard } from '../cards/card.js';
 import { toHex } from '../apdu/errors.js';
 import { CardAbsentError, CardResetError, PcscService, PcscTransport, ReaderNotFoundError, type Disposition, type PcscConnection } from '../apdu/pcsc/index.js';
 
@@ -54,7 +55,7 @@ async function withCardOnce<T>(
     if (!reader?.cardPresent) throw new CardAbsentError(`no card in ${reader?.name ?? 'any reader'}`);
     const connection = await service.connect(reader.name, { share: 'shared', protocols: ['T0', 'T1'] });
     try {
-      const card = CpsCard.open(new PcscTransport(connection), reader.atr);
+      const card = openCard(new PcscTransport(connection), reader.atr);
       return await fn({ reader: reader.name, atr: toHex(reader.atr), card, connection });
     } finally {
       await connection.disconnect(disposition);

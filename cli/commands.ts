@@ -1,8 +1,8 @@
 /** `cpsd status | identity | certs | pin | doctor`: human output by default, `--json` for scripts. */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { isCpsAtr } from '../apdu/cps/atr-table.js';
-import { FileCardCache, readPublicData, type PublicCardData } from '../apdu/cps/public-data.js';
+import { isCpsAtr } from '../cards/atr-table.js';
+import { FileCardCache, readPublicData, type PublicCardData } from '../cards/public-data.js';
 import { CpsdError, toHex } from '../apdu/errors.js';
 import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
 import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';

@@ -3,7 +3,8 @@
  * Both give readers, insert/remove events and, per operation, a CpsCard over a fresh SHARED connection.
  */
 import { EventEmitter } from 'node:events';
-import { CpsCard } from '../apdu/cps/card.js';
+import { openCard } from '../cards/atr-table.js';
+import type { CpsCard } from '../cards/card.js';
 import type { ApduTransport } from '../apdu/channel.js';
 import { toHex } from '../apdu/errors.js';
 import { CardAbsentError, CardResetError, FEATURE, PcscService, PcscTransport, ReaderNotFoundError, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/index.js';
@@ -91,7 +92,7 @@ export class PcscCardSource extends EventEmitter implements CardSource {
       }
       const known = features;
       const pinPad: PinPad | undefined = known.has(FEATURE.VERIFY_PIN_DIRECT) ? (v) => verifyOnPinPad(connection, known, v) : undefined;
-      return await fn(CpsCard.open(new PcscTransport(connection), info?.atr ?? new Uint8Array(0)), reader.name, pinPad);
+      return await fn(openCard(new PcscTransport(connection), info?.atr ?? new Uint8Array(0)), reader.name, pinPad);
     } finally {
       await connection.disconnect(after);
     }
@@ -155,7 +156,7 @@ export class SimCardSource extends EventEmitter implements CardSource {
           ? undefined
           : async (v) => transport.transmit(Uint8Array.of(...v.header, v.length, ...new TextEncoder().encode(digits.slice(0, v.length).padEnd(v.length, '0'))));
       try {
-        return await fn(CpsCard.open(transport, card.atr), SimCardSource.READER, pinPad);
+        return await fn(openCard(transport, card.atr), SimCardSource.READER, pinPad);
       } finally {
         if (after === 'reset' && this.#card === card) card.reset();
       }

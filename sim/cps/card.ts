@@ -11,7 +11,7 @@ import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
 import { equal, type AccessRule, type Df, type Ef } from './fs.js';
 import { PERSONALITIES, type Personality, type PersonalityName } from './personality.js';
-import { decodeMidstate, shaResume, type ShaAlgorithm } from '../../apdu/cps/sha-midstate.js';
+import { decodeMidstate, shaResume, type ShaAlgorithm } from '../../cards/sha-midstate.js';
 import { CardStatus, SW, fail } from './sw.js';
 
 /** A secret code held by the card: the PIN (CHV 1) or the unblocking code (CHV 2). */

@@ -1,12 +1,13 @@
 /** Drives the demo relying party's API with tokens made by in-process virtual cards. */
 import { createHash } from 'node:crypto';
-import { CpsCard } from '../../apdu/cps/card.js';
+import { openCard } from '../../cards/atr-table.js';
+import { CpsCard } from '../../cards/card.js';
 import { signedData } from '../../pkcs/token.js';
 import { fixtureCard, loadMaterial } from '../../sim/cps/fixtures.js';
 
 async function token(profile: string, origin: string, nonce: string): Promise<object> {
   const card = fixtureCard(profile);
-  const driver = CpsCard.open({ transmit: async (c) => card.transmit(c) }, card.atr);
+  const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
   await driver.verifyPin('1234');
   const signature = await driver.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(signedData(origin, nonce)).digest()));
   return {

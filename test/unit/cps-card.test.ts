@@ -10,7 +10,7 @@ import { CommandApdu } from '../../apdu/command.js';
 import { fromHex, toHex } from '../../apdu/errors.js';
 import { FaultyCard } from '../../sim/cps/faults.js';
 import { fixtureCard, loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
-import { encodeMidstate, shaMidstate, type ShaAlgorithm } from '../../apdu/cps/sha-midstate.js';
+import { encodeMidstate, shaMidstate, type ShaAlgorithm } from '../../cards/sha-midstate.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 
 /** Sends raw hex, returns the raw response as hex (data then SW). */

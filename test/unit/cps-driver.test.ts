@@ -1,7 +1,7 @@
 /** The CPx driver against the virtual card in process, for every profile and personality. */
 import { constants, createHash, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CpsCard, LastPinTryError, PinFormatError, UnsupportedCardError } from '../../apdu/cps/index.js';
+import { CpsCard, openCard, LastPinTryError, PinFormatError, UnsupportedCardError } from '../../cards/index.js';
 import { toHex } from '../../apdu/errors.js';
 import { PinBlockedError, WrongPinError } from '../../apdu/status.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
@@ -9,7 +9,7 @@ import { fixtureCard, loadMaterial, loadProfile, profileNames } from '../../sim/
 
 function open(card: VirtualCpsCard): { driver: CpsCard; sent: Uint8Array[] } {
   const sent: Uint8Array[] = [];
-  const driver = CpsCard.open({ transmit: async (c) => (sent.push(c), card.transmit(c)) }, card.atr);
+  const driver = openCard({ transmit: async (c) => (sent.push(c), card.transmit(c)) }, card.atr);
   return { driver, sent };
 }
 
@@ -17,7 +17,7 @@ describe('CPx driver', () => {
   it('refuses an unknown ATR with the ATR in the error', () => {
     const e = (() => {
       try {
-        CpsCard.open({ transmit: async () => Uint8Array.of(0x90, 0) }, Uint8Array.of(0x3b, 0x02, 0x14, 0x50));
+        openCard({ transmit: async () => Uint8Array.of(0x90, 0) }, Uint8Array.of(0x3b, 0x02, 0x14, 0x50));
       } catch (error) {
         return error;
       }
@@ -118,7 +118,7 @@ describe('CPx driver', () => {
 
   it('times out an operation on a card that never answers, with a typed error', async () => {
     const card = fixtureCard('doctor');
-    const driver = CpsCard.open({ transmit: () => new Promise<Uint8Array>(() => undefined) }, card.atr, { timeoutMs: 50 });
+    const driver = openCard({ transmit: () => new Promise<Uint8Array>(() => undefined) }, card.atr, { timeoutMs: 50 });
     await expect(driver.serial()).rejects.toMatchObject({ code: 'CARD_TIMEOUT' });
   });
 });

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CpsCard, FileCardCache, MemoryCardCache, readPublicData } from '../../apdu/cps/index.js';
+import { openCard, FileCardCache, MemoryCardCache, readPublicData, type CpsCard } from '../../cards/index.js';
 import { certificateInfo, holderIdentity, practiceSituation } from '../../pkcs/holder.js';
 import { fixtureCard, loadMaterial, loadProfile, profileNames } from '../../sim/cps/fixtures.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
@@ -12,7 +12,7 @@ import { Ef } from '../../sim/cps/fs.js';
 
 function counted(card: VirtualCpsCard): { driver: CpsCard; stats: { apdus: number; bytes: number } } {
   const stats = { apdus: 0, bytes: 0 };
-  const driver = CpsCard.open(
+  const driver = openCard(
     {
       transmit: async (c) => {
         const r = card.transmit(c);

@@ -4,7 +4,7 @@
  * "typing" the PIN into the structure as a real reader would.
  */
 import { describe, expect, it } from 'vitest';
-import { CpsCard } from '../../apdu/cps/card.js';
+import { openCard } from '../../cards/atr-table.js';
 import { toHex } from '../../apdu/errors.js';
 import { GET_FEATURE_REQUEST, pinVerifyStructure, readerFeatures, verifyOnPinPad } from '../../apdu/pcsc/pinpad.js';
 import { UnsupportedFeatureError, type PcscConnection } from '../../apdu/pcsc/index.js';
@@ -58,7 +58,7 @@ describe('PIN pad', () => {
     const card = fixtureCard('doctor');
     const good = pinPadReader(card, '1234');
     const features = await readerFeatures(good);
-    const driver = CpsCard.open({ transmit: async (c) => card.transmit(c) }, card.atr);
+    const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
     await driver.verifyPinOnReader((v) => verifyOnPinPad(good, features, v));
     expect(card.pinVerified).toBe(true);
     expect(toHex(good.structures[0] ?? new Uint8Array(0))).not.toContain('31323334'); // the host never had it

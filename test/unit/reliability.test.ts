@@ -7,7 +7,8 @@ import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { CpsCard } from '../../apdu/cps/card.js';
+import { openCard } from '../../cards/atr-table.js';
+import { CpsCard } from '../../cards/card.js';
 import { CpsdError } from '../../apdu/errors.js';
 import { CardAbsentError } from '../../apdu/pcsc/index.js';
 import { SimCardSource } from '../../daemon/cards.js';
@@ -43,12 +44,12 @@ describe('card pulled at every APDU boundary', () => {
       // How many APDUs the whole job takes on a fresh card.
       const probe = fixtureCard('doctor');
       const counting = pulledAfter(probe, Number.MAX_SAFE_INTEGER);
-      await run(CpsCard.open(counting, probe.atr));
+      await run(openCard(counting, probe.atr));
       const total = counting.sent();
       expect(total).toBeGreaterThan(10);
       const card = fixtureCard('doctor');
       for (let limit = 0; limit < total; limit++) {
-        const error = await run(CpsCard.open(pulledAfter(card, limit), card.atr)).then(
+        const error = await run(openCard(pulledAfter(card, limit), card.atr)).then(
           () => undefined,
           (e: unknown) => e,
         );
@@ -56,7 +57,7 @@ describe('card pulled at every APDU boundary', () => {
         expect(card.image.pin.triesLeft).toBe(3);
         card.reset(); // re-insertion: power cycle
       }
-      await run(CpsCard.open(pulledAfter(card, Number.MAX_SAFE_INTEGER), card.atr));
+      await run(openCard(pulledAfter(card, Number.MAX_SAFE_INTEGER), card.atr));
       expect(card.image.pin.triesLeft).toBe(3);
     });
   }
@@ -74,7 +75,7 @@ describe('fuzzed card responses', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(response, { minLength: 1, maxLength: 40 }), fc.integer({ min: 0, max: 5 }), async (answers, op) => {
         let i = 0;
-        const card = CpsCard.open({ transmit: async () => answers[i++ % answers.length] ?? Uint8Array.of(0x6f, 0x00) }, atr, { timeoutMs: 2000 });
+        const card = openCard({ transmit: async () => answers[i++ % answers.length] ?? Uint8Array.of(0x6f, 0x00) }, atr, { timeoutMs: 2000 });
         const jobs = [
           () => card.serial(),
           () => card.objects(),
@@ -157,7 +158,7 @@ describe('invariant: no PIN try without a PIN given by a person', () => {
     for (const name of ['doctor', 'nurse', 'pin-blocked']) {
       const card = fixtureCard(name);
       const verifies: Uint8Array[] = [];
-      const driver = CpsCard.open(
+      const driver = openCard(
         {
           transmit: async (c) => {
             if (c[1] === 0x20 && c.length > 5) verifies.push(c);
@@ -187,9 +188,9 @@ describe('mute card', () => {
     const { FaultyCard } = await import('../../sim/cps/faults.js');
     const inner = fixtureCard('doctor');
     const mute = new FaultyCard(inner, { muteAfter: 2 });
-    const driver = CpsCard.open({ transmit: (c) => Promise.resolve(mute.transmit(c)) }, inner.atr, { timeoutMs: 100 });
+    const driver = openCard({ transmit: (c) => Promise.resolve(mute.transmit(c)) }, inner.atr, { timeoutMs: 100 });
     await expect(driver.objects()).rejects.toMatchObject({ code: 'CARD_TIMEOUT' });
-    const fresh = CpsCard.open({ transmit: async (c) => inner.transmit(c) }, inner.atr, { timeoutMs: 1000 });
+    const fresh = openCard({ transmit: async (c) => inner.transmit(c) }, inner.atr, { timeoutMs: 1000 });
     expect(await fresh.serial()).toBe('9921384501');
   });
 });

@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CpsCard } from '../../apdu/cps/card.js';
+import { openCard } from '../../cards/atr-table.js';
+import { CpsCard } from '../../cards/card.js';
 import { MemoryNonceStore, consumeNonce, issueNonce, verify, type AuthToken } from '../../pkcs/verify.js';
 import { signedData } from '../../pkcs/token.js';
 import { fixtureCard, fixturesDir, loadMaterial } from '../../sim/cps/fixtures.js';
@@ -17,7 +18,7 @@ const NOW = new Date('2026-06-01T00:00:00Z');
 
 async function token(profile: string, origin: string, nonce: string, which: 'auth' | 'sign' = 'auth'): Promise<AuthToken> {
   const card = fixtureCard(profile);
-  const driver = CpsCard.open({ transmit: async (c) => card.transmit(c) }, card.atr);
+  const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
   await driver.verifyPin('1234');
   const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
   const signature =

@@ -7,14 +7,12 @@
  * operation at a time per card, each with a timeout; every operation starts by selecting what it needs
  * (another middleware may have moved the card's current file in between).
  */
-import { createHash } from 'node:crypto';
-import { CardChannel, type ApduTransport } from '../channel.js';
-import { CommandApdu } from '../command.js';
-import { CardProtocolError, CpsdError, bytesEqual, concatBytes, fromHex, toHex } from '../errors.js';
-import { ResponseApdu } from '../response.js';
-import { PinBlockedError, statusError } from '../status.js';
-import { identifyAtr, type CpsCardKind } from './atr-table.js';
-import { encodeMidstate, shaMidstate } from './sha-midstate.js';
+import { CardChannel, type ApduTransport } from '../apdu/channel.js';
+import { CommandApdu } from '../apdu/command.js';
+import { CardProtocolError, CpsdError, bytesEqual, concatBytes, fromHex, toHex } from '../apdu/errors.js';
+import { ResponseApdu } from '../apdu/response.js';
+import { PinBlockedError, statusError } from '../apdu/status.js';
+import type { CpsCardKind } from './atr-table.js';
 import {
   parseAodf,
   parseCdf,
@@ -25,7 +23,7 @@ import {
   type PinObject,
   type Pkcs15Object,
   type PrivateKeyObject,
-} from './directory.js';
+} from './pkcs15.js';
 
 export type HashAlgorithm = 'sha1' | 'sha256';
 
@@ -76,11 +74,10 @@ export class ObjectNotFoundError extends CpsdError {
   readonly code = 'OBJECT_NOT_FOUND';
 }
 
-const EMPTY = new Uint8Array(0);
 /** [V] cps-cards.md §2.1. */
-const AID_CONTACT = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 10');
-const AID_CONTACTLESS = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 20');
-const AID_IAS = fromHex('80 25 00 00 01 FF 01 00');
+export const AID_CONTACT = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 10');
+export const AID_CONTACTLESS = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 20');
+export const AID_IAS = fromHex('80 25 00 00 01 FF 01 00');
 const SN_PREFIX = '8025000001';
 
 const DIGEST_INFO: Readonly<Record<HashAlgorithm, Uint8Array>> = {
@@ -105,14 +102,6 @@ export abstract class CpsCard {
     this.channel = new CardChannel(transport);
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#chunk = options.readChunk ?? 256;
-  }
-
-  /** Picks the driver for the ATR (exact match), or throws UnsupportedCardError. */
-  static open(transport: ApduTransport, atr: Uint8Array, options: CpsCardOptions = {}): CpsCard {
-    const kind = identifyAtr(atr);
-    if (kind.generation === 'CPS4') return new Cps4Card(transport, atr, kind, options);
-    if (kind.interface === 'contactless') return new Cps3ContactlessCard(transport, atr, kind, options);
-    return new Cps3Card(transport, atr, kind, options);
   }
 
   // ------------------------------------------------------------ plumbing
@@ -377,135 +366,6 @@ export abstract class CpsCard {
   static digestInfo(hash: HashAlgorithm, digest: Uint8Array): Uint8Array {
     return concatBytes([DIGEST_INFO[hash], digest]);
   }
-}
-
-/** CPS3 contact: IAS-ECC. */
-export class Cps3Card extends CpsCard {
-  protected applicationAid(): Uint8Array {
-    return AID_CONTACT;
-  }
-
-  protected defaultAuthKey(): number {
-    return 0x82;
-  }
-
-  async authenticate(digestInfo: Uint8Array): Promise<Uint8Array> {
-    const { auth, application } = await this.objects();
-    const ref = auth.keyReference ?? this.defaultAuthKey();
-    return this.op('authenticate', async () => {
-      await this.select(application);
-      (await this.send(0x22, 0x41, 0xa4, Uint8Array.of(0x80, 0x01, 0x02, 0x84, 0x01, ref))).check();
-      return (await this.send(0x88, 0x00, 0x00, digestInfo, 256)).check().data;
-    });
-  }
-
-  async sign(hash: HashAlgorithm, input: { message: Uint8Array } | { digest: Uint8Array }): Promise<Uint8Array> {
-    const { sign, application } = await this.objects();
-    const ref = sign.keyReference ?? 0x81;
-    return this.op('sign', async () => {
-      await this.select(application);
-      const dst = Uint8Array.of(0x80, 0x01, hash === 'sha1' ? 0x12 : 0x42, 0x84, 0x01, ref);
-      if ('digest' in input) {
-        (await this.send(0x22, 0x41, 0xb6, dst)).check();
-        return (await this.send(0x2a, 0x9e, 0x9a, input.digest, 256)).check().data;
-      }
-      // IAS: the card finishes the hash (cps-cards.md §3.5 b).
-      (await this.send(0x22, 0x41, 0xaa, Uint8Array.of(0x80, 0x01, hash === 'sha1' ? 0x10 : 0x40))).check();
-      (await this.send(0x22, 0x41, 0xb6, dst)).check();
-      const { state, bitCount, tail } = shaMidstate(hash, input.message);
-      // Nothing hashed yet (message ≤ 64 bytes): an empty tag 90, as Cryptolib sends it.
-      const midstate = bitCount === 0n ? EMPTY : encodeMidstate(state, bitCount);
-      const body = concatBytes([Uint8Array.of(0x90, midstate.length), midstate, Uint8Array.of(0x80, tail.length), tail]);
-      (await this.send(0x2a, 0x90, 0xa0, body)).check();
-      return (await this.send(0x2a, 0x9e, 0x9a, undefined, 256)).check().data;
-    });
-  }
-}
-
-/** CPS3 contactless: the technical authentication key, usable without PIN; no signature. */
-export class Cps3ContactlessCard extends Cps3Card {
-  protected override applicationAid(): Uint8Array {
-    return AID_CONTACTLESS;
-  }
-
-  protected override defaultAuthKey(): number {
-    return 0x83; // the technical authentication key
-  }
-
-  override sign(): Promise<Uint8Array> {
-    return Promise.reject(new ObjectNotFoundError('a contactless CPS cannot sign'));
-  }
-}
-
-/** CPS4: ChipDoc on logical channel 1 (cps-cards.md §3.8). */
-export class Cps4Card extends CpsCard {
-  protected override readonly cla = 0x01;
-  #opened = false;
-
-  protected applicationAid(): Uint8Array {
-    return AID_CONTACT;
-  }
-
-  /** Cryptolib's reselection sequence; again after 6985 ("reselect ChipDoc"). */
-  async #open(): Promise<void> {
-    const select = (cla: number, aid: Uint8Array): Promise<ResponseApdu> =>
-      this.channel.transmit(new CommandApdu({ cla, ins: 0xa4, p1: 0x04, p2: 0x0c, data: aid }));
-    (await select(0x01, fromHex('A0000001510000'))).check();
-    (await select(0x00, fromHex('8025000001FF0002'))).check();
-    (await select(0x01, AID_IAS)).check();
-    this.#opened = true;
-  }
-
-  protected override async send(ins: number, p1: number, p2: number, data?: Uint8Array, ne?: number): Promise<ResponseApdu> {
-    if (!this.#opened) await this.#open();
-    let r = await super.send(ins, p1, p2, data, ne);
-    if (r.sw === 0x6985 && !(ins === 0x2a || ins === 0x22)) {
-      await this.#open();
-      r = await super.send(ins, p1, p2, data, ne);
-    }
-    return r;
-  }
-
-  protected override pinReference(): number {
-    return 0x81; // ChipDoc names the global PIN with b8 set (card-cps4.c)
-  }
-
-  protected override async unblock(puk: Uint8Array, pin: Uint8Array): Promise<void> {
-    (await this.send(0x20, 0x00, 0x82, puk)).check();
-    (await this.send(0x2c, 0x03, 0x81)).check();
-    (await this.send(0x24, 0x01, 0x81, pin)).check();
-  }
-
-  /** Raw RSA on a PKCS#1 type-01 block the host builds (CPS4 has no INTERNAL AUTHENTICATE). */
-  async authenticate(digestInfo: Uint8Array): Promise<Uint8Array> {
-    const { application } = await this.objects();
-    return this.op('authenticate', async () => {
-      await this.select(application);
-      (await this.send(0x22, 0x41, 0xb8, Uint8Array.of(0x83, 0x01, 0x20))).check();
-      const k = 256;
-      if (digestInfo.length > k - 11) throw new CardProtocolError('input too long for the key');
-      const block = new Uint8Array(k).fill(0xff);
-      block[0] = 0x00;
-      block[1] = 0x01;
-      block[k - digestInfo.length - 1] = 0x00;
-      block.set(digestInfo, k - digestInfo.length);
-      return (await this.send(0x2a, 0x80, 0x86, block, 256)).check().data;
-    });
-  }
-
-  async sign(hash: HashAlgorithm, input: { message: Uint8Array } | { digest: Uint8Array }): Promise<Uint8Array> {
-    const { application } = await this.objects();
-    const digest = 'digest' in input ? input.digest : sha(hash, input.message);
-    return this.op('sign', async () => {
-      await this.select(application);
-      (await this.send(0x22, 0x81, 0xb6, Uint8Array.of(0x91, 0x02, hash === 'sha1' ? 0x0a : 0x28, 0x90))).check();
-      return (await this.send(0x2a, 0x9e, 0x9a, digest, 256)).check().data;
-    });
-  }
-}
-
-function sha(hash: HashAlgorithm, message: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash(hash).update(message).digest());
 }
 
 /** Total length of the BER TLV starting the buffer (tag, length and value); Infinity if unknown. */

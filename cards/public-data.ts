@@ -6,9 +6,9 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { fromHex, toHex } from '../errors.js';
+import { fromHex, toHex } from '../apdu/errors.js';
 import type { CardObjects, CpsCard } from './card.js';
-import type { Pkcs15Object } from './directory.js';
+import type { Pkcs15Object } from './pkcs15.js';
 
 /** The public objects an identity needs; the others are read on demand. */
 export const IDENTITY_LABELS: readonly string[] = ['CPS_ID_CARD', 'CPS_INFO_PS'];
