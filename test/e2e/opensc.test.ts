@@ -143,3 +143,85 @@ describe('OpenSC reads the virtual CPS3', () => {
     expect(await flags()).toContain('user PIN locked');
   });
 });
+
+/**
+ * The APDUs as they crossed pcscd, from OpenSC's debug log (OPENSC_DEBUG=3): "Outgoing APDU (n bytes):"
+ * or "Incoming APDU (n bytes):", then lines of up to 16 hex bytes followed by their ASCII.
+ */
+function wire(log: string): string[] {
+  const apdus: string[] = [];
+  for (const m of log.matchAll(/(Outgoing|Incoming) APDU \((\d+) bytes\):\n((?:[^\n]+\n)*)/g)) {
+    const n = Number(m[2]);
+    const bytes: string[] = [];
+    // The byte count bounds the hex: the ASCII column may itself look like hex ("61 27 a'").
+    for (const line of (m[3] ?? '').split('\n')) {
+      bytes.push(...line.split(' ').slice(0, Math.min(16, n - bytes.length)));
+    }
+    if (bytes.length !== n || !bytes.every((b) => /^[0-9A-F]{2}$/.test(b))) throw new Error(`unparsed APDU log: ${m[0]}`);
+    apdus.push(`${m[1] === 'Outgoing' ? '>' : '<'} ${bytes.join('')}`);
+  }
+  return apdus;
+}
+
+/** The exchange from the last time `command` went out, so that the card init APDUs are left aside. */
+function from(log: string, command: string): string[] {
+  const apdus = wire(log);
+  const start = apdus.lastIndexOf(`> ${command}`);
+  if (start < 0) throw new Error(`${command} not sent; saw ${apdus.join(', ')}`);
+  return apdus.slice(start);
+}
+
+/** The data opensc-tool prints after "Received (SW1=…, SW2=…):" for the APDU it printed as `sent` (hex columns only). */
+function printed(stdout: string, sent: string): string {
+  const block = stdout.split(`Sending: ${sent} \n`)[1]?.split('Sending:')[0] ?? '';
+  return block
+    .split('\n')
+    .slice(1)
+    .map((line) => line.slice(0, 48).replace(/ /g, ''))
+    .join('');
+}
+
+describe('OpenSC sees the virtual CPS3 answer as a T=0 card (61xx, GET RESPONSE, 6Cxx)', () => {
+  // EF.SN.ICC's FCP as dumped from a real CPS3 (cps-cards.md §2.2, OSC-I2275): 0x27 = 39 bytes.
+  const FCP = '6225' + '8002000C' + '820101' + '8302D003' + '8801E0' + 'A112' + '8C077BFFFFFFFFFF00' + '9C077BFFFFFFFFFF00' + '8A0105';
+  const SELECT = '00A40904043F00D003';
+  const debug = { OPENSC_DEBUG: '3' };
+
+  it('answers SELECT 3F00/D003 P2=04 without Le with 61 27, which OpenSC itself reports as 9000 without data', async () => {
+    await insert('doctor');
+    const { stdout, stderr } = await tool('opensc-tool', ['--reader', '0', '-s', '00:A4:09:04:04:3F:00:D0:03'], debug);
+    expect(from(stderr, SELECT)).toEqual([`> ${SELECT}`, '< 6127']);
+    // OpenSC's sc_transmit drops 61xx data for an APDU without Le (case 3) and reports 9000.
+    expect(stdout).toContain('Sending: 00 A4 09 04 04 3F 00 D0 03 \nReceived (SW1=0x90, SW2=0x00)\n');
+  });
+
+  it('hands the FCP over on GET RESPONSE 00 C0 00 00 27 after that SELECT, with 9000', async () => {
+    await insert('doctor');
+    const args = ['--reader', '0', '-s', '00:A4:09:04:04:3F:00:D0:03', '-s', '00:C0:00:00:27'];
+    const { stdout, stderr } = await tool('opensc-tool', args, debug);
+    expect(from(stderr, SELECT)).toEqual([`> ${SELECT}`, '< 6127', '> 00C0000027', `< ${FCP}9000`]);
+    expect(stdout).toContain('Sending: 00 C0 00 00 27 \nReceived (SW1=0x90, SW2=0x00):\n');
+    expect(printed(stdout, '00 C0 00 00 27')).toBe(FCP);
+  });
+
+  it('lets OpenSC fetch the FCP through 61 27 when SELECT carries Le (sent without Le on T=0)', async () => {
+    await insert('doctor');
+    const { stdout, stderr } = await tool('opensc-tool', ['--reader', '0', '-s', '00:A4:09:04:04:3F:00:D0:03:00'], debug);
+    expect(from(stderr, SELECT)).toEqual([`> ${SELECT}`, '< 6127', '> 00C0000027', `< ${FCP}9000`]);
+    expect(printed(stdout, '00 A4 09 04 04 3F 00 D0 03 00')).toBe(FCP);
+  });
+
+  it('answers GET RESPONSE with a wrong Le with 6C 27, and OpenSC gets the FCP by sending Le=27', async () => {
+    await insert('doctor');
+    const args = ['--reader', '0', '-s', '00:A4:09:04:04:3F:00:D0:03', '-s', '00:C0:00:00:30'];
+    const { stdout, stderr } = await tool('opensc-tool', args, debug);
+    expect(from(stderr, SELECT)).toEqual([`> ${SELECT}`, '< 6127', '> 00C0000030', '< 6C27', '> 00C0000027', `< ${FCP}9000`]);
+    expect(printed(stdout, '00 C0 00 00 30')).toBe(FCP);
+  });
+
+  it('answers SELECT 3F00/D003 P2=0C (no FCP) with 9000 and nothing else', async () => {
+    await insert('doctor');
+    const { stderr } = await tool('opensc-tool', ['--reader', '0', '-s', '00:A4:09:0C:04:3F:00:D0:03'], debug);
+    expect(from(stderr, '00A4090C043F00D003')).toEqual(['> 00A4090C043F00D003', '< 9000']);
+  });
+});
