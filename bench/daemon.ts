@@ -6,7 +6,7 @@
  *   npm run bench:daemon            # BENCH_REQUESTS=2000 BENCH_CLIENTS=8 BENCH_IDLE=1000 to change
  */
 import WebSocket from 'ws';
-import { SimCardSource } from '../daemon/cards.js';
+import { InProcessBackend } from '../cards/backends.js';
 import { DEFAULTS } from '../daemon/config.js';
 import { Logger } from '../daemon/log.js';
 import { CpsdServer } from '../daemon/server.js';
@@ -63,7 +63,7 @@ async function latency(rpc: Rpc, method: string, params: object, count: number):
 }
 
 async function main(): Promise<void> {
-  const sim = new SimCardSource(fixtureCard('doctor'));
+  const sim = new InProcessBackend(fixtureCard('doctor'));
   const server = new CpsdServer(
     { ...DEFAULTS, port: 0, maxConnections: IDLE + 100, ratePerSecond: 1_000_000 },
     sim,

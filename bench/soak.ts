@@ -5,7 +5,7 @@
  *   npm run bench:soak              # BENCH_SECONDS=30 by default
  */
 import WebSocket from 'ws';
-import { SimCardSource } from '../daemon/cards.js';
+import { InProcessBackend } from '../cards/backends.js';
 import { DEFAULTS } from '../daemon/config.js';
 import { Logger } from '../daemon/log.js';
 import { CpsdServer } from '../daemon/server.js';
@@ -14,7 +14,7 @@ import { fixtureCard } from '../sim/cps/fixtures.js';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const mib = (n: number): string => (n / 1024 / 1024).toFixed(1);
 
-const server = new CpsdServer({ ...DEFAULTS, port: 0, ratePerSecond: 100_000, maxConnections: 500 }, new SimCardSource(fixtureCard('doctor')), new Logger('error', () => undefined));
+const server = new CpsdServer({ ...DEFAULTS, port: 0, ratePerSecond: 100_000, maxConnections: 500 }, new InProcessBackend(fixtureCard('doctor')), new Logger('error', () => undefined));
 await server.listen();
 const url = `ws://127.0.0.1:${server.port}`;
 const junk = ['{', '[]', 'null', '{"jsonrpc":"2.0","id":1,"method":"nope"}', 'x'.repeat(20_000), '{"jsonrpc":"2.0","id":2,"method":"card.identity","params":{}}'];

@@ -13,6 +13,7 @@ import { CardProtocolError, CpsdError, bytesEqual, concatBytes, fromHex, toHex }
 import { ResponseApdu } from '../apdu/response.js';
 import { PinBlockedError, statusError } from '../apdu/status.js';
 import type { CpsCardKind } from './atr-table.js';
+import { DEFAULT_PIN_RULE, PinFormatError, type Pin, type PinRule } from './pin.js';
 import {
   parseAodf,
   parseCdf,
@@ -20,6 +21,7 @@ import {
   parseEfDir,
   parseOdf,
   parsePrkdf,
+  type Application,
   type PinObject,
   type Pkcs15Object,
   type PrivateKeyObject,
@@ -46,7 +48,18 @@ export interface CardObjects {
   auth: { certificate: CertificateRef | undefined; keyReference: number | undefined };
   sign: { certificate: CertificateRef | undefined; keyReference: number | undefined };
   pin: PinObject;
+  /** The DODF entries read so far, in card order: the DODF is read only as far as the objects asked for. */
   dataObjects: Pkcs15Object[];
+  /** Where the DODF goes on, until it has been read to its end. */
+  dataObjectsRest?: DataObjectsRest | undefined;
+}
+
+export interface DataObjectsRest {
+  path: Uint8Array;
+  /** Bytes of the DODF read so far. */
+  offset: number;
+  /** The start of an entry the last READ BINARY cut (kept, so that no byte is read twice). */
+  pending: Uint8Array;
 }
 
 export interface CpsCardOptions {
@@ -56,9 +69,20 @@ export interface CpsCardOptions {
   readChunk?: number;
 }
 
-export class PinFormatError extends CpsdError {
-  readonly code = 'PIN_FORMAT';
+export { PinFormatError };
+
+/** The holder cancelled (on the PIN pad, or by closing the PIN window). */
+export class UserCancelledError extends CpsdError {
+  readonly code = 'USER_CANCELLED';
 }
+
+/** The PIN pad waited for digits in vain. */
+export class PinPadTimeoutError extends CpsdError {
+  readonly code = 'TIMEOUT';
+}
+
+/** The unblocking code (CHV 2): 8 digits [V]. */
+const PUK_RULE: PinRule = { minLength: 8, maxLength: 8 };
 
 /** The card has one try left: it is only spent when the caller explicitly allows it. */
 export class LastPinTryError extends CpsdError {
@@ -79,6 +103,10 @@ export const AID_CONTACT = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 10');
 export const AID_CONTACTLESS = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 20');
 export const AID_IAS = fromHex('80 25 00 00 01 FF 01 00');
 const SN_PREFIX = '8025000001';
+/** Short EF identifiers in the MF [V] (cps-cards.md §2.2): EF.SN.ICC 1C, EF.DIR 1E. */
+const SFI_SN_ICC = 0x1c;
+const SFI_EF_DIR = 0x1e;
+const EF_DIR = fromHex('3F002F00');
 
 const DIGEST_INFO: Readonly<Record<HashAlgorithm, Uint8Array>> = {
   sha1: fromHex('3021300906052B0E03021A05000414'),
@@ -95,6 +123,7 @@ export abstract class CpsCard {
   readonly #chunk: number;
   #queue: Promise<unknown> = Promise.resolve();
   #objects: CardObjects | undefined;
+  #reading: Promise<CardObjects> | undefined;
 
   constructor(transport: ApduTransport, atr: Uint8Array, kind: CpsCardKind, options: CpsCardOptions) {
     this.kind = kind;
@@ -106,15 +135,19 @@ export abstract class CpsCard {
 
   // ------------------------------------------------------------ plumbing
 
-  /** Runs one operation alone on the card, with a timeout. */
+  /**
+   * Runs one operation alone on the card, with a timeout. A hung APDU must not hold the queue for ever:
+   * the next operation waits for this one or for its timeout, whichever comes first, then reaches the card.
+   */
   protected op<T>(name: string, body: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(body);
-    this.#queue = run.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new CardTimeoutError(`${name} took more than ${this.#timeoutMs} ms`)), this.#timeoutMs);
     });
-    return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+    const guarded = Promise.race([run, timeout]).finally(() => clearTimeout(timer));
+    this.#queue = guarded.catch(() => undefined);
+    return guarded;
   }
 
   protected send(ins: number, p1: number, p2: number, data?: Uint8Array, ne?: number): Promise<ResponseApdu> {
@@ -129,6 +162,11 @@ export abstract class CpsCard {
   /** Reads a whole transparent EF: the DER/BER length in the first bytes tells how much to read. */
   protected async readFile(path: Uint8Array): Promise<Uint8Array> {
     await this.select(path);
+    return this.#readSelected();
+  }
+
+  /** The current EF: one chunk, then exactly the rest its first TLV announces, each byte read once. */
+  async #readSelected(): Promise<Uint8Array> {
     const first = (await this.send(0xb0, 0, 0, undefined, this.#chunk)).check({ allow: [0x6282] });
     const total = berTotalLength(first.data);
     const parts = [first.data];
@@ -140,13 +178,7 @@ export abstract class CpsCard {
       have += r.data.length;
       if (r.sw === 0x6282) break;
     }
-    const out = new Uint8Array(have);
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out.subarray(0, Math.min(have, total));
+    return concatBytes(parts).subarray(0, Math.min(have, total));
   }
 
   // ------------------------------------------------------------ identification
@@ -154,13 +186,16 @@ export abstract class CpsCard {
   /** The chip serial: digits after 8025000001 in EF.SN.ICC (3F00/D003), prefix checked [V]. */
   serial(): Promise<string> {
     return this.op('serial', async () => {
+      // By its short EF identifier 1C (cps-cards.md §3.3): no SELECT. An SFI names a file of the current
+      // DF, which another application may have moved: anything but a valid EF.SN.ICC falls back to the path.
+      const bySfi = await this.send(0xb0, 0x80 | SFI_SN_ICC, 0, undefined, 12);
+      const quick = bySfi.sw === 0x9000 || bySfi.sw === 0x6282 ? serialOf(bySfi.data) : undefined;
+      if (quick !== undefined) return quick;
       await this.select(fromHex('3F00D003'));
       const r = (await this.send(0xb0, 0, 0, undefined, 12)).check({ allow: [0x6282] });
-      const hex = toHex(r.data);
-      if (r.data.length !== 12 || r.data[0] !== 0x5a || r.data[1] !== 0x0a || !hex.startsWith(`5A0A${SN_PREFIX}`)) {
-        throw new CardProtocolError(`EF.SN.ICC is not a CPS serial number: ${hex}`);
-      }
-      return hex.slice(4 + SN_PREFIX.length);
+      const serial = serialOf(r.data);
+      if (serial === undefined) throw new CardProtocolError(`EF.SN.ICC is not a CPS serial number: ${toHex(r.data)}`);
+      return serial;
     });
   }
 
@@ -185,17 +220,20 @@ export abstract class CpsCard {
   /** Finds the application and its objects through EF.DIR and the PKCS#15 directories (read once). */
   objects(): Promise<CardObjects> {
     if (this.#objects) return Promise.resolve(this.#objects);
+    // Callers that ask at the same time share one walk: the directories are never read twice.
+    this.#reading ??= this.#readObjects().finally(() => (this.#reading = undefined));
+    return this.#reading;
+  }
+
+  #readObjects(): Promise<CardObjects> {
     return this.op('directories', async () => {
-      const apps = parseEfDir(await this.readDirFile(fromHex('3F002F00')));
       const aid = this.applicationAid();
-      const app = apps.find((a) => bytesEqual(a.aid, aid));
-      if (!app) throw new ObjectNotFoundError(`application ${toHex(aid)} not in EF.DIR`);
+      const app = await this.#application(aid);
       const appPath = app.path ?? fromHex(aid === AID_CONTACTLESS ? '3F000002' : '3F000001');
       const odf = parseOdf(await this.readDirFile(concatBytes([appPath, fromHex('5031')])), appPath);
       const certs = odf.cdf ? parseCdf(await this.readDirFile(odf.cdf), appPath) : [];
       const keys = odf.prkdf ? parsePrkdf(await this.readDirFile(odf.prkdf), appPath) : [];
       const pins = odf.aodf ? parseAodf(await this.readDirFile(odf.aodf)) : [];
-      const data = odf.dodf ? parseDodf(await this.readDirFile(odf.dodf), appPath) : [];
       const certFor = (key: PrivateKeyObject | undefined): CertificateRef | undefined => {
         const c = key?.id ? certs.find((x) => x.id && key.id && bytesEqual(x.id, key.id)) : undefined;
         return c?.path ? { label: c.label, id: c.id, path: c.path } : undefined;
@@ -207,27 +245,60 @@ export abstract class CpsCard {
         application: appPath,
         auth: { certificate: certFor(authKey), keyReference: authKey?.keyReference },
         sign: { certificate: certFor(signKey), keyReference: signKey?.keyReference },
-        pin: pins[0] ?? { label: 'PIN', reference: 1, minLength: 4, maxLength: 4, storedLength: 4 },
-        dataObjects: data,
+        pin: pins[0] ?? { label: 'PIN', reference: 1, ...DEFAULT_PIN_RULE, storedLength: DEFAULT_PIN_RULE.maxLength },
+        // The DODF grows with the practice situations (up to 16): read when an object is asked for.
+        dataObjects: [],
+        dataObjectsRest: odf.dodf ? { path: odf.dodf, offset: 0, pending: new Uint8Array(0) } : undefined,
       };
       return this.#objects;
     });
   }
 
-  /** Directory files: the content is BER-TLV objects one after the other, read until the end of file. */
+  /**
+   * Directory files: BER-TLV objects one after the other, read by chunks until the end of the file or
+   * of the content (padding), whichever comes first: a padded EF is not read to its end.
+   */
   protected async readDirFile(path: Uint8Array): Promise<Uint8Array> {
     await this.select(path);
-    const parts: Uint8Array[] = [];
-    let offset = 0;
+    return this.#readDirSelected();
+  }
+
+  async #readDirSelected(): Promise<Uint8Array> {
+    let bytes: Uint8Array = new Uint8Array(0);
+    let scan = 0;
     for (;;) {
+      const offset = bytes.length;
       const r = await this.send(0xb0, offset >> 8, offset & 0xff, undefined, this.#chunk);
       if (r.sw === 0x6b00 && offset > 0) break; // exactly at the end
       r.check({ allow: [0x6282] });
-      parts.push(r.data);
-      offset += r.data.length;
+      bytes = concatBytes([bytes, r.data]);
       if (r.sw === 0x6282 || r.data.length < this.#chunk) break;
+      const content = dirContentEnd(bytes, scan);
+      if (content.end !== undefined) return bytes.subarray(0, content.end);
+      scan = content.next;
     }
-    return concatBytes([...parts]);
+    return bytes;
+  }
+
+  /**
+   * EF.DIR by its short EF identifier (one APDU, no SELECT), kept only when it holds this card's
+   * application (an SFI names a file of the current DF); else by its path.
+   */
+  async #application(aid: Uint8Array): Promise<Application> {
+    const bySfi = await this.send(0xb0, 0x80 | SFI_EF_DIR, 0, undefined, this.#chunk);
+    // Only a file that ends within this chunk: further READs would have to rely on the current EF.
+    const complete = bySfi.sw === 0x6282 || (bySfi.sw === 0x9000 && (bySfi.data.length < this.#chunk || dirContentEnd(bySfi.data).end !== undefined));
+    if (complete) {
+      try {
+        const app = parseEfDir(bySfi.data).find((a) => bytesEqual(a.aid, aid));
+        if (app) return app;
+      } catch (error) {
+        if (!(error instanceof CardProtocolError)) throw error;
+      }
+    }
+    const app = parseEfDir(await this.readDirFile(EF_DIR)).find((a) => bytesEqual(a.aid, aid));
+    if (!app) throw new ObjectNotFoundError(`application ${toHex(aid)} not in EF.DIR`);
+    return app;
   }
 
   /** DER of the authentication or signature certificate. */
@@ -240,22 +311,54 @@ export abstract class CpsCard {
 
   /** A data object by its PKCS#15 label (CPS_INFO_PS…); private ones need a verified PIN. */
   async dataObject(label: string): Promise<Uint8Array | undefined> {
-    const objects = await this.objects();
-    const obj = objects.dataObjects.find((d) => d.label === label);
+    const [obj] = await this.findDataObjects([label]);
     if (!obj?.path) return undefined;
     const path = obj.path;
-    return this.op(`read ${label}`, async () => {
-      await this.select(path);
-      const r = (await this.send(0xb0, 0, 0, undefined, this.#chunk)).check({ allow: [0x6282] });
-      if (r.data.length === 0) return r.data;
-      const total = berTotalLength(r.data);
-      return total <= r.data.length ? r.data.subarray(0, total) : this.readFile(path);
-    });
+    return this.op(`read ${label}`, () => this.readFile(path));
+  }
+
+  /** The DODF entries of these labels (those the card has), reading the DODF only as far as needed. */
+  async findDataObjects(labels: readonly string[]): Promise<Pkcs15Object[]> {
+    const found = (entries: readonly Pkcs15Object[]): boolean => labels.every((l) => entries.some((d) => d.label === l));
+    return (await this.#dataObjects(found)).filter((d) => labels.includes(d.label));
   }
 
   /** Labels of the practice-situation objects present on the card (indexes may have gaps). */
   async situationLabels(): Promise<string[]> {
-    return (await this.objects()).dataObjects.map((d) => d.label).filter((l) => /^CPS_ACTIVITY_\d\d_PS$/.test(l));
+    return (await this.#dataObjects(() => false)).map((d) => d.label).filter((l) => /^CPS_ACTIVITY_\d\d_PS$/.test(l));
+  }
+
+  /** The DODF entries, read on by chunks from where the last read stopped until `enough` or the end. */
+  async #dataObjects(enough: (entries: readonly Pkcs15Object[]) => boolean): Promise<Pkcs15Object[]> {
+    const known = await this.objects();
+    if (!known.dataObjectsRest || enough(known.dataObjects)) return known.dataObjects;
+    return this.op('read DODF', async () => {
+      const objects = this.#objects ?? known; // another operation may have read on meanwhile
+      let rest = objects.dataObjectsRest;
+      if (!rest || enough(objects.dataObjects)) return objects.dataObjects;
+      const entries = [...objects.dataObjects];
+      const { path } = rest;
+      let { offset, pending } = rest;
+      await this.select(path);
+      for (;;) {
+        const r = await this.send(0xb0, offset >> 8, offset & 0xff, undefined, this.#chunk);
+        let atEnd = r.sw === 0x6b00 && offset > 0; // exactly at the end
+        if (!atEnd) {
+          r.check({ allow: [0x6282] });
+          pending = concatBytes([pending, r.data]);
+          offset += r.data.length;
+          atEnd = r.sw === 0x6282 || r.data.length < this.#chunk;
+        }
+        const content = dirContentEnd(pending);
+        const complete = content.end ?? (atEnd ? pending.length : content.next);
+        entries.push(...parseDodf(pending.subarray(0, complete), objects.application));
+        pending = pending.subarray(complete);
+        rest = atEnd || content.end !== undefined ? undefined : { path, offset, pending };
+        if (!rest || enough(entries)) break;
+      }
+      this.#objects = { ...objects, dataObjects: entries, dataObjectsRest: rest };
+      return entries;
+    });
   }
 
   // ------------------------------------------------------------ PIN
@@ -278,27 +381,27 @@ export abstract class CpsCard {
     throw statusError(r.sw);
   }
 
-  protected encodePin(pin: string, min = 4, max = 4): Uint8Array {
-    if (!/^\d+$/.test(pin) || pin.length < min || pin.length > max) {
-      // Never echo the value: only its shape.
-      throw new PinFormatError(`the PIN must be ${min === max ? min : `${min} to ${max}`} digits`);
-    }
-    return new TextEncoder().encode(pin);
+  /** The card's PIN rule (AODF pinAttributes), once the directories are known; the CPx default before. */
+  pinRule(): PinRule {
+    const pin = this.#objects?.pin;
+    return pin ? { minLength: pin.minLength, maxLength: pin.maxLength } : DEFAULT_PIN_RULE;
+  }
+
+  /** Refuses to spend a try on a blocked PIN, or the last try without the holder's explicit consent. */
+  async #guardTries(allowLastTry: boolean | undefined): Promise<void> {
+    const status = await this.readPinStatus();
+    if (status.blocked) throw new PinBlockedError(0x6983);
+    if (status.triesLeft === 1 && !allowLastTry) throw new LastPinTryError('one PIN try left: not trying without explicit consent');
   }
 
   /**
    * Verifies a PIN a person just typed. Malformed PINs are refused before the card sees them; with one
    * try left the card is not asked unless `allowLastTry`.
    */
-  verifyPin(pin: string, options: { allowLastTry?: boolean } = {}): Promise<void> {
+  verifyPin(pin: Pin, options: { allowLastTry?: boolean } = {}): Promise<void> {
     return this.op('verify PIN', async () => {
-      const objects = this.#objects;
-      const data = this.encodePin(pin, objects?.pin.minLength ?? 4, objects?.pin.maxLength ?? 4);
-      const status = await this.readPinStatus();
-      if (status.blocked) throw new PinBlockedError(0x6983);
-      if (status.triesLeft === 1 && !options.allowLastTry) {
-        throw new LastPinTryError('one PIN try left: not trying without explicit consent');
-      }
+      const data = pin.encode(this.pinRule());
+      await this.#guardTries(options.allowLastTry);
       (await this.send(0x20, 0x00, this.pinReference(), data)).check();
     });
   }
@@ -306,37 +409,35 @@ export abstract class CpsCard {
   /**
    * Verifies a PIN typed on the reader's PIN pad (it never reaches the host). Same rules as verifyPin;
    * `enter` sends the VERIFY template through the reader (apdu/pcsc/pinpad.ts) and returns data ‖ SW.
+   * The reader's own words: 6401 the holder cancelled, 6400 nothing typed in time (PC/SC part 10).
    */
   verifyPinOnReader(
     enter: (template: { header: readonly [number, number, number, number]; length: number }) => Promise<Uint8Array>,
     options: { allowLastTry?: boolean } = {},
   ): Promise<void> {
     return this.op('verify PIN on the reader', async () => {
-      const status = await this.readPinStatus();
-      if (status.blocked) throw new PinBlockedError(0x6983);
-      if (status.triesLeft === 1 && !options.allowLastTry) {
-        throw new LastPinTryError('one PIN try left: not trying without explicit consent');
-      }
-      const length = this.#objects?.pin.maxLength ?? 4;
-      ResponseApdu.decode(await enter({ header: [this.cla, 0x20, 0x00, this.pinReference()], length })).check();
+      await this.#guardTries(options.allowLastTry);
+      const r = ResponseApdu.decode(await enter({ header: [this.cla, 0x20, 0x00, this.pinReference()], length: this.pinRule().maxLength }));
+      if (r.sw === 0x6401) throw new UserCancelledError('the PIN entry was cancelled on the reader');
+      if (r.sw === 0x6400) throw new PinPadTimeoutError('no PIN was typed on the reader in time');
+      r.check();
     });
   }
 
-  changePin(oldPin: string, newPin: string, options: { allowLastTry?: boolean } = {}): Promise<void> {
+  changePin(oldPin: Pin, newPin: Pin, options: { allowLastTry?: boolean } = {}): Promise<void> {
     return this.op('change PIN', async () => {
-      const data = concatBytes([this.encodePin(oldPin), this.encodePin(newPin)]);
-      const status = await this.readPinStatus();
-      if (status.blocked) throw new PinBlockedError(0x6983);
-      if (status.triesLeft === 1 && !options.allowLastTry) throw new LastPinTryError('one PIN try left');
+      const rule = this.pinRule();
+      const data = concatBytes([oldPin.encode(rule), newPin.encode(rule)]);
+      await this.#guardTries(options.allowLastTry);
       (await this.send(0x24, 0x00, this.pinReference(), data)).check();
     });
   }
 
   /** Unblocks with the 8-digit unblocking code (CHV 2) and sets a new PIN. */
-  unblockPin(puk: string, newPin: string): Promise<void> {
+  unblockPin(puk: Pin, newPin: Pin): Promise<void> {
     return this.op('unblock PIN', async () => {
-      const pukData = this.encodePin(puk, 8, 8);
-      const pinData = this.encodePin(newPin);
+      const pukData = puk.encode(PUK_RULE);
+      const pinData = newPin.encode(this.pinRule());
       await this.unblock(pukData, pinData);
     });
   }
@@ -366,6 +467,28 @@ export abstract class CpsCard {
   static digestInfo(hash: HashAlgorithm, digest: Uint8Array): Uint8Array {
     return concatBytes([DIGEST_INFO[hash], digest]);
   }
+}
+
+/** The serial in an EF.SN.ICC: 12 bytes 5A 0A 8025000001 ‖ 5 bytes [V]; undefined for anything else. */
+function serialOf(bytes: Uint8Array): string | undefined {
+  const hex = toHex(bytes);
+  return bytes.length === 12 && hex.startsWith(`5A0A${SN_PREFIX}`) ? hex.slice(4 + SN_PREFIX.length) : undefined;
+}
+
+/**
+ * Where the content of a directory file read so far ends: the offset of its padding (00 or FF where a
+ * tag would start; neither begins a PKCS#15 or EF.DIR entry), or undefined while it may go on.
+ */
+function dirContentEnd(bytes: Uint8Array, from = 0): { end: number | undefined; next: number } {
+  let i = from;
+  while (i < bytes.length) {
+    if (bytes[i] === 0x00 || bytes[i] === 0xff) return { end: i, next: i };
+    if (bytes.length - i < 2) break;
+    const n = berTotalLength(bytes.subarray(i));
+    if (!Number.isFinite(n) || i + n > bytes.length) break; // incomplete: read on
+    i += n;
+  }
+  return { end: undefined, next: i };
 }
 
 /** Total length of the BER TLV starting the buffer (tag, length and value); Infinity if unknown. */

@@ -6,3 +6,4 @@ export * from './cps4.js';
 export * from './pkcs15.js';
 export * from './sha-midstate.js';
 export * from './public-data.js';
+export * from './pin.js';

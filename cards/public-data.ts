@@ -1,7 +1,8 @@
 /**
  * Reads what identifies a card and its holder — serial, certificates, public data objects — with a
  * cache per card serial invalidated by EF_ACTUA, as Cryptolib does: a card seen before costs EF.SN.ICC
- * and EF_ACTUA only. PIN-protected objects are never cached and never written to disk.
+ * and EF_ACTUA only. Only what the caller needs is read (a login skips the signing certificate); what
+ * is read later is added to the card's entry. PIN-protected objects are never cached nor written to disk.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -20,11 +21,13 @@ export interface PublicCardData {
   /** EF_ACTUA content (hex), null on a card never updated. */
   actua: string | null;
   authCertificate: Uint8Array | undefined;
+  /** Undefined when the card has none, or when it was not asked for and is not cached yet. */
   signCertificate: Uint8Array | undefined;
   /** Public data objects by label (CPS_ID_CARD, CPS_NAME_PS, CPS_INFO_PS…). */
   data: Record<string, Uint8Array>;
-  /** Labels of the PIN-protected objects present (their content is never cached). */
+  /** Labels of the PIN-protected objects in the DODF as far as it was read (their content is never cached). */
   privateLabels: string[];
+  /** The card was known (cache entry valid for its EF_ACTUA); anything it lacked was read and added. */
   fromCache: boolean;
 }
 
@@ -41,6 +44,8 @@ interface CachedObjects {
   sign: { certificate?: { label: string; id?: string; path: string }; keyReference?: number };
   pin: CardObjects['pin'];
   dataObjects: CachedObject[];
+  /** The DODF beyond dataObjects, not read yet (absent: read to its end). */
+  dataObjectsRest?: { path: string; offset: number; pending: string };
 }
 
 function objectsToJson(o: CardObjects): CachedObjects {
@@ -54,6 +59,9 @@ function objectsToJson(o: CardObjects): CachedObjects {
     sign: ref(o.sign),
     pin: o.pin,
     dataObjects: o.dataObjects.map((d) => ({ label: d.label, private: d.private, ...(d.id ? { id: toHex(d.id) } : {}), ...(d.path ? { path: toHex(d.path) } : {}) })),
+    ...(o.dataObjectsRest
+      ? { dataObjectsRest: { path: toHex(o.dataObjectsRest.path), offset: o.dataObjectsRest.offset, pending: toHex(o.dataObjectsRest.pending) } }
+      : {}),
   };
 }
 
@@ -72,6 +80,9 @@ function objectsFromJson(o: CachedObjects): CardObjects {
     dataObjects: o.dataObjects.map(
       (d): Pkcs15Object => ({ label: d.label, private: d.private, id: d.id ? fromHex(d.id) : undefined, path: d.path ? fromHex(d.path) : undefined }),
     ),
+    dataObjectsRest: o.dataObjectsRest
+      ? { path: fromHex(o.dataObjectsRest.path), offset: o.dataObjectsRest.offset, pending: fromHex(o.dataObjectsRest.pending) }
+      : undefined,
   };
 }
 
@@ -82,6 +93,7 @@ interface CacheFile {
   interface: string;
   actua: string | null;
   auth?: string;
+  /** Absent until read, even when the card has one (objects.sign.certificate tells). */
   sign?: string;
   data: Record<string, string>;
   privateLabels: string[];
@@ -134,65 +146,92 @@ export class MemoryCardCache implements CardCache {
   }
 }
 
-export async function readPublicData(
-  card: CpsCard,
-  cache?: CardCache,
-  labels: readonly string[] = IDENTITY_LABELS,
-): Promise<PublicCardData> {
+export interface PublicDataOptions {
+  /**
+   * Read the signing certificate when the cache does not hold it yet (about 1 s of card time on a
+   * CPS3). Default true, as before; an identity or a login needs only the authentication certificate.
+   */
+  signCertificate?: boolean;
+  /** The public data objects to read; default IDENTITY_LABELS, what holderIdentity uses. */
+  labels?: readonly string[];
+}
+
+/**
+ * The card's serial, certificates and public data objects, from the cache when EF_ACTUA says the card
+ * is unchanged. Reads only what is asked: what a card seen before lacks in its cache entry (the signing
+ * certificate, another label) is read then and added to the entry.
+ */
+export async function readPublicData(card: CpsCard, cache?: CardCache, options: PublicDataOptions = {}): Promise<PublicCardData> {
+  const wantSign = options.signCertificate ?? true;
+  const labels = options.labels ?? IDENTITY_LABELS;
   const serial = await card.serial();
   const actuaBytes = await card.actua();
   const actua = actuaBytes ? toHex(actuaBytes) : null;
   const hit = cache?.get(serial, card.kind.interface);
-  if (hit && hit.actua === actua) {
-    if (hit.objects) card.useObjects(objectsFromJson(hit.objects));
-    return {
-      serial,
-      generation: hit.generation,
-      interface: hit.interface,
-      actua,
-      authCertificate: hit.auth ? fromHex(hit.auth) : undefined,
-      signCertificate: hit.sign ? fromHex(hit.sign) : undefined,
-      data: Object.fromEntries(Object.entries(hit.data).map(([k, v]) => [k, fromHex(v)])),
-      privateLabels: hit.privateLabels,
-      fromCache: true,
-    };
+  // An entry without the directories cannot be completed: read the card again.
+  if (hit?.objects && hit.actua === actua) {
+    const cached = objectsFromJson(hit.objects);
+    card.useObjects(cached);
+    const entry: CacheFile = { ...hit, data: { ...hit.data } };
+    let added = false;
+    if (wantSign && entry.sign === undefined && cached.sign.certificate) {
+      entry.sign = toHex(await card.certificate('sign'));
+      added = true;
+    }
+    added = (await readLabels(card, entry, labels)) || added;
+    const objects = await card.objects(); // the same object unless the DODF was read on
+    if (objects !== cached) Object.assign(entry, directoriesOf(objects));
+    if (added || objects !== cached) cache?.put(entry);
+    return resultOf(entry, true);
   }
   const objects = await card.objects();
-  const authCertificate = objects.auth.certificate ? await card.certificate('auth') : undefined;
-  const signCertificate = objects.sign.certificate ? await card.certificate('sign') : undefined;
-  const data: Record<string, Uint8Array> = {};
-  const privateLabels: string[] = [];
-  for (const d of objects.dataObjects) {
-    if (d.private) {
-      privateLabels.push(d.label);
-      continue;
-    }
-    if (!labels.includes(d.label)) continue;
-    const value = await card.dataObject(d.label);
-    if (value) data[d.label] = value;
-  }
-  const result: PublicCardData = {
+  const entry: CacheFile = {
+    version: 1,
     serial,
     generation: card.kind.generation,
     interface: card.kind.interface,
     actua,
-    authCertificate,
-    signCertificate,
-    data,
-    privateLabels,
-    fromCache: false,
+    data: {},
+    ...directoriesOf(objects),
   };
-  cache?.put({
-    version: 1,
-    serial,
-    generation: result.generation,
-    interface: result.interface,
-    actua,
-    ...(authCertificate ? { auth: toHex(authCertificate) } : {}),
-    ...(signCertificate ? { sign: toHex(signCertificate) } : {}),
-    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, toHex(v)])),
-    privateLabels,
-    objects: objectsToJson(objects),
-  });
-  return result;
+  if (objects.auth.certificate) entry.auth = toHex(await card.certificate('auth'));
+  if (wantSign && objects.sign.certificate) entry.sign = toHex(await card.certificate('sign'));
+  await readLabels(card, entry, labels);
+  Object.assign(entry, directoriesOf(await card.objects())); // with the DODF entries read for the labels
+  cache?.put(entry);
+  return resultOf(entry, false);
+}
+
+/** Reads the wanted public objects the entry lacks; PIN-protected ones never, even with the PIN verified. */
+async function readLabels(card: CpsCard, entry: CacheFile, labels: readonly string[]): Promise<boolean> {
+  let added = false;
+  const wanted = labels.filter((l) => entry.data[l] === undefined);
+  if (wanted.length === 0) return false;
+  for (const d of await card.findDataObjects(wanted)) {
+    if (d.private || !d.path) continue;
+    const value = await card.dataObject(d.label);
+    if (!value) continue;
+    entry.data[d.label] = toHex(value);
+    added = true;
+  }
+  return added;
+}
+
+/** The directories as cached, and the PIN-protected labels they list (as far as the DODF was read). */
+function directoriesOf(objects: CardObjects): Pick<CacheFile, 'objects' | 'privateLabels'> {
+  return { objects: objectsToJson(objects), privateLabels: objects.dataObjects.filter((d) => d.private).map((d) => d.label) };
+}
+
+function resultOf(entry: CacheFile, fromCache: boolean): PublicCardData {
+  return {
+    serial: entry.serial,
+    generation: entry.generation,
+    interface: entry.interface,
+    actua: entry.actua,
+    authCertificate: entry.auth === undefined ? undefined : fromHex(entry.auth),
+    signCertificate: entry.sign === undefined ? undefined : fromHex(entry.sign),
+    data: Object.fromEntries(Object.entries(entry.data).map(([k, v]) => [k, fromHex(v)])),
+    privateLabels: entry.privateLabels,
+    fromCache,
+  };
 }

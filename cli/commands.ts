@@ -4,14 +4,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { isCpsAtr } from '../cards/atr-table.js';
 import { FileCardCache, readPublicData, type PublicCardData } from '../cards/public-data.js';
 import { CpsdError, toHex } from '../apdu/errors.js';
-import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
 import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';
 import { revokedSerials } from '../pkcs/crl.js';
 import { certificateInfo, holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../pkcs/holder.js';
 import { withCard, withService } from './card-session.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { lang, t } from './i18n.js';
-import { readSecret } from './prompt.js';
+import { readPin } from './prompt.js';
+import type { Pin } from '../cards/pin.js';
 
 export interface CommonOptions {
   json?: boolean;
@@ -36,7 +36,7 @@ function cardTypeOf(data: PublicCardData): string | null {
 
 export async function status(options: CommonOptions): Promise<number> {
   return withCard(options, 'leave', async ({ reader, atr, card }) => {
-    const data = await readPublicData(card, cacheFor(options));
+    const data = await readPublicData(card, cacheFor(options), { signCertificate: false });
     const pin = await card.pinStatus();
     const result = {
       reader,
@@ -59,7 +59,10 @@ export async function status(options: CommonOptions): Promise<number> {
 
 async function readIdentity(options: CommonOptions): Promise<{ identity: HolderIdentity; data: PublicCardData }> {
   return withCard(options, 'leave', async ({ card }) => {
-    const data = await readPublicData(card, cacheFor(options));
+    const cache = cacheFor(options);
+    // The identity needs the authentication certificate only; the signing one is its fallback.
+    const lean = await readPublicData(card, cache, { signCertificate: false });
+    const data = lean.authCertificate ? lean : await readPublicData(card, cache);
     const certificate = data.authCertificate ?? data.signCertificate;
     if (!certificate) throw new CardDataError('the card holds no certificate');
     return { identity: holderIdentity({ certificate, serial: data.serial, data: data.data }), data };
@@ -72,8 +75,11 @@ export class CardDataError extends CpsdError {
 
 /** The practice situations, after the PIN (they are PIN-protected); the card is reset afterwards. */
 async function readSituations(options: CommonOptions & { allowLastTry?: boolean }): Promise<PracticeSituation[]> {
+  // Typed before the card is taken: nobody waits for the card while a person types.
+  const pin = await readPin(t('enterPin'));
   return withCard(options, 'reset', async ({ card }) => {
-    await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry: options.allowLastTry ?? false });
+    await readPublicData(card, cacheFor(options)); // the card's PIN rule, from its AODF
+    await card.verifyPin(pin, { allowLastTry: options.allowLastTry ?? false });
     const out: PracticeSituation[] = [];
     for (const label of await card.situationLabels()) {
       const s = practiceSituation(label, (await card.dataObject(label)) ?? new Uint8Array(0));
@@ -209,33 +215,39 @@ export async function certs(options: CertsOptions): Promise<number> {
   return checks.every((c) => c.status === 'valid' || c.status === 'expires-soon') ? ExitCode.OK : ExitCode.CERTIFICATE_INVALID;
 }
 
+/** What a PIN command needs typed, asked before the card is taken (nobody waits while a person types). */
+async function typedPins(action: 'verify' | 'change' | 'unblock'): Promise<{ current: Pin; next?: Pin }> {
+  if (action === 'verify') return { current: await readPin(t('enterPin')) };
+  const current = await readPin(t(action === 'change' ? 'enterPin' : 'enterPuk'));
+  const next = await readPin(t('enterNewPin'));
+  if (!next.equals(await readPin(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
+  return { current, next };
+}
+
 export async function pin(action: 'verify' | 'change' | 'unblock', options: CommonOptions & { allowLastTry?: boolean }): Promise<number> {
+  const allowLastTry = options.allowLastTry ?? false;
+  // A PIN-pad reader: the PIN is typed on the reader and never crosses this process.
+  const pad = action === 'verify' && (await withCard(options, 'leave', async ({ pinPad }) => pinPad !== undefined));
+  const pins = pad ? undefined : await typedPins(action);
   // Reset the card afterwards: a verified PIN never outlives the command.
-  return withCard(options, 'reset', async ({ card, connection }) => {
-    const allowLastTry = options.allowLastTry ?? false;
-    const features = action === 'verify' ? await readerFeatures(connection) : new Map<number, number>();
-    if (action === 'verify' && features.has(FEATURE.VERIFY_PIN_DIRECT)) {
-      // A PIN-pad reader: the PIN is typed on the reader and never crosses this process.
-      process.stderr.write(t('enterPinOnReader'));
-      await card.verifyPinOnReader((v) => verifyOnPinPad(connection, features, v), { allowLastTry });
-    } else if (action === 'verify') {
-      await card.verifyPin(await readSecret(t('enterPin')), { allowLastTry });
-    } else if (action === 'change') {
-      const old = await readSecret(t('enterPin'));
-      const next = await readSecret(t('enterNewPin'));
-      if (next !== (await readSecret(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
-      await card.changePin(old, next, { allowLastTry: options.allowLastTry ?? false });
-    } else {
-      const puk = await readSecret(t('enterPuk'));
-      const next = await readSecret(t('enterNewPin'));
-      if (next !== (await readSecret(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
-      await card.unblockPin(puk, next);
-    }
-    const status = await card.pinStatus();
-    if (options.json) json({ ok: true, pin: { triesLeft: status.triesLeft, max: status.max, blocked: status.blocked } });
-    else out(t(action === 'verify' ? 'pinOk' : action === 'change' ? 'pinChanged' : 'pinUnblocked'));
-    return ExitCode.OK;
-  });
+  return withCard(
+    options,
+    'reset',
+    async ({ card, pinPad }) => {
+      await readPublicData(card, cacheFor(options)); // the card's PIN rule, from its AODF
+      if (pad && pinPad) {
+        process.stderr.write(t('enterPinOnReader'));
+        await card.verifyPinOnReader(pinPad, { allowLastTry });
+      } else if (pins && action === 'verify') await card.verifyPin(pins.current, { allowLastTry });
+      else if (pins?.next && action === 'change') await card.changePin(pins.current, pins.next, { allowLastTry });
+      else if (pins?.next) await card.unblockPin(pins.current, pins.next);
+      const status = await card.pinStatus();
+      if (options.json) json({ ok: true, pin: { triesLeft: status.triesLeft, max: status.max, blocked: status.blocked } });
+      else out(t(action === 'verify' ? 'pinOk' : action === 'change' ? 'pinChanged' : 'pinUnblocked'));
+      return ExitCode.OK;
+    },
+    pad ? { timeoutMs: 90_000 } : {},
+  );
 }
 
 export class PinMismatchError extends CpsdError {

@@ -4,6 +4,7 @@
  */
 import { createInterface } from 'node:readline';
 import { CpsdError } from '../apdu/errors.js';
+import { Pin } from '../cards/pin.js';
 
 export class NoInputError extends CpsdError {
   readonly code = 'NO_INPUT';
@@ -11,7 +12,12 @@ export class NoInputError extends CpsdError {
 
 let stdinLines: AsyncIterator<string> | undefined;
 
-export async function readSecret(prompt: string): Promise<string> {
+/** A PIN or unblocking code typed by the person, as a value that never prints. */
+export async function readPin(prompt: string): Promise<Pin> {
+  return new Pin(await readSecret(prompt));
+}
+
+async function readSecret(prompt: string): Promise<string> {
   const input = process.stdin;
   if (!input.isTTY) {
     stdinLines ??= createInterface({ input, terminal: false })[Symbol.asyncIterator]();

@@ -1,5 +1,6 @@
 /** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
-import { PcscCardSource, SimCardSource, type CardSource } from '../daemon/cards.js';
+import { InProcessBackend, PcscBackend } from '../cards/backends.js';
+import type { CardBackend } from '../cards/session.js';
 import { loadConfig, normaliseOrigin, type DaemonConfig } from '../daemon/config.js';
 import { Logger } from '../daemon/log.js';
 import { CpsdServer } from '../daemon/server.js';
@@ -27,11 +28,11 @@ export async function serve(options: ServeOptions): Promise<number> {
     allowedOrigins: [...new Set([...base.allowedOrigins, ...(options.allowOrigin ?? []).map((o) => normaliseOrigin(o, base.allowHttpLocalhost))])],
   };
   const log = new Logger(config.logLevel);
-  let cards: CardSource;
+  let cards: CardBackend;
   if (options.sim) {
-    cards = new SimCardSource(fixtureCard(options.sim, { personality: options.personality }));
+    cards = new InProcessBackend(fixtureCard(options.sim, { personality: options.personality }));
   } else {
-    const source = new PcscCardSource();
+    const source = new PcscBackend();
     await source.settled();
     cards = source;
   }
@@ -42,7 +43,10 @@ export async function serve(options: ServeOptions): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  // Pending PIN entries and operations end now; a card command still at the card gets 1 s at most.
+  const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
   await server.close();
-  await cards.close();
+  await server.sessions.close();
+  clearTimeout(deadline);
   return ExitCode.OK;
 }

@@ -22,7 +22,12 @@ export interface DaemonConfig {
   allowPinInRequest: boolean;
   /** Seconds a verified PIN stays usable for further authentications from the same origin (0 = none). */
   ssoSeconds: Record<string, number>;
+  /** Connections from web pages (one origin takes at most three quarters of them). */
   maxConnections: number;
+  /** Connections from local applications (no Origin), counted apart from web pages'. */
+  maxLocalConnections: number;
+  /** Origins allowed to log in with a contactless card's technical key (no PIN: one factor). Default none. */
+  contactlessOrigins: string[];
   /** Largest WebSocket message accepted, in bytes. */
   maxMessageBytes: number;
   /** Requests per connection per second before being refused with RATE_LIMITED. */
@@ -43,6 +48,8 @@ export const DEFAULTS: DaemonConfig = {
   allowPinInRequest: true,
   ssoSeconds: {},
   maxConnections: 64,
+  maxLocalConnections: 32,
+  contactlessOrigins: [],
   maxMessageBytes: 16 * 1024,
   ratePerSecond: 20,
   operationTimeoutMs: 30_000,
@@ -96,6 +103,7 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
   set('allowHttpLocalhost', bool('allowHttpLocalhost'));
   set('allowPinInRequest', bool('allowPinInRequest'));
   set('maxConnections', int('maxConnections', 1, 10_000));
+  set('maxLocalConnections', int('maxLocalConnections', 1, 10_000));
   set('maxMessageBytes', int('maxMessageBytes', 1024, 1024 * 1024));
   set('ratePerSecond', int('ratePerSecond', 1, 10_000));
   set('operationTimeoutMs', int('operationTimeoutMs', 1000, 600_000));
@@ -110,6 +118,12 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
       throw new ConfigError(`${source}: "allowedOrigins" must be a list of origins`);
     }
     out.allowedOrigins = (r.allowedOrigins as string[]).map((o) => normaliseOrigin(o, http));
+  }
+  if (r.contactlessOrigins !== undefined) {
+    if (!Array.isArray(r.contactlessOrigins) || !r.contactlessOrigins.every((o) => typeof o === 'string')) {
+      throw new ConfigError(`${source}: "contactlessOrigins" must be a list of origins`);
+    }
+    out.contactlessOrigins = (r.contactlessOrigins as string[]).map((o) => normaliseOrigin(o, http));
   }
   if (r.ssoSeconds !== undefined) {
     const sso = r.ssoSeconds;

@@ -1,8 +1,11 @@
 /**
- * Structured logs (one JSON object per line) with a redaction layer: every record is scrubbed before it
- * is written. Keys that name a secret are dropped whatever their value, and every secret currently held
- * by the daemon (a PIN in flight is registered here for its lifetime) is replaced wherever it appears.
+ * Structured logs (one JSON object per line). A PIN is a `Pin` value (cards/pin.ts), which serialises as
+ * "[PIN]" wherever it lands; keys that name a secret are dropped whatever their value, as a second net.
+ * Nothing scrubs text by value: that corrupted timestamps and serials that share the PIN's digits, and
+ * told where they were.
  */
+import { Pin } from '../cards/pin.js';
+
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Readonly<Record<Level, number>> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_KEY = /pin|puk|secret|password|passphrase/i;
@@ -10,24 +13,16 @@ const SECRET_KEY = /pin|puk|secret|password|passphrase/i;
 export class Logger {
   readonly #level: Level;
   readonly #write: (line: string) => void;
-  readonly #secrets = new Set<string>();
 
   constructor(level: Level = 'info', write: (line: string) => void = (l) => void process.stderr.write(`${l}\n`)) {
     this.#level = level;
     this.#write = write;
   }
 
-  /** Registers a secret for redaction until the returned function is called. */
-  holdSecret(value: string): () => void {
-    if (value.length === 0) return () => undefined;
-    this.#secrets.add(value);
-    return () => void this.#secrets.delete(value);
-  }
-
   log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
     if (ORDER[level] < ORDER[this.#level]) return;
     const record = { time: new Date().toISOString(), level, event, ...this.#scrub(fields, 0) as Record<string, unknown> };
-    this.#write(this.#scrubText(JSON.stringify(record)));
+    this.#write(JSON.stringify(record));
   }
 
   debug(event: string, fields?: Record<string, unknown>): void {
@@ -45,13 +40,14 @@ export class Logger {
 
   /** An audit line (always written, whatever the level): who signed what, and how it ended. */
   audit(fields: { operation: string; origin: string | null; serial: string | null; outcome: string }): void {
-    this.#write(this.#scrubText(JSON.stringify({ time: new Date().toISOString(), level: 'audit', event: 'audit', ...fields })));
+    this.#write(JSON.stringify({ time: new Date().toISOString(), level: 'audit', event: 'audit', ...fields }));
   }
 
   #scrub(value: unknown, depth: number): unknown {
     if (depth > 6) return '[deep]';
     if (typeof value === 'string') return value;
     if (Array.isArray(value)) return value.map((v) => this.#scrub(v, depth + 1));
+    if (value instanceof Pin) return value.toJSON();
     if (value instanceof Error) return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
     if (value && typeof value === 'object') {
       const out: Record<string, unknown> = {};
@@ -59,11 +55,5 @@ export class Logger {
       return out;
     }
     return value;
-  }
-
-  #scrubText(text: string): string {
-    let out = text;
-    for (const s of this.#secrets) out = out.split(s).join('[redacted]');
-    return out;
   }
 }

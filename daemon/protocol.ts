@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'PIN_LAST_TRY'
   | 'PIN_FORMAT'
   | 'PIN_NOT_ALLOWED'
+  | 'CONTACTLESS_NOT_ALLOWED'
   | 'INTERNAL';
 
 /** JSON-RPC numeric codes: the standard ones, then -32000 for everything card- or policy-related. */
@@ -54,6 +55,8 @@ const FROM_LOWER: Readonly<Record<string, ErrorCode>> = {
   CARD_RESET: 'CARD_ERROR',
   CARD_UNRESPONSIVE: 'CARD_ERROR',
   CARD_BUSY: 'BUSY',
+  BUSY: 'BUSY',
+  USER_CANCELLED: 'USER_CANCELLED',
   UNSUPPORTED_CARD: 'CARD_UNSUPPORTED',
   PIN_INCORRECT: 'PIN_INCORRECT',
   PIN_BLOCKED: 'PIN_BLOCKED',
@@ -115,7 +118,7 @@ export function parseRequest(text: string): Request {
   return { id: m.id, method: m.method, params: params as Record<string, unknown> };
 }
 
-type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce';
+export type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce' | 'document?';
 
 /** Checks params against a flat schema; unknown params are refused. */
 export function checkParams(params: Record<string, unknown>, schema: Readonly<Record<string, Field>>): void {
@@ -135,7 +138,11 @@ export function checkParams(params: Record<string, unknown>, schema: Readonly<Re
     if (type === 'nonce' && (v.length < 44 || v.length > 128 || !/^[\x21-\x7e]+$/.test(v))) {
       throw new ProtocolError('INVALID_REQUEST', '"nonce" must be 44 to 128 printable characters (256-bit base64)');
     }
-    if (type === 'pin?' && !/^\d{4,8}$/.test(v)) throw new ProtocolError('INVALID_REQUEST', '"pin" must be 4 to 8 digits');
+    // The PIN's format is the card's rule (AODF): checked against the card, PIN_FORMAT when it fails.
+    if (type === 'pin?' && v.length > 32) throw new ProtocolError('PIN_FORMAT', '"pin" is too long');
+    if (type === 'document?' && (v.length === 0 || v.length > 128 || /\p{Cc}/u.test(v))) {
+      throw new ProtocolError('INVALID_REQUEST', '"document" must be 1..128 characters without control characters');
+    }
     if (type === 'hashAlgorithm' && v !== 'SHA-256' && v !== 'SHA-1') throw new ProtocolError('INVALID_REQUEST', '"hashAlgorithm" must be SHA-256 or SHA-1');
   }
 }

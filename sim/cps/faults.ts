@@ -10,6 +10,8 @@ export interface FaultOptions {
   removeAfter?: number | undefined;
   /** After this many APDUs the card stops answering altogether (a mute card). */
   muteAfter?: number | undefined;
+  /** The APDU of this number (from 1) is answered only after `ms`: a card that hangs once, then recovers. */
+  stallAt?: { apdu: number; ms: number } | undefined;
   /** After this many APDUs every response is garbled (one byte: 6F, truncated status). */
   garbleAfter?: number | undefined;
   /** Simulated card time; off by default so that tests stay fast. */
@@ -54,12 +56,13 @@ export class FaultyCard implements VirtualCard {
 
   async transmit(command: Uint8Array): Promise<Uint8Array> {
     const n = ++this.apdus;
-    const { removeAfter, muteAfter, garbleAfter, timing } = this.#options;
+    const { removeAfter, muteAfter, garbleAfter, timing, stallAt } = this.#options;
     if (removeAfter !== undefined && n > removeAfter) {
       this.#onRemove();
       return new Promise<Uint8Array>(() => undefined); // the link goes away before any answer
     }
     if (muteAfter !== undefined && n > muteAfter) return new Promise<Uint8Array>(() => undefined);
+    if (stallAt && n === stallAt.apdu) await sleep(stallAt.ms);
     const response = await this.#card.transmit(command);
     if (timing) {
       const bytes = command.length + response.length;

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PcscCardSource } from '../../daemon/cards.js';
+import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
@@ -20,7 +20,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const vr = useVirtualReader();
 let browser: Browser;
 let daemon: CpsdServer;
-let source: PcscCardSource;
+let source: PcscBackend;
 let demo: { server: Server; port: number; origin: string };
 
 async function startDaemon(origins: string[]): Promise<void> {
@@ -31,7 +31,7 @@ async function startDaemon(origins: string[]): Promise<void> {
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
-  source = new PcscCardSource();
+  source = new PcscBackend();
   await source.settled();
   await startDaemon([]);
   demo = await startDemo({ port: 0, daemonPort: daemon.port });

@@ -1,7 +1,7 @@
 /** pcscd killed and restarted repeatedly while clients poll the daemon: it recovers every time. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { PcscCardSource } from '../../daemon/cards.js';
+import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
@@ -11,11 +11,11 @@ import { useVirtualReader } from '../helpers/virtual-reader.js';
 
 const ROUNDS = Number(process.env.CPSD_RESTARTS ?? 2);
 const vr = useVirtualReader();
-let source: PcscCardSource;
+let source: PcscBackend;
 let server: CpsdServer;
 
 beforeAll(async () => {
-  source = new PcscCardSource();
+  source = new PcscBackend();
   await source.settled();
   server = new CpsdServer({ ...DEFAULTS, port: 0, ratePerSecond: 1000 }, source, new Logger('error', () => undefined));
   await server.listen();

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { PcscService } from '../../apdu/pcsc/index.js';
-import { PcscCardSource } from '../../daemon/cards.js';
+import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
@@ -54,14 +54,14 @@ describe('daemon on the real PC/SC stack', () => {
   let service: PcscService;
   let icc: IccProcess;
   let server: CpsdServer;
-  let source: PcscCardSource;
+  let source: PcscBackend;
 
   beforeAll(async () => {
     await ensurePcscd();
     service = new PcscService();
     await service.settled(5000);
     icc = new IccProcess();
-    source = new PcscCardSource();
+    source = new PcscBackend();
     await source.settled();
     server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, source, new Logger('warn', () => undefined));
     await server.listen();
@@ -89,8 +89,7 @@ describe('daemon on the real PC/SC stack', () => {
     expect(verify('sha256', signed, cert.publicKey, Buffer.from(token.signature ?? '', 'base64'))).toBe(true);
     // Another application resets the card while we read: a read-only job reconnects and runs again.
     let resets = 0;
-    const serial = await source.withCard(
-      VPCD_READER,
+    const serial = await server.sessions.run(
       async (card) => {
         if (resets++ === 0) {
           const other = await service.connect(VPCD_READER, { share: 'shared', protocols: ['T0', 'T1'] });
@@ -98,8 +97,7 @@ describe('daemon on the real PC/SC stack', () => {
         }
         return card.serial();
       },
-      'leave',
-      { retryOnReset: true },
+      { reader: VPCD_READER, retryOnReset: true },
     );
     expect(serial).toBe(loadProfile('pharmacist').serial);
     expect(resets).toBe(2);

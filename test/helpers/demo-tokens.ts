@@ -1,5 +1,6 @@
 /** Drives the demo relying party's API with tokens made by in-process virtual cards. */
 import { createHash } from 'node:crypto';
+import { Pin } from '../../cards/pin.js';
 import { openCard } from '../../cards/atr-table.js';
 import { CpsCard } from '../../cards/card.js';
 import { signedData } from '../../pkcs/token.js';
@@ -8,7 +9,7 @@ import { fixtureCard, loadMaterial } from '../../sim/cps/fixtures.js';
 async function token(profile: string, origin: string, nonce: string): Promise<object> {
   const card = fixtureCard(profile);
   const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
-  await driver.verifyPin('1234');
+  await driver.verifyPin(new Pin('1234'));
   const signature = await driver.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(signedData(origin, nonce)).digest()));
   return {
     unverifiedCertificate: Buffer.from(loadMaterial(profile).authCert).toString('base64'),

@@ -42,7 +42,7 @@ export class IccProcess {
       port?: number;
       profile?: string;
       personality?: 'cps3' | 'cps3-cl' | 'cps4';
-      faults?: { removeAfter?: number; muteAfter?: number; garbleAfter?: number };
+      faults?: { removeAfter?: number; muteAfter?: number; garbleAfter?: number; stallAt?: { apdu: number; ms: number } };
     } = {},
   ): Promise<void> {
     await this.#call('insert', { host: VPCD_HOST, ...options, port: options.port ?? VPCD_PORT });

@@ -1,6 +1,7 @@
 /** The CPx driver against the virtual card in process, for every profile and personality. */
 import { constants, createHash, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { Pin } from '../../cards/pin.js';
 import { CpsCard, openCard, LastPinTryError, PinFormatError, UnsupportedCardError } from '../../cards/index.js';
 import { toHex } from '../../apdu/errors.js';
 import { PinBlockedError, WrongPinError } from '../../apdu/status.js';
@@ -49,7 +50,7 @@ describe('CPx driver', () => {
     const { driver } = open(fixtureCard('doctor-gaps'));
     expect(await driver.situationLabels()).toEqual(['CPS_ACTIVITY_01_PS', 'CPS_ACTIVITY_04_PS', 'CPS_ACTIVITY_09_PS']);
     await expect(driver.dataObject('CPS_ACTIVITY_04_PS')).rejects.toMatchObject({ code: 'SECURITY_STATUS_NOT_SATISFIED' });
-    await driver.verifyPin('1234');
+    await driver.verifyPin(new Pin('1234'));
     expect(new TextDecoder().decode(await driver.dataObject('CPS_ACTIVITY_04_PS'))).toContain('CABINET');
     await driver.logout();
     expect((await driver.pinStatus()).verified).toBe(false);
@@ -59,28 +60,28 @@ describe('CPx driver', () => {
     const card = fixtureCard('doctor');
     const { driver, sent } = open(card);
     expect(await driver.pinStatus()).toEqual({ triesLeft: 3, max: 3, blocked: false, verified: false });
-    await expect(driver.verifyPin('12a4')).rejects.toBeInstanceOf(PinFormatError);
-    await expect(driver.verifyPin('12345')).rejects.toBeInstanceOf(PinFormatError);
+    await expect(driver.verifyPin(new Pin('12a4'))).rejects.toBeInstanceOf(PinFormatError);
+    await expect(driver.verifyPin(new Pin('12345'))).rejects.toBeInstanceOf(PinFormatError);
     expect(sent.filter((c) => c[1] === 0x20 && c.length > 5)).toHaveLength(0); // no try spent on malformed PINs
-    await expect(driver.verifyPin('0000')).rejects.toMatchObject({ code: 'PIN_INCORRECT', triesLeft: 2 });
-    await expect(driver.verifyPin('0000')).rejects.toBeInstanceOf(WrongPinError);
-    await expect(driver.verifyPin('1234')).rejects.toBeInstanceOf(LastPinTryError);
+    await expect(driver.verifyPin(new Pin('0000'))).rejects.toMatchObject({ code: 'PIN_INCORRECT', triesLeft: 2 });
+    await expect(driver.verifyPin(new Pin('0000'))).rejects.toBeInstanceOf(WrongPinError);
+    await expect(driver.verifyPin(new Pin('1234'))).rejects.toBeInstanceOf(LastPinTryError);
     expect(card.image.pin.triesLeft).toBe(1);
-    await driver.verifyPin('1234', { allowLastTry: true });
+    await driver.verifyPin(new Pin('1234'), { allowLastTry: true });
     expect(await driver.pinStatus()).toMatchObject({ triesLeft: 3, verified: true });
     const blocked = open(fixtureCard('pin-blocked')).driver;
-    await expect(blocked.verifyPin('1234')).rejects.toBeInstanceOf(PinBlockedError);
+    await expect(blocked.verifyPin(new Pin('1234'))).rejects.toBeInstanceOf(PinBlockedError);
     expect(await blocked.pinStatus()).toMatchObject({ blocked: true, triesLeft: 0 });
   });
 
   it('changes and unblocks the PIN', async () => {
     const { driver } = open(fixtureCard('pin-blocked'));
-    await driver.unblockPin('12345678', '4321');
-    await driver.verifyPin('4321');
-    await driver.changePin('4321', '8765');
+    await driver.unblockPin(new Pin('12345678'), new Pin('4321'));
+    await driver.verifyPin(new Pin('4321'));
+    await driver.changePin(new Pin('4321'), new Pin('8765'));
     await driver.logout();
-    await driver.verifyPin('8765');
-    await expect(open(fixtureCard('puk-exhausted')).driver.unblockPin('12345678', '4321')).rejects.toMatchObject({
+    await driver.verifyPin(new Pin('8765'));
+    await expect(open(fixtureCard('puk-exhausted')).driver.unblockPin(new Pin('12345678'), new Pin('4321'))).rejects.toMatchObject({
       code: 'REFERENCE_DATA_NOT_USABLE',
     });
   });
@@ -89,7 +90,7 @@ describe('CPx driver', () => {
     it(`${name}: authentication and signature verify with the card's certificates`, async () => {
       const { driver } = open(fixtureCard(name));
       const material = loadMaterial(name);
-      await driver.verifyPin('1234');
+      await driver.verifyPin(new Pin('1234'));
       const challenge = new TextEncoder().encode('challenge');
       const auth = await driver.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(challenge).digest()));
       expect(verify('sha256', challenge, new X509Certificate(material.authCert).publicKey, auth)).toBe(true);

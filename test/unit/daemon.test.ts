@@ -6,12 +6,15 @@
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { request } from 'node:http';
 import { networkInterfaces } from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { SimCardSource } from '../../daemon/cards.js';
+import { InProcessBackend } from '../../cards/backends.js';
 import { DEFAULTS, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
+import { Pin } from '../../cards/pin.js';
+import { CpsCard } from '../../cards/card.js';
 import { CpsdServer } from '../../daemon/server.js';
+import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import { fixtureCard, loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
 
 const ORIGIN = 'https://app.example';
@@ -21,12 +24,12 @@ const WRONG = '5196';
 const logs: string[] = [];
 const wire: string[] = [];
 let server: CpsdServer | undefined;
-let sim: SimCardSource;
+let sim: InProcessBackend<VirtualCpsCard>;
 
 async function start(config: Partial<DaemonConfig> = {}, profile = 'doctor'): Promise<CpsdServer> {
   const card = fixtureCard(profile);
   card.image.pin.value = PIN;
-  sim = new SimCardSource(card);
+  sim = new InProcessBackend(card);
   server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN], ...config }, sim, new Logger('debug', (l) => void logs.push(l)));
   await server.listen();
   return server;
@@ -102,11 +105,12 @@ function upgrade(headers: Record<string, string>, address = '127.0.0.1'): Promis
   });
 }
 
-async function typePin(url: string, pin: string | null): Promise<number> {
+/** Posts the PIN (null: Cancel) as the PIN page's script does; the answer comes once the card is done. */
+async function typePin(url: string, pin: string | null, extra: Record<string, string> = {}): Promise<number> {
   const page = await fetch(url);
   const html = await page.text();
   const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(html)?.[1] ?? '';
-  const body = new URLSearchParams(pin === null ? { csrf, cancel: '1' } : { csrf, pin });
+  const body = new URLSearchParams(pin === null ? { csrf, cancel: '1' } : { csrf, pin, ...extra });
   return (await fetch(url, { method: 'POST', body, headers: { Origin: new URL(url).origin } })).status;
 }
 
@@ -155,7 +159,7 @@ describe('daemon methods', () => {
     const rpc = await connect();
     expect((await rpc.call('hello')).result).toMatchObject({ protocol: 'cpsd/1', origin: ORIGIN, pinEntry: ['page'] });
     expect((await rpc.call('readers.list')).result).toEqual({
-      readers: [{ name: SimCardSource.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000' }],
+      readers: [{ name: InProcessBackend.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000' }],
     });
     expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3', serial: loadProfile('doctor').serial, pin: { triesLeft: 3 } });
     expect((await rpc.call('card.identity')).result).toMatchObject({ nationalId: '899700012349', surname: 'MEDECIN-TEST', specialty: 'SM26' });
@@ -265,10 +269,10 @@ describe('daemon card events and load', () => {
     const a = await connect();
     const b = await connect(null);
     sim.remove();
-    expect(await a.next('card.removed')).toEqual({ reader: SimCardSource.READER });
-    expect(await b.next('card.removed')).toEqual({ reader: SimCardSource.READER });
+    expect(await a.next('card.removed')).toEqual({ reader: InProcessBackend.READER });
+    expect(await b.next('card.removed')).toEqual({ reader: InProcessBackend.READER });
     sim.insert(fixtureCard('nurse'));
-    expect(await a.next('card.inserted')).toEqual({ reader: SimCardSource.READER, atr: '3B9B188001001225006480040100009044' });
+    expect(await a.next('card.inserted')).toEqual({ reader: InProcessBackend.READER, atr: '3B9B188001001225006480040100009044' });
   });
 
   it('serves 50 concurrent clients on one card, requests serialised, none lost', async () => {
@@ -300,17 +304,21 @@ describe('daemon card events and load', () => {
 });
 
 describe('daemon logger and configuration', () => {
-  it('redacts secret-named fields and every secret the daemon holds, wherever it appears', () => {
+  it('redacts secret-named fields and PIN values, and leaves timestamps and serials that share its digits intact', () => {
     const lines: string[] = [];
     const log = new Logger('debug', (l) => void lines.push(l));
-    const release = log.holdSecret('4711');
-    log.info('x', { pin: '4711', nested: { puk: '12345678' }, message: 'user typed 4711 by mistake', error: new Error('bad 4711') });
-    release();
-    log.audit({ operation: 'sign', origin: ORIGIN, serial: '00', outcome: 'ok' });
-    expect(lines.join('\n')).not.toContain('4711');
+    const pin = new Pin('2026');
+    log.info('x', { pin: '2026', entered: pin, nested: { puk: '12345678', value: pin }, serial: '2026202620', error: new Error('bad') });
+    log.audit({ operation: 'sign', origin: ORIGIN, serial: '9920260001', outcome: 'ok' });
+    const record = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(String(record.time)).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(record.time).toBe(new Date(String(record.time)).toISOString());
+    expect(record.serial).toBe('2026202620');
+    expect(record).toMatchObject({ pin: '[redacted]', entered: '[PIN]', nested: { puk: '[redacted]', value: '[PIN]' } });
+    expect(JSON.parse(lines[1] ?? '{}')).toMatchObject({ level: 'audit', operation: 'sign', serial: '9920260001', outcome: 'ok' });
     expect(lines.join('\n')).not.toContain('12345678');
-    expect(lines[0]).toContain('[redacted]');
-    expect(JSON.parse(lines[1] ?? '{}')).toMatchObject({ level: 'audit', operation: 'sign', outcome: 'ok' });
+    expect(`${pin}`).toBe('[PIN]');
+    expect(JSON.stringify({ pin })).toBe('{"pin":"[PIN]"}');
   });
 
   it('validates the configuration with errors that name the setting', async () => {
@@ -326,7 +334,7 @@ describe('daemon logger and configuration', () => {
 });
 
 describe('daemon: remaining error codes, SSO window and logout', () => {
-  it('TIMEOUT when nobody types the PIN, PIN_FORMAT for a malformed one, PIN_LAST_TRY with one try left', async () => {
+  it('TIMEOUT when nobody types the PIN, PIN_FORMAT for a malformed one, consent at one try left', async () => {
     await start({ pinTimeoutMs: 100 });
     const rpc = await connect();
     expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('TIMEOUT');
@@ -337,14 +345,24 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
     expect((await malformed).error?.data.code).toBe('PIN_FORMAT');
     if (sim.card) sim.card.image.pin.triesLeft = 1;
     rpc.notifications.length = 0;
+    // At one try left the page asks for explicit consent: without it nothing reaches the card.
     const last = rpc.call('auth.authenticate', { nonce });
-    await typePin(String((await rpc.next('pin.required')).url), PIN);
-    expect((await last).error?.data.code).toBe('PIN_LAST_TRY');
+    const lastUrl = String((await rpc.next('pin.required')).url);
+    expect(await (await fetch(lastUrl)).text()).toContain('name="consent"');
+    expect(await typePin(lastUrl, PIN)).toBe(400);
+    expect(sim.card?.image.pin.triesLeft).toBe(1);
+    expect(await typePin(lastUrl, PIN, { consent: '1' })).toBe(200);
+    expect((await last).result?.format).toBe('web-eid:1.0');
+    expect(sim.card?.image.pin.triesLeft).toBe(3);
+    // A local app that sends the PIN has no consent to give: PIN_LAST_TRY, the try unspent.
+    if (sim.card) sim.card.image.pin.triesLeft = 1;
+    const local = await connect(null);
+    expect((await local.call('auth.authenticate', { nonce, pin: PIN })).error?.data.code).toBe('PIN_LAST_TRY');
     expect(sim.card?.image.pin.triesLeft).toBe(1);
   });
 
   it('CARD_ERROR when the card cannot do it (no signature contactless)', async () => {
-    sim = new SimCardSource(fixtureCard('doctor', { personality: 'cps3-cl' }));
+    sim = new InProcessBackend(fixtureCard('doctor', { personality: 'cps3-cl' }));
     server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, sim, new Logger('debug', (l) => void logs.push(l)));
     await server.listen();
     const local = await connect(null);
@@ -355,8 +373,8 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
   it('PCSC_UNAVAILABLE and BUSY from the card source', async () => {
     const { PcscUnavailableError, CardBusyError } = await import('../../apdu/pcsc/index.js');
     let failure: Error = new PcscUnavailableError('pcscd is not running', { pcscCode: 0x8010001d });
-    const source = Object.assign(new SimCardSource(), {
-      withCard: () => Promise.reject(failure),
+    const source = Object.assign(new InProcessBackend(fixtureCard('doctor')), {
+      link: () => Promise.reject(failure),
     });
     server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, source, new Logger('debug', (l) => void logs.push(l)));
     await server.listen();
@@ -364,6 +382,19 @@ describe('daemon: remaining error codes, SSO window and logout', () => {
     expect((await rpc.call('card.status')).error?.data.code).toBe('PCSC_UNAVAILABLE');
     failure = new CardBusyError('used exclusively by another application', { pcscCode: 0x8010000b });
     expect((await rpc.call('card.status')).error?.data.code).toBe('BUSY');
+  });
+
+  it('PCSC_UNAVAILABLE, not READER_NOT_FOUND, when the service is gone and no reader is left', async () => {
+    const { PcscUnavailableError } = await import('../../apdu/pcsc/index.js');
+    const down = Object.assign(new InProcessBackend(), {
+      readers: () => [],
+      unavailable: () => new PcscUnavailableError('the PC/SC service is not running', { pcscCode: 0x8010001d }),
+    });
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, down, new Logger('debug', (l) => void logs.push(l)));
+    await server.listen();
+    const rpc = await connect();
+    expect((await rpc.call('card.status')).error?.data.code).toBe('PCSC_UNAVAILABLE');
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('PCSC_UNAVAILABLE');
   });
 
   it('reuses the verified PIN within the SSO window IT configured, until logout or card removal', async () => {
@@ -414,5 +445,193 @@ describe('protocol error mapping', () => {
     expect(toRpcError(pcscError(0x80100069)).data.code).toBe('CARD_ABSENT');
     expect(toRpcError(pcscError(0x8010000b)).data.code).toBe('BUSY');
     expect(toRpcError(new Error('bug')).data.code).toBe('INTERNAL');
+  });
+});
+
+/** Opens the PIN window's event stream as the page's script does; `close()` is the window closing. */
+function openWindow(url: string): Promise<{ close: () => void; events: string[] }> {
+  return new Promise((resolve, reject) => {
+    const events: string[] = [];
+    const req = request(`${url}/alive`, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => events.push(d));
+      resolve({ close: () => req.destroy(), events });
+    });
+    req.on('error', () => undefined);
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+/** Posts like the page and returns its JSON answer (what the page then shows). */
+async function post(url: string, fields: Record<string, string>, lang = 'fr'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const html = await (await fetch(url, { headers: { 'Accept-Language': lang } })).text();
+  const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(html)?.[1] ?? '';
+  const r = await fetch(url, { method: 'POST', body: new URLSearchParams({ csrf, ...fields }), headers: { Origin: new URL(url).origin, 'Accept-Language': lang } });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+describe('daemon: the human never blocks the card', () => {
+  it('serves another client while a PIN page is open', async () => {
+    await start();
+    const rpc = await connect();
+    void rpc.call('auth.authenticate', { nonce });
+    await rpc.next('pin.required');
+    const other = await connect(null);
+    expect((await other.call('card.status')).result).toMatchObject({ serial: loadProfile('doctor').serial });
+    expect((await other.call('card.identity')).result).toMatchObject({ surname: 'MEDECIN-TEST' });
+  });
+
+  it('ends the PIN entry of a page whose socket closed, at once', async () => {
+    await start();
+    const rpc = await connect();
+    void rpc.call('auth.authenticate', { nonce });
+    const url = String((await rpc.next('pin.required')).url);
+    expect((await fetch(url)).status).toBe(200);
+    const closedAt = Date.now();
+    rpc.ws.close();
+    await new Promise((r) => rpc.ws.once('close', r));
+    for (let i = 0; i < 20 && (await fetch(url)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await fetch(url)).status).toBe(404);
+    expect(Date.now() - closedAt).toBeLessThan(1000);
+  });
+
+  it('cancels with USER_CANCELLED within a second when the PIN window is closed', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { nonce });
+    const url = String((await rpc.next('pin.required')).url);
+    const window = await openWindow(url);
+    const closedAt = Date.now();
+    window.close();
+    expect((await pending).error?.data.code).toBe('USER_CANCELLED');
+    expect(Date.now() - closedAt).toBeLessThan(1000);
+    expect(sim.card?.image.pin.triesLeft).toBe(3);
+  });
+
+  it('keeps the entry when the window reloads (its stream comes back at once)', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { nonce });
+    const url = String((await rpc.next('pin.required')).url);
+    (await openWindow(url)).close();
+    await openWindow(url);
+    await new Promise((r) => setTimeout(r, 600));
+    expect((await post(url, { pin: PIN })).body).toMatchObject({ done: true, code: 'ok' });
+    expect((await pending).result?.format).toBe('web-eid:1.0');
+  });
+
+  it('allows one PIN entry per connection: a second one is BUSY', async () => {
+    await start();
+    const rpc = await connect();
+    void rpc.call('auth.authenticate', { nonce });
+    await rpc.next('pin.required');
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('BUSY');
+    expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3' });
+  });
+});
+
+describe('daemon: the PIN page tells the truth', () => {
+  it('says what happened after the PIN, in French by default', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { nonce });
+    const url = String((await rpc.next('pin.required')).url);
+    expect((await post(url, { pin: WRONG })).body).toEqual({ done: true, code: 'PIN_INCORRECT', message: 'Code incorrect. 2 essais restants.' });
+    expect((await pending).error?.data).toEqual({ code: 'PIN_INCORRECT', triesLeft: 2 });
+    rpc.notifications.length = 0;
+    const again = rpc.call('auth.authenticate', { nonce });
+    const next = String((await rpc.next('pin.required')).url);
+    expect((await post(next, { pin: PIN })).body).toEqual({ done: true, code: 'ok', message: 'Code accepté : opération effectuée.' });
+    expect((await again).result?.format).toBe('web-eid:1.0');
+  });
+
+  it('speaks English to a browser that prefers it', async () => {
+    await start();
+    const rpc = await connect();
+    const pending = rpc.call('auth.authenticate', { nonce });
+    const url = String((await rpc.next('pin.required')).url);
+    const html = await (await fetch(url, { headers: { 'Accept-Language': 'en-GB,en;q=0.9,fr;q=0.5' } })).text();
+    expect(html).toContain('<html lang="en">');
+    expect(html).toContain('3 tries left');
+    expect((await post(url, { pin: WRONG }, 'en')).body).toMatchObject({ message: 'Wrong PIN. 2 tries left.' });
+    await pending;
+  });
+
+  it('shows a signature as a signature, with the hash and the document name', async () => {
+    await start();
+    const rpc = await connect();
+    const digest = createHash('sha256').update('ordonnance').digest();
+    const pending = rpc.call('sign.hash', { hash: digest.toString('base64url'), hashAlgorithm: 'SHA-256', document: 'Ordonnance <Dupont>.pdf' });
+    const prompt = await rpc.next('pin.required');
+    expect(prompt).toMatchObject({ purpose: 'signature' });
+    const html = await (await fetch(String(prompt.url))).text();
+    expect(html).toContain('data-purpose="signature"');
+    expect(html).toContain('<strong>signature</strong>');
+    expect(html).not.toContain('authentification');
+    expect(html.replace(/\s/g, '')).toContain(digest.toString('hex').toUpperCase());
+    expect(html).toContain('Ordonnance &#60;Dupont&#62;.pdf');
+    await typePin(String(prompt.url), PIN);
+    expect((await pending).result?.signature).toBeTypeOf('string');
+  });
+
+  it('takes the PIN rule from the card, and refuses another shape before the card sees it', async () => {
+    // The virtual card's AODF says 4 digits, as the default does: make the driver's rule differ.
+    const rule = vi.spyOn(CpsCard.prototype, 'pinRule').mockReturnValue({ minLength: 6, maxLength: 8 });
+    try {
+      await start();
+      const rpc = await connect();
+      const pending = rpc.call('auth.authenticate', { nonce });
+      const url = String((await rpc.next('pin.required')).url);
+      const html = await (await fetch(url)).text();
+      expect(html).toContain('pattern="[0-9]{6,8}"');
+      expect(html).toContain('maxlength="8"');
+      expect(html).toContain('6 à 8 chiffres');
+      expect((await post(url, { pin: PIN })).body).toMatchObject({ code: 'PIN_FORMAT' });
+      expect((await pending).error?.data.code).toBe('PIN_FORMAT');
+      expect(sim.card?.image.pin.triesLeft).toBe(3);
+    } finally {
+      rule.mockRestore();
+    }
+  });
+
+  it('sends a script-only-by-nonce CSP with the page', async () => {
+    await start();
+    const rpc = await connect();
+    void rpc.call('auth.authenticate', { nonce });
+    const page = await fetch(String((await rpc.next('pin.required')).url));
+    const csp = page.headers.get('content-security-policy') ?? '';
+    const scriptNonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+    expect(scriptNonce).toBeDefined();
+    expect(await page.text()).toContain(`<script nonce="${scriptNonce}">`);
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+  });
+});
+
+describe('daemon: contactless and PIN pads', () => {
+  it('refuses the contactless technical key for a web login unless IT allowed the origin', async () => {
+    sim = new InProcessBackend(fixtureCard('doctor', { personality: 'cps3-cl' }));
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN] }, sim, new Logger('debug', (l) => void logs.push(l)));
+    await server.listen();
+    const rpc = await connect();
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('CONTACTLESS_NOT_ALLOWED');
+    await server.close();
+    server = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN], contactlessOrigins: [ORIGIN] }, sim, new Logger('debug', (l) => void logs.push(l)));
+    await server.listen();
+    const allowed = await connect();
+    const token = (await allowed.call('auth.authenticate', { nonce })).result ?? {};
+    expect(token.format).toBe('web-eid:1.0');
+    expect(allowed.notifications.filter((n) => n.method === 'pin.required')).toEqual([]);
+  });
+
+  it('USER_CANCELLED when the holder presses Cancel on the PIN pad, TIMEOUT when nothing is typed', async () => {
+    await start();
+    const rpc = await connect();
+    sim.pinPadDigits = 'cancel';
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('USER_CANCELLED');
+    sim.pinPadDigits = 'timeout';
+    expect((await rpc.call('auth.authenticate', { nonce })).error?.data.code).toBe('TIMEOUT');
+    expect(sim.card?.image.pin.triesLeft).toBe(3);
   });
 });

@@ -7,11 +7,12 @@ import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { Pin } from '../../cards/pin.js';
 import { openCard } from '../../cards/atr-table.js';
 import { CpsCard } from '../../cards/card.js';
 import { CpsdError } from '../../apdu/errors.js';
 import { CardAbsentError } from '../../apdu/pcsc/index.js';
-import { SimCardSource } from '../../daemon/cards.js';
+import { InProcessBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
@@ -37,7 +38,7 @@ describe('card pulled at every APDU boundary', () => {
   for (const job of ['authentication', 'signature'] as const) {
     it(`${job}: a typed error every time, the next attempt succeeds, no PIN try lost`, async () => {
       const run = async (card: CpsCard): Promise<void> => {
-        await card.verifyPin('1234');
+        await card.verifyPin(new Pin('1234'));
         if (job === 'authentication') await card.authenticate(digestInfo);
         else await card.sign('sha256', { message: new Uint8Array(100).fill(1) });
       };
@@ -81,7 +82,7 @@ describe('fuzzed card responses', () => {
           () => card.objects(),
           () => card.pinStatus(),
           () => card.certificate('auth'),
-          () => card.verifyPin('1234', { allowLastTry: true }),
+          () => card.verifyPin(new Pin('1234'), { allowLastTry: true }),
           () => card.authenticate(digestInfo),
         ];
         try {
@@ -103,7 +104,7 @@ describe('hostile WebSocket input', () => {
   });
 
   it('survives random frames, malformed JSON-RPC, floods and slow clients, and still serves', async () => {
-    const sim = new SimCardSource(fixtureCard('doctor'));
+    const sim = new InProcessBackend(fixtureCard('doctor'));
     server = new CpsdServer({ ...DEFAULTS, port: 0, maxMessageBytes: 4096, ratePerSecond: 50 }, sim, new Logger('error', () => undefined));
     await server.listen();
     const url = `ws://127.0.0.1:${server.port}`;
@@ -134,12 +135,14 @@ describe('hostile WebSocket input', () => {
       if (m.error) expect(typeof m.error.data.code).toBe('string');
     }
     expect(replies.length).toBeGreaterThan(0);
-    // A flood of connections that send a huge frame or nothing at all (slow clients).
-    const flood = await Promise.all(Array.from({ length: 40 }, () => open()));
+    // A flood of connections that send a huge frame or nothing at all (slow clients): local
+    // applications get their own slots (32 by default, one of them taken above), the rest are refused.
+    const attempts = await Promise.allSettled(Array.from({ length: 40 }, () => open()));
+    const flood = attempts.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+    expect(flood).toHaveLength(DEFAULTS.maxLocalConnections - 1);
     flood.slice(0, 20).forEach((c) => c.send('x'.repeat(10_000)));
     await new Promise((r) => setTimeout(r, 200));
-    flood.forEach((c) => c.terminate());
-    ws.close();
+    await Promise.all([...flood, ws].map((c) => (c.readyState === c.CLOSED ? undefined : new Promise((r) => (c.once('close', r), c.terminate())))));
     // Still up and serving.
     const again = await open();
     const answer = await new Promise<string>((resolve) => {

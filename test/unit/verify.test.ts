@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Pin } from '../../cards/pin.js';
 import { openCard } from '../../cards/atr-table.js';
 import { CpsCard } from '../../cards/card.js';
 import { MemoryNonceStore, consumeNonce, issueNonce, verify, type AuthToken } from '../../pkcs/verify.js';
@@ -19,7 +20,7 @@ const NOW = new Date('2026-06-01T00:00:00Z');
 async function token(profile: string, origin: string, nonce: string, which: 'auth' | 'sign' = 'auth'): Promise<AuthToken> {
   const card = fixtureCard(profile);
   const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
-  await driver.verifyPin('1234');
+  await driver.verifyPin(new Pin('1234'));
   const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
   const signature =
     which === 'auth' ? await driver.authenticate(CpsCard.digestInfo('sha256', digest)) : await driver.sign('sha256', { digest });

@@ -1,0 +1,194 @@
+/**
+ * The protocol's methods, one typed table (docs/protocol.md): each entry names its parameters and its
+ * handler; `hello` lists the table, so what the daemon says it serves is what it serves.
+ */
+import { createHash } from 'node:crypto';
+import { CpsCard } from '../cards/card.js';
+import { readPublicData, type CardCache } from '../cards/public-data.js';
+import type { CardSessions } from '../cards/session.js';
+import { holderIdentity } from '../pkcs/holder.js';
+import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
+import type { DaemonConfig } from './config.js';
+import type { Logger } from './log.js';
+import type { Caller, PinGuard } from './pin-guard.js';
+import { PROTOCOL, ProtocolError, toRpcError, type Field } from './protocol.js';
+
+export const VERSION = '0.1.0';
+const APP_VERSION = `https://github.com/cpsd/cpsd/releases/tag/v${VERSION}`;
+export const NOTIFICATIONS = ['readers.changed', 'card.inserted', 'card.removed', 'pin.required'] as const;
+
+export interface MethodContext {
+  caller: Caller;
+  requestId: string | number;
+  params: Record<string, unknown>;
+  sessions: CardSessions;
+  guard: PinGuard;
+  cache: CardCache;
+  config: DaemonConfig;
+  log: Logger;
+  /** SSO windows configured by IT: origin → card serial and expiry of the verified state it may reuse. */
+  sso: Map<string, { serial: string; until: number }>;
+}
+
+interface Method {
+  params: Readonly<Record<string, Field>>;
+  run(ctx: MethodContext): Promise<unknown>;
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+const readerOf = (ctx: MethodContext): string | undefined => ctx.params.reader as string | undefined;
+/** Jobs that only read run again after another application reset the card (SHARED access). */
+const readOnly = (ctx: MethodContext) => ({ reader: readerOf(ctx), signal: ctx.caller.signal, owner: ctx.caller.origin ?? '', retryOnReset: true });
+
+function ssoSeconds(ctx: MethodContext): number {
+  return ctx.caller.origin ? (ctx.config.ssoSeconds[ctx.caller.origin] ?? 0) : 0;
+}
+
+/** Writes the audit line (origin, card serial, outcome) of an operation that used a key, either way. */
+async function audited<T>(ctx: MethodContext, operation: string, run: (setSerial: (s: string) => void) => Promise<T>): Promise<T> {
+  let serial: string | null = null;
+  try {
+    const result = await run((s) => (serial = s));
+    ctx.log.audit({ operation, origin: ctx.caller.origin, serial, outcome: 'ok' });
+    return result;
+  } catch (error) {
+    ctx.log.audit({ operation, origin: ctx.caller.origin, serial, outcome: toRpcError(error).data.code });
+    throw error;
+  }
+}
+
+async function authenticate(ctx: MethodContext): Promise<AuthToken> {
+  const nonce = ctx.params.nonce as string;
+  const origin = ctx.caller.origin ?? 'null';
+  // Web eID: the card signs H(origin) ‖ H(nonce), the origin being the browser-enforced one.
+  const sign = async (card: CpsCard, cert: Uint8Array | undefined): Promise<AuthToken> => {
+    const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
+    const signature = await card.authenticate(CpsCard.digestInfo('sha256', digest));
+    return { unverifiedCertificate: b64(cert ?? new Uint8Array(0)), algorithm: 'RS256', signature: b64(signature), format: TOKEN_FORMAT, appVersion: APP_VERSION };
+  };
+  return audited(ctx, 'authenticate', async (setSerial) => {
+    const look = await ctx.guard.look(ctx.caller, readerOf(ctx));
+    setSerial(look.data.serial);
+    if (look.contactless) {
+      // The contactless technical key signs without PIN: one factor, only where IT allowed it.
+      if (!ctx.caller.origin || !ctx.config.contactlessOrigins.includes(ctx.caller.origin)) {
+        throw new ProtocolError('CONTACTLESS_NOT_ALLOWED', 'a contactless card cannot log in here: insert it in a contact reader');
+      }
+      return ctx.sessions.run((card) => sign(card, look.data.authCertificate), { ...readOnly(ctx), retryOnReset: false, exclusive: true, after: 'reset' });
+    }
+    const sso = ssoSeconds(ctx);
+    const session = ctx.caller.origin ? ctx.sso.get(ctx.caller.origin) : undefined;
+    const token = await ctx.guard.withPin(ctx.caller, {
+      requestId: ctx.requestId,
+      reader: readerOf(ctx),
+      purpose: 'authentication',
+      pin: ctx.params.pin as string | undefined,
+      after: sso > 0 ? 'leave' : 'reset',
+      ...(session
+        ? { reuse: async (data, card) => session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified }
+        : {}),
+      run: (card, data) => sign(card, data.authCertificate),
+    });
+    if (ctx.caller.origin && sso > 0) ctx.sso.set(ctx.caller.origin, { serial: look.data.serial, until: Date.now() + sso * 1000 });
+    return token;
+  });
+}
+
+async function signHash(ctx: MethodContext): Promise<unknown> {
+  const hash = Buffer.from(ctx.params.hash as string, 'base64url');
+  const alg = ctx.params.hashAlgorithm === 'SHA-1' ? 'sha1' : 'sha256';
+  if (hash.length !== (alg === 'sha1' ? 20 : 32)) throw new ProtocolError('INVALID_REQUEST', `a ${String(ctx.params.hashAlgorithm)} hash is ${alg === 'sha1' ? 20 : 32} bytes`);
+  // The signing key always needs its own PIN entry, and the card is reset afterwards.
+  return audited(ctx, 'sign', async (setSerial) =>
+    ctx.guard.withPin(ctx.caller, {
+      requestId: ctx.requestId,
+      reader: readerOf(ctx),
+      purpose: 'signature',
+      pin: ctx.params.pin as string | undefined,
+      signature: { hashAlgorithm: String(ctx.params.hashAlgorithm), hashHex: hash.toString('hex').toUpperCase(), document: ctx.params.document as string | undefined },
+      after: 'reset',
+      run: async (card, data) => {
+        setSerial(data.serial);
+        const signature = await card.sign(alg, { digest: hash });
+        return { signature: b64(signature), certificate: data.signCertificate ? b64(data.signCertificate) : null };
+      },
+    }),
+  );
+}
+
+export const METHODS = {
+  hello: {
+    params: {},
+    run: async (ctx): Promise<unknown> => ({
+      protocol: PROTOCOL,
+      version: VERSION,
+      origin: ctx.caller.origin,
+      methods: Object.keys(METHODS),
+      notifications: NOTIFICATIONS,
+      pinEntry: ctx.caller.origin === null && ctx.config.allowPinInRequest ? ['page', 'request'] : ['page'],
+    }),
+  },
+  'readers.list': {
+    params: {},
+    run: async (ctx) => ({ readers: ctx.sessions.readers() }),
+  },
+  'card.status': {
+    params: { reader: 'reader?' },
+    run: (ctx) =>
+      ctx.sessions.run(async (card, { reader }) => {
+        const data = await readPublicData(card, ctx.cache);
+        const pin = await card.pinStatus();
+        return {
+          reader,
+          atr: Buffer.from(card.atr).toString('hex').toUpperCase(),
+          generation: card.kind.generation,
+          interface: card.kind.interface,
+          serial: data.serial,
+          pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
+        };
+      }, readOnly(ctx)),
+  },
+  'card.identity': {
+    params: { reader: 'reader?' },
+    run: (ctx) =>
+      ctx.sessions.run(async (card) => {
+        const data = await readPublicData(card, ctx.cache);
+        const certificate = data.authCertificate ?? data.signCertificate;
+        if (!certificate) throw new ProtocolError('CARD_ERROR', 'the card holds no certificate');
+        return { ...holderIdentity({ certificate, serial: data.serial, data: data.data }) };
+      }, readOnly(ctx)),
+  },
+  'card.certificates': {
+    params: { reader: 'reader?' },
+    run: (ctx) =>
+      ctx.sessions.run(async (card) => {
+        const data = await readPublicData(card, ctx.cache);
+        return {
+          authentication: data.authCertificate ? b64(data.authCertificate) : null,
+          signing: data.signCertificate ? b64(data.signCertificate) : null,
+        };
+      }, readOnly(ctx)),
+  },
+  'auth.authenticate': {
+    params: { nonce: 'nonce', reader: 'reader?', pin: 'pin?' },
+    run: authenticate,
+  },
+  'sign.hash': {
+    params: { hash: 'base64url', hashAlgorithm: 'hashAlgorithm', document: 'document?', reader: 'reader?', pin: 'pin?' },
+    run: signHash,
+  },
+  'session.logout': {
+    params: { reader: 'reader?' },
+    run: async (ctx) => {
+      if (ctx.caller.origin) ctx.sso.delete(ctx.caller.origin);
+      await ctx.sessions.run(async (card) => card.logout().catch(() => undefined), { ...readOnly(ctx), retryOnReset: false, after: 'reset' });
+      return { ok: true };
+    },
+  },
+} satisfies Record<string, Method>;
+
+export type MethodName = keyof typeof METHODS;
+
+export function isMethod(name: string): name is MethodName {
+  return Object.prototype.hasOwnProperty.call(METHODS, name);
+}
