@@ -7,3 +7,5 @@ export * from './pkcs15.js';
 export * from './sha-midstate.js';
 export * from './public-data.js';
 export * from './pin.js';
+export * from './session.js';
+export * from './backends.js';

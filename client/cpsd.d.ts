@@ -11,14 +11,18 @@ export type CpsdErrorCode =
   | 'PIN_INCORRECT'
   | 'PIN_LAST_TRY'
   | 'PIN_FORMAT'
+  | 'PIN_NOT_ALLOWED'
+  | 'CONTACTLESS_NOT_ALLOWED'
   | 'CARD_ABSENT'
   | 'CARD_UNSUPPORTED'
+  | 'CARD_ERROR'
   | 'READER_NOT_FOUND'
   | 'PCSC_UNAVAILABLE'
   | 'TIMEOUT'
   | 'BUSY'
   | 'RATE_LIMITED'
   | 'INVALID_REQUEST'
+  | 'METHOD_NOT_FOUND'
   | 'INTERNAL'
   | (string & {});
 
