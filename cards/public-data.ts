@@ -148,7 +148,7 @@ export class MemoryCardCache implements CardCache {
 
 export interface PublicDataOptions {
   /**
-   * Read the signing certificate when the cache does not hold it yet (about 1 s of card time on a
+   * Read the signing certificate when the cache does not hold it yet (about 1.2 s of card time on a
    * CPS3). Default true, as before; an identity or a login needs only the authentication certificate.
    */
   signCertificate?: boolean;

@@ -230,6 +230,11 @@ export class CardSessions extends EventEmitter {
     return this.#backend.readers();
   }
 
+  /** Why no card can be reached at all (the PC/SC service is gone), or undefined. */
+  unavailable(): CpsdError | undefined {
+    return this.#backend.unavailable();
+  }
+
   /** Runs `job` on the card of a reader, in its turn; see JobOptions. */
   async run<T>(job: CardJob<T>, options: JobOptions = {}): Promise<T> {
     try {

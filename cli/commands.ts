@@ -78,7 +78,7 @@ async function readSituations(options: CommonOptions & { allowLastTry?: boolean 
   // Typed before the card is taken: nobody waits for the card while a person types.
   const pin = await readPin(t('enterPin'));
   return withCard(options, 'reset', async ({ card }) => {
-    await readPublicData(card, cacheFor(options)); // the card's PIN rule, from its AODF
+    await readPublicData(card, cacheFor(options), { signCertificate: false }); // the card's PIN rule, from its AODF
     await card.verifyPin(pin, { allowLastTry: options.allowLastTry ?? false });
     const out: PracticeSituation[] = [];
     for (const label of await card.situationLabels()) {
@@ -234,7 +234,7 @@ export async function pin(action: 'verify' | 'change' | 'unblock', options: Comm
     options,
     'reset',
     async ({ card, pinPad }) => {
-      await readPublicData(card, cacheFor(options)); // the card's PIN rule, from its AODF
+      await readPublicData(card, cacheFor(options), { signCertificate: false }); // the card's PIN rule, from its AODF
       if (pad && pinPad) {
         process.stderr.write(t('enterPinOnReader'));
         await card.verifyPinOnReader(pinPad, { allowLastTry });

@@ -88,7 +88,7 @@ async function authenticate(ctx: MethodContext): Promise<AuthToken> {
         ? { reuse: async (data, card) => session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified }
         : {}),
       run: (card, data) => sign(card, data.authCertificate),
-    });
+    }, look);
     if (ctx.caller.origin && sso > 0) ctx.sso.set(ctx.caller.origin, { serial: look.data.serial, until: Date.now() + sso * 1000 });
     return token;
   });
@@ -136,7 +136,7 @@ export const METHODS = {
     params: { reader: 'reader?' },
     run: (ctx) =>
       ctx.sessions.run(async (card, { reader }) => {
-        const data = await readPublicData(card, ctx.cache);
+        const data = await readPublicData(card, ctx.cache, { signCertificate: false });
         const pin = await card.pinStatus();
         return {
           reader,
@@ -152,8 +152,9 @@ export const METHODS = {
     params: { reader: 'reader?' },
     run: (ctx) =>
       ctx.sessions.run(async (card) => {
-        const data = await readPublicData(card, ctx.cache);
-        const certificate = data.authCertificate ?? data.signCertificate;
+        const data = await readPublicData(card, ctx.cache, { signCertificate: false });
+        // The authentication certificate names the holder; the signing one only on a card without it.
+        const certificate = data.authCertificate ?? (await readPublicData(card, ctx.cache)).signCertificate;
         if (!certificate) throw new ProtocolError('CARD_ERROR', 'the card holds no certificate');
         return { ...holderIdentity({ certificate, serial: data.serial, data: data.data }) };
       }, readOnly(ctx)),

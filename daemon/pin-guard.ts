@@ -70,7 +70,7 @@ export class PinGuard {
   look(caller: Caller, reader: string | undefined): Promise<Look> {
     return this.#o.sessions.run(
       async (card, context) => {
-        const data = await readPublicData(card, this.#o.cache);
+        const data = await readPublicData(card, this.#o.cache, { signCertificate: false });
         const status = await card.pinStatus();
         const certificate = data.authCertificate ?? data.signCertificate;
         const identity = certificate ? holderIdentity({ certificate, serial: data.serial, data: data.data }) : undefined;
@@ -88,13 +88,13 @@ export class PinGuard {
     );
   }
 
-  /** Runs `op` with the PIN verified just before it, in one exclusive job. */
-  async withPin<T>(caller: Caller, op: Operation<T>): Promise<T> {
-    const look = await this.look(caller, op.reader);
+  /** Runs `op` with the PIN verified just before it, in one exclusive job (`seen`: a look already taken). */
+  async withPin<T>(caller: Caller, op: Operation<T>, seen?: Look): Promise<T> {
+    const look = seen ?? (await this.look(caller, op.reader));
     if (look.blocked) throw new ProtocolError('PIN_BLOCKED', 'the PIN is blocked', { triesLeft: 0 });
     const jobOptions = { reader: op.reader, signal: caller.signal, owner: caller.origin ?? '', exclusive: true, after: op.after } as const;
     const sameCard = async (card: CpsCard): Promise<PublicCardData> => {
-      const data = await readPublicData(card, this.#o.cache);
+      const data = await readPublicData(card, this.#o.cache, { signCertificate: op.purpose === 'signature' });
       if (data.serial !== look.data.serial) throw new ProtocolError('CARD_ABSENT', 'the card was replaced by another one');
       return data;
     };

@@ -47,6 +47,7 @@ export class CpsdServer {
   readonly #guard: PinGuard;
   readonly #sso = new Map<string, { serial: string; until: number }>();
   #port = 0;
+  #pcscDown = false;
 
   /** `cards`: a backend (PC/SC or in process) or card sessions already made over one. */
   constructor(config: DaemonConfig, cards: CardBackend | CardSessions, log: Logger) {
@@ -238,7 +239,13 @@ export class CpsdServer {
       this.#sso.clear();
       this.#entries.cancelAll(new ProtocolError('CARD_ABSENT', 'the card was removed'));
     }
-    if (e.type === 'readers.changed' && e.readers.length === 0) this.#log.warn('no-reader', {});
+    if (e.type === 'readers.changed') {
+      // Say so once when the smart-card service goes away, and once when it is back.
+      const down = this.#sessions.unavailable();
+      if (down && !this.#pcscDown) this.#log.warn('pcsc-unavailable', { error: down });
+      else if (!down && this.#pcscDown) this.#log.info('pcsc-available', { readers: e.readers.length });
+      this.#pcscDown = down !== undefined;
+    }
     const { type, ...params } = e;
     for (const c of this.#clients) this.#notify(c, type, params);
   }

@@ -145,4 +145,19 @@ describe('cpsd serve --sim', () => {
     rpc.ws.close();
     await expect(client(port, 'https://evil.example')).rejects.toThrow(/403/);
   });
+
+  it('on SIGTERM ends a pending PIN entry and exits within a second', async () => {
+    const rpc = await client(port, ORIGIN);
+    const pending = rpc.call('auth.authenticate', { nonce });
+    for (let i = 0; i < 100 && !rpc.events.includes('pin.required'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rpc.events).toContain('pin.required');
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const closed = new Promise<void>((r) => rpc.ws.once('close', () => r()));
+    const sent = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    await closed;
+    expect(Date.now() - sent).toBeLessThan(1000);
+    void pending;
+  });
 });

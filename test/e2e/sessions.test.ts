@@ -19,6 +19,7 @@ const SERIAL = loadProfile('doctor').serial;
 const vr = useVirtualReader();
 let backend: PcscBackend;
 let server: CpsdServer;
+const logs: string[] = [];
 
 beforeAll(async () => {
   backend = new PcscBackend();
@@ -26,7 +27,7 @@ beforeAll(async () => {
   server = new CpsdServer(
     { ...DEFAULTS, port: 0, allowedOrigins: [ORIGIN], ratePerSecond: 1000, operationTimeoutMs: 1000 },
     backend,
-    new Logger('error', () => undefined),
+    new Logger('info', (l) => void logs.push(l)),
   );
   await server.listen();
 });
@@ -109,6 +110,7 @@ describe('card sessions through pcscd', () => {
     await down;
     expect((await rpc.call('card.status', { reader: VPCD_READER })).error?.data.code).toBe('PCSC_UNAVAILABLE');
     expect((await rpc.call('card.status')).error?.data.code).toBe('PCSC_UNAVAILABLE');
+    expect(logs.filter((l) => l.includes('"event":"pcsc-unavailable"'))).toHaveLength(1);
     await vr.icc.remove();
     const up = nextEvent(vr.service, 'reader-added', (e) => e.reader === VPCD_READER, 10_000);
     await startAgain();
@@ -117,6 +119,7 @@ describe('card sessions through pcscd', () => {
     await backend.settled(5000);
     await insert();
     expect((await rpc.call('card.status', { reader: VPCD_READER })).result).toMatchObject({ serial: SERIAL });
+    expect(logs.some((l) => l.includes('"event":"pcsc-available"'))).toBe(true);
     await rpc.close();
   }, 60_000);
 });
