@@ -5,7 +5,8 @@ import { isCpsAtr } from '../cards/atr-table.js';
 import { FileCardCache, readPublicData, type PublicCardData } from '../cards/public-data.js';
 import { CpsdError, toHex } from '../apdu/errors.js';
 import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';
-import { revokedSerials } from '../pkcs/crl.js';
+import { TrustError, type TrustErrorCode } from '../pkcs/trust-types.js';
+import { validateCertificate } from '../pkcs/validate.js';
 import { certificateInfo, holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../pkcs/holder.js';
 import { withCard, withService } from './card-session.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -123,7 +124,7 @@ export interface CertificateCheck {
   serialNumber: string;
   notBefore: string;
   notAfter: string;
-  status?: 'valid' | 'expired' | 'not-yet-valid' | 'revoked' | 'untrusted' | 'expires-soon';
+  status?: 'valid' | 'expired' | 'not-yet-valid' | 'revoked' | 'revocation-unknown' | 'untrusted' | 'expires-soon';
   detail?: string;
 }
 
@@ -136,44 +137,46 @@ function loadCertificates(files: readonly string[]): X509Certificate[] {
   });
 }
 
-function revokedFrom(files: readonly string[], trust: readonly X509Certificate[]): Set<string> {
-  const out = new Set<string>();
-  for (const f of files) for (const serial of revokedSerials(new Uint8Array(readFileSync(f)), trust)) out.add(serial);
-  return out;
+/** Trust files as IT gives them: self-signed ones are anchors, the others intermediates (or anchors if no root is given). */
+function trustOf(files: readonly string[]): { trustAnchors: X509Certificate[]; intermediates: X509Certificate[] } {
+  const all = loadCertificates(files);
+  const roots = all.filter((c) => c.issuer === c.subject);
+  return roots.length > 0 ? { trustAnchors: roots, intermediates: all.filter((c) => !roots.includes(c)) } : { trustAnchors: all, intermediates: [] };
 }
 
-export function checkCertificate(
-  which: 'auth' | 'sign',
-  der: Uint8Array,
-  trust: X509Certificate[],
-  revoked: Set<string>,
-  now: Date,
-): CertificateCheck {
+const STATUS: Partial<Record<TrustErrorCode, NonNullable<CertificateCheck['status']>>> = {
+  CERT_EXPIRED: 'expired',
+  CERT_NOT_YET_VALID: 'not-yet-valid',
+  CERT_REVOKED: 'revoked',
+  REVOCATION_UNKNOWN: 'revocation-unknown',
+};
+
+/**
+ * Checks a card certificate with the one validator (pkcs/validate.ts): CRL files given are used as they
+ * are; without them, revocation is asked of the certificate's OCSP responder, then its CRL.
+ */
+function describeCertificate(which: 'auth' | 'sign', der: Uint8Array): CertificateCheck {
   const info = certificateInfo(der);
-  const result: CertificateCheck = {
-    which,
-    subject: info.subject,
-    issuer: info.issuer,
-    serialNumber: info.serialNumber,
-    notBefore: info.notBefore.toISOString(),
-    notAfter: info.notAfter.toISOString(),
-  };
-  const cert = new X509Certificate(der);
-  // Build the chain up to a trust anchor through the trusted certificates.
-  let current = cert;
-  let trusted = false;
-  for (let depth = 0; depth < 5 && !trusted; depth++) {
-    const issuer = trust.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
-    if (!issuer) break;
-    if (issuer.issuer === issuer.subject) trusted = true;
-    else if (issuer.fingerprint256 === current.fingerprint256) break;
-    current = issuer;
+  return { which, subject: info.subject, issuer: info.issuer, serialNumber: info.serialNumber, notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString() };
+}
+
+export async function checkCertificate(which: 'auth' | 'sign', der: Uint8Array, options: { trust: readonly string[]; crl: readonly string[]; now: Date }): Promise<CertificateCheck> {
+  const result = describeCertificate(which, der);
+  const crls = options.crl.map((f) => new Uint8Array(readFileSync(f)));
+  try {
+    await validateCertificate(der, {
+      ...trustOf(options.trust),
+      now: options.now,
+      purpose: which === 'auth' ? 'authentication' : 'any',
+      // IT checks the card's certificates here, not a login: the contactless one is reported, not refused.
+      allowContactless: true,
+      ...(crls.length > 0 ? { crls, revocation: 'crl', crl: { fetch: false } } : {}),
+    });
+  } catch (error) {
+    if (!(error instanceof TrustError)) throw error;
+    return { ...result, status: STATUS[error.code] ?? 'untrusted', detail: `${error.code} (${error.rule}): ${error.message}` };
   }
-  if (!trusted) return { ...result, status: 'untrusted', detail: 'does not chain to a trusted root' };
-  if (revoked.has(info.serialNumber)) return { ...result, status: 'revoked', detail: 'listed in the CRL' };
-  if (info.notAfter < now) return { ...result, status: 'expired', detail: `expired on ${result.notAfter.slice(0, 10)}` };
-  if (info.notBefore > now) return { ...result, status: 'not-yet-valid' };
-  if (info.notAfter.getTime() - now.getTime() < 30 * 86_400_000) {
+  if (new Date(result.notAfter).getTime() - options.now.getTime() < 30 * 86_400_000) {
     return { ...result, status: 'expires-soon', detail: `expires on ${result.notAfter.slice(0, 10)}` };
   }
   return { ...result, status: 'valid' };
@@ -189,19 +192,12 @@ export async function certs(options: CertsOptions): Promise<number> {
     for (const [, der] of pairs) if (der) out(new X509Certificate(der).toString());
     return ExitCode.OK;
   }
-  const trust = loadCertificates(options.trust ?? []);
-  const revoked = revokedFrom(options.crl ?? [], trust);
   const now = options.now ? new Date(options.now) : new Date();
-  const checks = pairs
-    .filter((p): p is readonly ['auth' | 'sign', Uint8Array] => p[1] !== undefined)
-    .map(([which, der]) => {
-      const c = checkCertificate(which, der, trust, revoked, now);
-      if (!options.verify) {
-        delete c.status;
-        delete c.detail;
-      }
-      return c;
-    });
+  const checks: CertificateCheck[] = [];
+  for (const [which, der] of pairs) {
+    if (!der) continue;
+    checks.push(options.verify ? await checkCertificate(which, der, { trust: options.trust ?? [], crl: options.crl ?? [], now }) : describeCertificate(which, der));
+  }
   if (options.json) json(checks);
   else {
     for (const c of checks) {
@@ -323,18 +319,18 @@ export async function doctor(options: CommonOptions & { trust?: string[]; crl?: 
           if (pinStatus.blocked) add('pin', 'fail', 'PIN blocked — unblock it with the unblocking code: cpsd pin unblock');
           else if (pinStatus.triesLeft < pinStatus.max) add('pin', 'warn', `${pinStatus.triesLeft} tries left`);
           else add('pin', 'ok', `${pinStatus.triesLeft}/${pinStatus.max} tries left`);
-          const trust = loadCertificates(options.trust ?? []);
-          const revoked = revokedFrom(options.crl ?? [], trust);
+          const trust = options.trust ?? [];
           for (const [which, der] of [
             ['auth', data.authCertificate],
             ['sign', data.signCertificate],
           ] as const) {
             if (!der) continue;
-            const c = checkCertificate(which, der, trust, revoked, new Date());
+            const c = await checkCertificate(which, der, { trust, crl: options.crl ?? [], now: new Date() });
             const id = `certificate-${which}`;
             if (trust.length === 0 && c.status === 'untrusted') add(id, 'skip', 'no trust anchor configured (--trust)');
             else if (c.status === 'valid') add(id, 'ok', `valid until ${c.notAfter.slice(0, 10)}`);
             else if (c.status === 'expires-soon') add(id, 'warn', `${c.detail ?? ''} — order a renewal`);
+            else if (c.status === 'revocation-unknown') add(id, 'warn', `${c.detail ?? ''} — give the CRLs with --crl, or let this machine reach the OCSP responder`);
             else add(id, 'fail', `${c.status ?? ''}: ${c.detail ?? ''} — the card must be replaced`);
           }
         });

@@ -1,5 +1,4 @@
 export * from './holder.js';
-export * from './crl.js';
 export * from './token.js';
 export * from './verify.js';
 export * from './nonce.js';

@@ -36,8 +36,8 @@ export class TrustError extends CpsdError {
   /** Subject DN of the certificate the rule failed on (RFC 4514 string), when there is one. */
   readonly certificate: string | undefined;
 
-  constructor(code: TrustErrorCode, rule: string, message: string, certificate?: string) {
-    super(certificate ? `${message} (${certificate})` : message);
+  constructor(code: TrustErrorCode, rule: string, message: string, certificate?: string, options?: ErrorOptions) {
+    super(certificate ? `${message} (${certificate})` : message, options);
     this.code = code;
     this.rule = rule;
     this.certificate = certificate;

@@ -1,47 +1,34 @@
 /**
  * Server-side verification of a `web-eid:1.0` token from a CPx card (exported as `cpsd/verify`):
  *
- *   const holder = verify(token, { origin: 'https://app.example', nonce, trustAnchors: [root], intermediates: [ca], crls });
+ *   const holder = await verify(token, { origin: 'https://app.example', nonce, trustAnchors: [root], intermediates: [ca] });
  *
  * The signed data is rebuilt from the server's own origin and the nonce it issued, so a valid signature
- * also proves the origin and the nonce. Every failure is a TokenError with a stable code.
+ * also proves the origin and the nonce. The certificate goes through `validateCertificate` (validate.ts:
+ * RFC 5280 path, IGC-Santé profile, revocation fail-closed). Every failure has a stable code: a
+ * TokenError for the token, a TrustError for the certificate.
  */
-import { constants, verify as verifySignature, X509Certificate } from 'node:crypto';
-import { revokedSerials } from './crl.js';
-import { certificateInfo, nationalIdentity, type NationalIdKind } from './holder.js';
+import { constants, verify as verifySignature } from 'node:crypto';
 import { TOKEN_FORMAT, TOKEN_MAX_LENGTH, TOKEN_MIN_LENGTH, TokenError, checkNonce, checkOrigin, signedData, type AuthToken } from './token.js';
+import type { Assurance, ValidatedHolder, ValidationOptions } from './trust-types.js';
+import { validateCertificate } from './validate.js';
+import { parseCertificate, publicKeyOf } from './x509.js';
 
-export interface VerifyOptions {
+export interface VerifyOptions extends ValidationOptions {
   /** The relying party's own origin (never taken from the token or the request). */
   origin: string;
   /** The nonce this server issued for this session (already taken out of its store). */
   nonce: string;
-  /** Self-signed roots, DER or X509Certificate. */
-  trustAnchors: readonly (Uint8Array | X509Certificate)[];
-  /** Intermediate CAs (e.g. "AC IGC-SANTE FORT PERSONNES"). */
-  intermediates?: readonly (Uint8Array | X509Certificate)[];
-  /** DER CRLs, signed by a trusted certificate. */
-  crls?: readonly Uint8Array[];
-  now?: Date;
   /** Development only: accept http://localhost origins. */
   allowHttpLocalhost?: boolean;
 }
 
-export interface VerifiedHolder {
-  nationalId: string;
-  idKind: NationalIdKind;
-  rpps: string | null;
-  surname: string;
-  givenName: string;
-  profession: { code: null; label: string } | null;
-  certificateSerial: string;
-  notBefore: string;
-  notAfter: string;
+export interface VerifiedHolder extends ValidatedHolder {
+  /** How the key was protected: 'card+pin', or 'card' for a contactless technical certificate. */
+  assurance: Assurance;
   /** The verified authentication certificate (base64 DER). */
   certificate: string;
 }
-
-const toCert = (c: Uint8Array | X509Certificate): X509Certificate => (c instanceof X509Certificate ? c : new X509Certificate(c));
 
 function parseToken(token: unknown): AuthToken {
   let value = token;
@@ -78,72 +65,34 @@ function base64(value: string, what: string): Buffer {
   return Buffer.from(value, 'base64');
 }
 
-/** Builds the chain up to a trust anchor; throws CERT_UNTRUSTED when it cannot. */
-function chain(cert: X509Certificate, anchors: X509Certificate[], intermediates: X509Certificate[]): X509Certificate[] {
-  const path = [cert];
-  let current = cert;
-  for (let depth = 0; depth < 6; depth++) {
-    const anchor = anchors.find((a) => current.checkIssued(a) && current.verify(a.publicKey));
-    if (anchor) return [...path, anchor];
-    const next = intermediates.find((i) => i !== current && current.checkIssued(i) && current.verify(i.publicKey) && i.ca);
-    if (!next) break;
-    path.push(next);
-    current = next;
-  }
-  throw new TokenError('CERT_UNTRUSTED', 'the certificate does not chain to a trusted root');
-}
-
-export function verify(token: unknown, options: VerifyOptions): VerifiedHolder {
+export async function verify(token: unknown, options: VerifyOptions): Promise<VerifiedHolder> {
   const origin = checkOrigin(options.origin, { allowHttpLocalhost: options.allowHttpLocalhost ?? false });
   const nonce = checkNonce(options.nonce);
   const t = parseToken(token);
   const der = base64(t.unverifiedCertificate, 'unverifiedCertificate');
-  let cert: X509Certificate;
+  let leaf;
   try {
-    cert = new X509Certificate(der);
+    leaf = parseCertificate(new Uint8Array(der));
   } catch {
     throw new TokenError('TOKEN_MALFORMED', 'unverifiedCertificate is not an X.509 certificate');
   }
-  const info = certificateInfo(new Uint8Array(der));
-  const now = options.now ?? new Date();
-  if (info.notBefore > now) throw new TokenError('CERT_NOT_YET_VALID', `the certificate is valid from ${info.notBefore.toISOString()}`);
-  if (info.notAfter < now) throw new TokenError('CERT_EXPIRED', `the certificate expired on ${info.notAfter.toISOString()}`);
-  // Purpose: client authentication (EKU clientAuth when an EKU is present) and a CPx auth certificate's
-  // keyUsage (digitalSignature); a signature (non-repudiation) certificate is refused.
-  const eku = cert.keyUsage;
-  if (eku && eku.length > 0 && !eku.includes('1.3.6.1.5.5.7.3.2')) throw new TokenError('CERT_WRONG_PURPOSE', 'not a client-authentication certificate');
-  if (info.keyUsage && (!info.keyUsage.has(0) || info.keyUsage.has(1))) {
-    throw new TokenError('CERT_WRONG_PURPOSE', 'not an authentication certificate (keyUsage)');
-  }
-  const anchors = options.trustAnchors.map(toCert);
-  const intermediates = (options.intermediates ?? []).map(toCert);
-  const path = chain(cert, anchors, intermediates);
-  for (const crl of options.crls ?? []) {
-    let revoked: Set<string>;
-    try {
-      revoked = revokedSerials(crl, path.slice(1));
-    } catch (error) {
-      throw new TokenError('CRL_INVALID', (error as Error).message);
-    }
-    if (revoked.has(info.serialNumber)) throw new TokenError('CERT_REVOKED', 'the certificate is revoked');
-  }
-  const data = signedData(origin, nonce);
+  // RS256 and PS256 are RSA signatures: a certificate with another key type does not match the token.
+  const key = publicKeyOf(leaf);
+  if (key.type !== 'rsa') throw new TokenError('SIGNATURE_INVALID', `a ${t.algorithm} token needs an RSA key, the certificate has ${key.type}`);
   const signature = base64(t.signature, 'signature');
-  const key = t.algorithm === 'PS256' ? { key: cert.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : cert.publicKey;
-  if (!verifySignature('sha256', data, key, signature)) {
+  const data = signedData(origin, nonce);
+  const params = t.algorithm === 'PS256' ? { key: leaf.node.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : leaf.node.publicKey;
+  // The cheap check first: a token for another origin or nonce goes no further (no OCSP request).
+  if (!verifySignature('sha256', data, params, signature)) {
     throw new TokenError('SIGNATURE_INVALID', 'the signature does not match this origin and nonce');
   }
-  return {
-    ...nationalIdentity(info.subject.CN ?? ''),
-    surname: info.subject.SN ?? '',
-    givenName: info.subject.GN ?? '',
-    profession: info.subject.title ? { code: null, label: info.subject.title } : null,
-    certificateSerial: info.serialNumber,
-    notBefore: info.notBefore.toISOString(),
-    notAfter: info.notAfter.toISOString(),
-    certificate: der.toString('base64'),
-  };
+  const result = await validateCertificate(leaf.der, options);
+  return { ...result.holder, assurance: result.assurance, certificate: der.toString('base64') };
 }
 
 export { MemoryNonceStore, NONCE_TTL_MS, consumeNonce, issueNonce, type NonceStore } from './nonce.js';
+export { NonceStoreError, RedisNonceStore, type RedisNonceClient } from './nonce-redis.js';
 export { TOKEN_FORMAT, TokenError, signedData, type AuthToken } from './token.js';
+export { CONTACTLESS_POLICY, IGC_SANTE_POLICY_ARC, validateCertificate } from './validate.js';
+export { MemoryRevocationCache } from './revocation.js';
+export { TrustError, type Assurance, type CertificateInput, type RevocationCache, type RevocationMode, type TrustErrorCode, type ValidationOptions, type ValidationResult } from './trust-types.js';

@@ -129,9 +129,16 @@ class PcscliteContext implements PcscContext {
     if (this.#closed) return;
     this.#closed = true;
     for (const connection of this.#connections.values()) connection.markDead();
-    for (const reader of this.#readers.values()) safely(() => reader.close());
-    // The binding emits 'error' ("Command cancelled") while closing; the listeners above stay attached.
-    safely(() => this.#context.close());
+    const readers = [...this.#readers.values()];
+    // Never from the current turn: the binding runs pending promise jobs (Nan::MakeCallback drains the
+    // microtask queue) while it holds a reader's mutex in its status callback, and reader.close() takes
+    // that same mutex, so a close() reached from an await could deadlock the event loop for good
+    // (gdb: main thread in CardReader::Close → uv_mutex_lock, the mutex owned by the main thread).
+    setImmediate(() => {
+      for (const reader of readers) safely(() => reader.close());
+      // The binding emits 'error' ("Command cancelled") while closing; the listeners above stay attached.
+      safely(() => this.#context.close());
+    });
   }
 }
 

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MemoryNonceStore, TokenError, consumeNonce, issueNonce, verify, type VerifiedHolder } from '../../pkcs/verify.js';
+import { MemoryNonceStore, TokenError, TrustError, consumeNonce, issueNonce, verify, type VerifiedHolder } from '../../pkcs/verify.js';
 
 /** The repository root, from the sources (examples/demo) or the build (dist/examples/demo). */
 const ROOT = ['../../', '../../../'].map((up) => fileURLToPath(new URL(up, import.meta.url))).find((d) => existsSync(`${d}fixtures/pki`)) ?? '';
@@ -84,8 +84,11 @@ export function startDemo(options: DemoOptions = {}): Promise<{ server: Server; 
   const trust = {
     trustAnchors: [new Uint8Array(file('fixtures/pki/root.der'))],
     intermediates: [new Uint8Array(file('fixtures/pki/intermediate.der'))],
-    crls: [new Uint8Array(file('fixtures/pki/fort-personnes.crl'))],
-  };
+    // The test PKI's CRLs, given: its distribution points are not on any network.
+    crls: [new Uint8Array(file('fixtures/pki/fort-personnes.crl')), new Uint8Array(file('fixtures/pki/racine.crl'))],
+    revocation: 'crl',
+    crl: { fetch: false },
+  } as const;
   let origin = '';
 
   const session = (req: IncomingMessage, res: ServerResponse): Session & { csrf: string } => {
@@ -138,10 +141,10 @@ export function startDemo(options: DemoOptions = {}): Promise<{ server: Server; 
           delete s.nonce;
           // The nonce comes from this session's server-side state, and is good once.
           await consumeNonce(store, nonce);
-          s.holder = verify(token, { origin, nonce, ...trust, allowHttpLocalhost: true, now: options.now?.() ?? new Date() });
+          s.holder = await verify(token, { origin, nonce, ...trust, allowHttpLocalhost: true, now: options.now?.() ?? new Date() });
           return json(res, 200, { holder: s.holder });
         } catch (error) {
-          return json(res, 401, { error: error instanceof TokenError ? error.code : 'BAD_REQUEST' });
+          return json(res, 401, { error: error instanceof TokenError || error instanceof TrustError ? error.code : 'BAD_REQUEST' });
         }
       }
       if (req.method === 'POST' && url === '/api/logout') {

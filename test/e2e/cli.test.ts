@@ -153,7 +153,7 @@ describe('cpsd pin', () => {
 });
 
 describe('cpsd certs and doctor', () => {
-  const trust = ['--trust', join(PKI, 'root.der'), '--trust', join(PKI, 'intermediate.der'), '--crl', join(PKI, 'fort-personnes.crl')];
+  const trust = ['--trust', join(PKI, 'root.der'), '--trust', join(PKI, 'intermediate.der'), '--crl', join(PKI, 'fort-personnes.crl'), '--crl', join(PKI, 'racine.crl')];
 
   it('validates good certificates, and exits 9 for expired and revoked ones', async () => {
     for (const [profile, code, status] of [
@@ -178,7 +178,7 @@ describe('cpsd certs and doctor', () => {
 
   it('doctor: all green on a good card, plain advice and exit 7 on a blocked PIN', async () => {
     await insert('doctor');
-    const good = await cpsd(['doctor', '--json', '--trust', join(PKI, 'root.der'), '--trust', join(PKI, 'intermediate.der')]);
+    const good = await cpsd(['doctor', '--json', ...trust]);
     expect(good.code).toBe(0);
     const checks = (JSON.parse(good.stdout) as { checks: { id: string; status: string }[] }).checks;
     expect(checks.filter((c) => c.status === 'fail')).toEqual([]);

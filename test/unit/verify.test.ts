@@ -14,17 +14,20 @@ import { fixtureCard, fixturesDir, loadMaterial } from '../../sim/cps/fixtures.j
 
 const ORIGIN = 'https://app.example';
 const pki = (f: string): Uint8Array => new Uint8Array(readFileSync(join(fixturesDir(), 'pki', f)));
-const trust = { trustAnchors: [pki('root.der')], intermediates: [pki('intermediate.der')] };
+const crls = [pki('fort-personnes.crl'), pki('racine.crl')];
+// The test PKI's CRL, given (its distribution point is not on this network).
+const trust = { trustAnchors: [pki('root.der')], intermediates: [pki('intermediate.der')], crls, revocation: 'crl', crl: { fetch: false } } as const;
 const NOW = new Date('2026-06-01T00:00:00Z');
 
-async function token(profile: string, origin: string, nonce: string, which: 'auth' | 'sign' = 'auth'): Promise<AuthToken> {
-  const card = fixtureCard(profile);
+async function token(profile: string, origin: string, nonce: string, which: 'auth' | 'sign' | 'contactless' = 'auth'): Promise<AuthToken> {
+  const card = fixtureCard(profile, which === 'contactless' ? { personality: 'cps3-cl' } : {});
   const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
-  await driver.verifyPin(new Pin('1234'));
+  if (which !== 'contactless') await driver.verifyPin(new Pin('1234'));
   const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
   const signature =
-    which === 'auth' ? await driver.authenticate(CpsCard.digestInfo('sha256', digest)) : await driver.sign('sha256', { digest });
-  const cert = which === 'auth' ? loadMaterial(profile).authCert : loadMaterial(profile).signCert;
+    which === 'sign' ? await driver.sign('sha256', { digest }) : await driver.authenticate(CpsCard.digestInfo('sha256', digest));
+  const material = loadMaterial(profile);
+  const cert = which === 'auth' ? material.authCert : which === 'sign' ? material.signCert : material.techCert;
   return {
     unverifiedCertificate: Buffer.from(cert).toString('base64'),
     algorithm: 'RS256',
@@ -40,11 +43,11 @@ describe('token verifier', () => {
     const nonce = await issueNonce(store);
     expect(nonce).toHaveLength(44);
     const t = await token('doctor', ORIGIN, nonce);
-    const holder = verify(JSON.stringify(t), { origin: ORIGIN, nonce: await consumeNonce(store, nonce), ...trust, now: NOW });
+    const holder = await verify(JSON.stringify(t), { origin: ORIGIN, nonce: await consumeNonce(store, nonce), ...trust, now: NOW });
     expect(holder).toMatchObject({ nationalId: '899700012349', idKind: 'RPPS', rpps: '99700012349', surname: 'MEDECIN-TEST', givenName: 'JEANNE', profession: { label: 'Médecin' } });
-    expect(() => verify(t, { origin: 'https://evil.example', nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+    await expect(verify(t, { origin: 'https://evil.example', nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
     const other = Buffer.alloc(32, 1).toString('base64');
-    expect(() => verify(t, { origin: ORIGIN, nonce: other, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'SIGNATURE_INVALID' }));
+    await expect(verify(t, { origin: ORIGIN, nonce: other, ...trust, now: NOW })).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
     // Replay: the nonce was used once already.
     await expect(consumeNonce(store, nonce)).rejects.toMatchObject({ code: 'NONCE_INVALID' });
   });
@@ -57,23 +60,32 @@ describe('token verifier', () => {
 
   it('refuses expired, revoked, untrusted and wrong-purpose certificates', async () => {
     const nonce = Buffer.alloc(32, 9).toString('base64');
-    const crls = [pki('fort-personnes.crl')];
-    const expired = await token('expired', ORIGIN, nonce);
-    expect(() => verify(expired, { origin: ORIGIN, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_EXPIRED' }));
-    const revoked = await token('revoked', ORIGIN, nonce);
-    expect(verify(revoked, { origin: ORIGIN, nonce, ...trust, now: NOW }).surname).toBe('MEDECIN-TEST'); // no CRL given
-    expect(() => verify(revoked, { origin: ORIGIN, nonce, ...trust, crls, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_REVOKED' }));
     const good = await token('doctor', ORIGIN, nonce);
-    expect(verify(good, { origin: ORIGIN, nonce, ...trust, crls, now: NOW }).nationalId).toBe('899700012349');
+    const expired = await token('expired', ORIGIN, nonce);
+    await expect(verify(expired, { origin: ORIGIN, nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'CERT_EXPIRED' });
+    const revoked = await token('revoked', ORIGIN, nonce);
+    await expect(verify(revoked, { origin: ORIGIN, nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'CERT_REVOKED' });
+    // Fail-closed: no CRL at all is REVOCATION_UNKNOWN, not a pass; only "off", when said, skips it.
+    await expect(verify(revoked, { origin: ORIGIN, nonce, ...trust, crls: [], now: NOW })).rejects.toMatchObject({ code: 'REVOCATION_UNKNOWN' });
+    // The leaf's CRL alone is not enough: the intermediate's status is unknown without the root's.
+    await expect(verify(good, { origin: ORIGIN, nonce, ...trust, crls: [pki('fort-personnes.crl')], now: NOW })).rejects.toMatchObject({ code: 'REVOCATION_UNKNOWN' });
+    expect((await verify(revoked, { origin: ORIGIN, nonce, ...trust, revocation: 'off', now: NOW })).surname).toBe('MEDECIN-TEST');
+    expect((await verify(good, { origin: ORIGIN, nonce, ...trust, now: NOW })).nationalId).toBe('899700012349');
     // Trusting the intermediate itself (as Web eID validators do) is enough; an unrelated anchor is not.
-    expect(verify(good, { origin: ORIGIN, nonce, trustAnchors: [pki('intermediate.der')], now: NOW }).surname).toBe('MEDECIN-TEST');
-    expect(() => verify(good, { origin: ORIGIN, nonce, trustAnchors: [loadMaterial('nurse').authCert], now: NOW })).toThrow(
-      expect.objectContaining({ code: 'CERT_UNTRUSTED' }),
-    );
-    expect(() => verify(good, { origin: ORIGIN, nonce, trustAnchors: [pki('root.der')], now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_UNTRUSTED' }));
+    expect((await verify(good, { origin: ORIGIN, nonce, ...trust, trustAnchors: [pki('intermediate.der')], intermediates: [], now: NOW })).surname).toBe('MEDECIN-TEST');
+    await expect(verify(good, { origin: ORIGIN, nonce, ...trust, trustAnchors: [loadMaterial('nurse').authCert], intermediates: [], now: NOW })).rejects.toMatchObject({ code: 'CERT_UNTRUSTED' });
+    await expect(verify(good, { origin: ORIGIN, nonce, ...trust, intermediates: [], now: NOW })).rejects.toMatchObject({ code: 'CERT_UNTRUSTED' });
     const signing = await token('doctor', ORIGIN, nonce, 'sign');
-    expect(() => verify(signing, { origin: ORIGIN, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'CERT_WRONG_PURPOSE' }));
-    expect(() => verify(good, { origin: ORIGIN, nonce, ...trust, now: new Date('2024-06-01') })).toThrow(expect.objectContaining({ code: 'CERT_NOT_YET_VALID' }));
+    await expect(verify(signing, { origin: ORIGIN, nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'CERT_WRONG_PURPOSE' });
+    await expect(verify(good, { origin: ORIGIN, nonce, ...trust, now: new Date('2024-06-01') })).rejects.toMatchObject({ code: 'CERT_NOT_YET_VALID' });
+  });
+
+  it('refuses the contactless technical certificate (no PIN) by default, and says card-only assurance when allowed', async () => {
+    const nonce = Buffer.alloc(32, 4).toString('base64');
+    const t = await token('doctor', ORIGIN, nonce, 'contactless');
+    await expect(verify(t, { origin: ORIGIN, nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'CERT_POLICY', rule: 'contactless' });
+    expect(await verify(t, { origin: ORIGIN, nonce, ...trust, allowContactless: true, now: NOW })).toMatchObject({ assurance: 'card', surname: 'MEDECIN-TEST' });
+    expect(await verify(await token('doctor', ORIGIN, nonce), { origin: ORIGIN, nonce, ...trust, now: NOW })).toMatchObject({ assurance: 'card+pin' });
   });
 
   it('refuses malformed tokens and bad origins or nonces with typed errors', async () => {
@@ -89,10 +101,10 @@ describe('token verifier', () => {
       [{ ...good, unverifiedCertificate: 'AAAA' }, 'TOKEN_MALFORMED'],
       [{ ...good, signature: Buffer.alloc(256).toString('base64') }, 'SIGNATURE_INVALID'],
     ];
-    for (const [t, code] of cases) expect(() => verify(t, { origin: ORIGIN, nonce, ...trust, now: NOW }), code).toThrow(expect.objectContaining({ code }));
-    expect(() => verify(good, { origin: 'http://app.example', nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'ORIGIN_INVALID' }));
-    expect(() => verify(good, { origin: `${ORIGIN}/path`, nonce, ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'ORIGIN_INVALID' }));
-    expect(() => verify(good, { origin: ORIGIN, nonce: 'short', ...trust, now: NOW })).toThrow(expect.objectContaining({ code: 'NONCE_INVALID' }));
+    for (const [t, code] of cases) await expect(verify(t, { origin: ORIGIN, nonce, ...trust, now: NOW }), code).rejects.toMatchObject({ code });
+    await expect(verify(good, { origin: 'http://app.example', nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'ORIGIN_INVALID' });
+    await expect(verify(good, { origin: `${ORIGIN}/path`, nonce, ...trust, now: NOW })).rejects.toMatchObject({ code: 'ORIGIN_INVALID' });
+    await expect(verify(good, { origin: ORIGIN, nonce: 'short', ...trust, now: NOW })).rejects.toMatchObject({ code: 'NONCE_INVALID' });
   });
 
   it('is verified independently by openssl over the reconstructed data', async () => {
