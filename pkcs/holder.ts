@@ -5,7 +5,9 @@
  * Pure parsing: no I/O, no reader.
  */
 import { CpsdError } from '../apdu/errors.js';
-import { parseTlv, type Tlv } from '../apdu/tlv.js';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { parseTlv } from '../apdu/tlv.js';
 
 export class CertificateFormatError extends CpsdError {
   readonly code = 'CERTIFICATE_INVALID';
@@ -107,86 +109,41 @@ const NAMES: Readonly<Record<string, string>> = {
   '2.5.4.7': 'L',
 };
 
-function oidString(value: Uint8Array): string {
-  const parts: number[] = [];
-  let n = 0;
-  value.forEach((b, i) => {
-    n = n * 128 + (b & 0x7f);
-    if ((b & 0x80) === 0) {
-      if (parts.length === 0 && i >= 0) parts.push(Math.min(2, Math.floor(n / 40)), n - Math.min(2, Math.floor(n / 40)) * 40);
-      else parts.push(n);
-      n = 0;
-    }
-  });
-  return parts.join('.');
-}
-
-function decodeString(t: Tlv): string {
-  // UTF8String, PrintableString, IA5String, TeletexString (latin-1 in practice), BMPString.
-  if (t.tag === 0x1e) {
-    let s = '';
-    for (let i = 0; i + 1 < t.value.length; i += 2) s += String.fromCharCode(((t.value[i] ?? 0) << 8) | (t.value[i + 1] ?? 0));
-    return s;
-  }
-  if (t.tag === 0x14) return Buffer.from(t.value).toString('latin1');
-  return new TextDecoder().decode(t.value);
-}
-
 /** Name → attributes; several values of one type (two OUs) are joined with ", ". */
-function nameAttributes(name: Tlv): Record<string, string> {
+function nameAttributes(name: pkijs.RelativeDistinguishedNames): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const rdn of name.children ?? []) {
-    for (const atv of rdn.children ?? []) {
-      const [type, value] = atv.children ?? [];
-      if (!type || !value) continue;
-      const key = NAMES[oidString(type.value)] ?? oidString(type.value);
-      out[key] = out[key] ? `${out[key]}, ${decodeString(value)}` : decodeString(value);
-    }
+  for (const atv of name.typesAndValues) {
+    const key = NAMES[atv.type] ?? atv.type;
+    // asn1js decodes UTF8String, PrintableString, IA5String, TeletexString and BMPString alike.
+    const value = String((atv.value as { valueBlock: { value: unknown } }).valueBlock.value);
+    out[key] = out[key] ? `${out[key]}, ${value}` : value;
   }
   return out;
 }
 
-function parseTime(t: Tlv): Date {
-  const s = new TextDecoder().decode(t.value);
-  const m = t.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s) : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s);
-  if (!m) throw new CertificateFormatError(`bad time ${s}`);
-  const year = t.tag === 0x17 ? (Number(m[1]) < 50 ? 2000 : 1900) + Number(m[1]) : Number(m[1]);
-  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
-}
-
-/** Subject, issuer, validity and serial of an X.509 certificate (DER). Any key algorithm is accepted,
- * including the legacy GIP-CPS SubjectPublicKeyInfo OID 1.2.250.1.71.2.6.1. */
+/** Subject, issuer, validity and serial of an X.509 certificate (DER), read by pkijs. Any key algorithm
+ * is accepted, including the legacy GIP-CPS SubjectPublicKeyInfo OID 1.2.250.1.71.2.6.1. */
 export function certificateInfo(der: Uint8Array): CertificateInfo {
-  let tbs: Tlv | undefined;
+  let cert: pkijs.Certificate;
   try {
-    tbs = parseTlv(der)[0]?.children?.[0];
+    cert = pkijs.Certificate.fromBER(new Uint8Array(der));
   } catch (error) {
     throw new CertificateFormatError('not a DER certificate', { cause: error });
   }
-  const fields = tbs?.children ?? [];
-  const offset = fields[0]?.tag === 0xa0 ? 1 : 0; // version is optional (v1)
-  const serial = fields[offset];
-  const issuer = fields[offset + 2];
-  const validity = fields[offset + 3];
-  const subject = fields[offset + 4];
-  const [from, to] = validity?.children ?? [];
-  if (!serial || !issuer || !subject || !from || !to) throw new CertificateFormatError('incomplete TBSCertificate');
-  const extensions = fields.find((f) => f.tag === 0xa3)?.children?.[0]?.children ?? [];
-  const ku = extensions.find((e) => Buffer.from(e.children?.[0]?.value ?? []).toString('hex') === '551d0f');
+  const ku = cert.extensions?.find((e) => e.extnID === '2.5.29.15')?.parsedValue as asn1js.BitString | undefined;
   let keyUsage: Set<number> | undefined;
-  const kuValue = ku?.children?.find((c) => c.tag === 0x04)?.value;
-  if (kuValue) {
-    const bits = parseTlv(kuValue)[0]?.value ?? new Uint8Array(0);
+  if (ku) {
+    const bits = ku.valueBlock.valueHexView;
     keyUsage = new Set();
-    for (let i = 1; i < bits.length; i++) for (let b = 0; b < 8; b++) if (((bits[i] ?? 0) & (0x80 >> b)) !== 0) keyUsage.add((i - 1) * 8 + b);
+    for (let i = 0; i < bits.length * 8; i++) if (((bits[i >> 3] ?? 0) >> (7 - (i & 7))) & 1) keyUsage.add(i);
   }
   return {
     keyUsage,
-    subject: nameAttributes(subject),
-    issuer: nameAttributes(issuer),
-    notBefore: parseTime(from),
-    notAfter: parseTime(to),
-    serialNumber: Buffer.from(serial.value).toString('hex').toUpperCase(),
+    subject: nameAttributes(cert.subject),
+    issuer: nameAttributes(cert.issuer),
+    notBefore: cert.notBefore.value,
+    notAfter: cert.notAfter.value,
+    serialNumber: Buffer.from(cert.serialNumber.valueBlock.valueHexView).toString('hex').toUpperCase(),
   };
 }
 

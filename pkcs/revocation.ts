@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { TrustError, type OcspOptions, type RevocationCache, type RevocationStatus, type ValidationOptions } from './trust-types.js';
+import { Memo, digest } from './memo.js';
 import { OID, crlUrls, extendedKeyUsage, extension, keyUsage, ocspUrls, parseCertificate, type ParsedCertificate } from './x509.js';
 
 const SKEW_MS = 15 * 60_000;
@@ -135,7 +136,17 @@ export async function checkOcsp(p: ParsedCertificate, issuer: ParsedCertificate,
   } catch (error) {
     throw unknown('ocsp', 'the OCSP answer is not a valid successful response', p, error);
   }
-  if (!(await authorisedSigner(basic, issuer, options, now))) throw unknown('ocspSigner', 'the OCSP answer is not signed by the CA or a responder it authorised', p);
+  // The signer's authority depends on the trusted responders too: they are part of the memo key.
+  const trustedIds = (options.ocsp?.responderCertificates ?? []).map((c) => parseCertificate(c).id).join(',');
+  const signerKey = `${digest(der)} ${issuer.id} ${trustedIds}`;
+  let window = signedOcsp.get(signerKey);
+  if (!window) {
+    const signer = await authorisedSigner(basic, issuer, options, now);
+    if (signer) window = signedOcsp.set(signerKey, { from: signer.notBefore.value.getTime(), until: signer.notAfter.value.getTime() });
+  }
+  if (!window || now.getTime() < window.from || now.getTime() > window.until) {
+    throw unknown('ocspSigner', 'the OCSP answer is not signed by the CA or a responder it authorised', p);
+  }
   // A fresh answer must carry our nonce back (a cached one was checked when it came).
   if (fresh && nonce && !sameBytes(nonceOf(basic.tbsResponseData.responseExtensions), nonce)) {
     throw unknown('ocspNonce', 'the OCSP answer does not carry the request nonce (replay?)', p);
@@ -165,7 +176,15 @@ export interface ParsedCrl {
   der: Uint8Array;
   crl: pkijs.CertificateRevocationList;
   source: string;
+  /** SHA-256 of the DER: the memo key. */
+  id: string;
 }
+
+const parsedCrls = new Memo<ParsedCrl>(200);
+/** CRL signatures that verified, by CRL and issuer: a CRL is checked once, not at every login. */
+const signedCrls = new Memo<boolean>(2000);
+/** OCSP answers whose signer was authorised, by answer and issuer: while the signer is valid (ms). */
+const signedOcsp = new Memo<{ from: number; until: number }>(2000);
 
 export function parseCrl(input: Uint8Array | string, source = 'given'): ParsedCrl {
   let der: Uint8Array;
@@ -174,8 +193,11 @@ export function parseCrl(input: Uint8Array | string, source = 'given'): ParsedCr
     if (!b64) throw new TrustError('CRL_INVALID', 'encoding', 'not a PEM CRL');
     der = new Uint8Array(Buffer.from(b64.replace(/\s+/g, ''), 'base64'));
   } else der = input;
+  const key = `${digest(der)} ${source}`;
+  const hit = parsedCrls.get(key);
+  if (hit) return hit;
   try {
-    return { der, crl: pkijs.CertificateRevocationList.fromBER(new Uint8Array(der)), source };
+    return parsedCrls.set(key, { der, crl: pkijs.CertificateRevocationList.fromBER(new Uint8Array(der)), source, id: digest(der) });
   } catch (error) {
     throw new TrustError('CRL_INVALID', 'encoding', 'not a DER CRL', undefined, { cause: error });
   }
@@ -194,7 +216,9 @@ async function usable(c: ParsedCrl, p: ParsedCertificate, issuer: ParsedCertific
   if (!crl.nextUpdate || crl.nextUpdate.value.getTime() < now.getTime()) return false;
   const usage = keyUsage(issuer.cert);
   if (usage && !usage.has('cRLSign')) return false;
-  if (!(await crl.verify({ issuerCertificate: issuer.cert }).catch(() => false))) return false;
+  const signedKey = `${c.id} ${issuer.id}`;
+  const signed = signedCrls.get(signedKey) ?? signedCrls.set(signedKey, await crl.verify({ issuerCertificate: issuer.cert }).catch(() => false));
+  if (!signed) return false;
   const idp = extension(crl, OID.issuingDistributionPoint)?.parsedValue as pkijs.IssuingDistributionPoint | undefined;
   if (idp) {
     // Indirect CRLs and partitioned ones by reason are not supported: not in scope, so not used.

@@ -10,6 +10,7 @@
  */
 import * as pkijs from 'pkijs';
 import { certificateInfo, nationalIdentity } from './holder.js';
+import { Memo } from './memo.js';
 import { checkRevocation, parseCrl, type ParsedCrl } from './revocation.js';
 import { TrustError, type Assurance, type CertificateInput, type RevocationStatus, type ValidatedHolder, type ValidationOptions, type ValidationResult } from './trust-types.js';
 import {
@@ -145,9 +146,13 @@ function checkPathLength(path: readonly ParsedCertificate[]): void {
   }
 }
 
+const holders = new Memo<ValidatedHolder>(1000);
+
 function holderOf(p: ParsedCertificate): ValidatedHolder {
+  const hit = holders.get(p.id);
+  if (hit) return structuredClone(hit); // callers may change what they get: the memo keeps its own
   const info = certificateInfo(p.der);
-  return {
+  return holders.set(p.id, {
     ...nationalIdentity(info.subject.CN ?? ''),
     surname: info.subject.SN ?? '',
     givenName: info.subject.GN ?? '',
@@ -155,7 +160,24 @@ function holderOf(p: ParsedCertificate): ValidatedHolder {
     certificateSerial: info.serialNumber,
     notBefore: info.notBefore.toISOString(),
     notAfter: info.notAfter.toISOString(),
-  };
+  });
+}
+
+/**
+ * Paths that validated, by leaf, trust material and rule options: the signatures and rules of a path do
+ * not change with time, so a known path only has its validity dates and revocation checked again.
+ */
+const validated = new Memo<{ path: ParsedCertificate[]; assurance: Assurance }>(1000);
+
+function pathKey(leaf: ParsedCertificate, anchors: ParsedCertificate[], intermediates: ParsedCertificate[], o: ValidationOptions): string {
+  const ids = (list: ParsedCertificate[]): string => list.map((c) => c.id).sort().join(',');
+  return [leaf.id, ids(anchors), ids(intermediates), o.allowSha1 ?? false, o.minRsaBits ?? 2048, o.purpose ?? 'authentication', (o.policies ?? []).join(','), o.allowContactless ?? false].join('|');
+}
+
+async function revocationOf(path: readonly ParsedCertificate[], crls: readonly ParsedCrl[], options: ValidationOptions, now: Date): Promise<RevocationStatus[]> {
+  const out: RevocationStatus[] = [];
+  for (let i = 0; i < path.length - 1; i++) out.push(await checkRevocation(path[i] as ParsedCertificate, path[i + 1] as ParsedCertificate, crls, options, now));
+  return out;
 }
 
 export async function validateCertificate(certificate: CertificateInput, options: ValidationOptions): Promise<ValidationResult> {
@@ -164,6 +186,14 @@ export async function validateCertificate(certificate: CertificateInput, options
   const anchors = options.trustAnchors.map(parseCertificate);
   const intermediates = (options.intermediates ?? []).map(parseCertificate);
   const crls: ParsedCrl[] = (options.crls ?? []).map((c) => parseCrl(c));
+  const key = pathKey(leaf, anchors, intermediates, options);
+  const known = validated.get(key);
+  if (known) {
+    for (const p of known.path.slice(0, -1)) checkValidity(p, now);
+    checkValidity(known.path[known.path.length - 1] as ParsedCertificate, now);
+    const revocation = await revocationOf(known.path, crls, options, now);
+    return { path: known.path.map((p) => p.node), holder: holderOf(leaf), assurance: known.assurance, revocation };
+  }
 
   // The leaf's own rules first: they give the most precise answer.
   checkExtensions(leaf);
@@ -196,10 +226,8 @@ export async function validateCertificate(certificate: CertificateInput, options
     checkAlgorithms(p, options, i === path.length - 1 && isSelfIssued(p.cert));
   }
 
-  const revocation: RevocationStatus[] = [];
-  for (let i = 0; i < path.length - 1; i++) {
-    revocation.push(await checkRevocation(path[i] as ParsedCertificate, path[i + 1] as ParsedCertificate, crls, options, now));
-  }
+  const revocation = await revocationOf(path, crls, options, now);
+  validated.set(key, { path, assurance });
   return { path: path.map((p) => p.node), holder: holderOf(leaf), assurance, revocation };
 }
 

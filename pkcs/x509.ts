@@ -4,12 +4,15 @@
  */
 import { X509Certificate as NodeCertificate } from 'node:crypto';
 import * as pkijs from 'pkijs';
+import { Memo, digest } from './memo.js';
 import { TrustError, type CertificateInput } from './trust-types.js';
 
 export interface ParsedCertificate {
   der: Uint8Array;
   node: NodeCertificate;
   cert: pkijs.Certificate;
+  /** SHA-256 of the DER (base64): the memo key. */
+  id: string;
   /** Subject DN as an RFC 4514 string (most specific RDN first, as `openssl -nameopt RFC2253`). */
   name: string;
 }
@@ -77,12 +80,18 @@ function derOf(input: CertificateInput): Uint8Array {
   return input;
 }
 
+const parsed = new Memo<ParsedCertificate>();
+
+/** Parses (once per distinct certificate: anchors and intermediates come with every call). */
 export function parseCertificate(input: CertificateInput): ParsedCertificate {
   const der = derOf(input);
+  const key = digest(der);
+  const hit = parsed.get(key);
+  if (hit) return hit;
   try {
     const node = new NodeCertificate(der);
     const cert = pkijs.Certificate.fromBER(new Uint8Array(der));
-    return { der, node, cert, name: rfc4514(node.subject) };
+    return parsed.set(key, { der, node, cert, name: rfc4514(node.subject), id: key });
   } catch (error) {
     throw new TrustError('CERT_MALFORMED', 'encoding', 'not a DER X.509 certificate', undefined, { cause: error });
   }

@@ -140,6 +140,16 @@ describe('PC/SC backend on pcscd + vpcd', () => {
     await expect(service.connect(VPCD_READER, { share: 'shared' })).rejects.toMatchObject({ code: 'CARD_ABSENT' });
   });
 
+  it('connects again after a disconnect that failed because the card was pulled', async () => {
+    const connection = await insertAndConnect();
+    const removed = nextEvent(service, 'card-removed', (e) => e.reader === VPCD_READER);
+    await icc.remove();
+    await removed;
+    await connection.disconnect('reset'); // the card is gone: nothing to reset
+    open = await insertAndConnect();
+    expect(toHex(await open.transmit(new CommandApdu({ cla: 0, ins: 0xa4, p1: 4, p2: 0x0c, data: TestCard.AID }).encode()))).toBe('9000');
+  });
+
   it('disconnects with each disposition and reconnects', async () => {
     for (const disposition of ['leave', 'reset', 'unpower'] as const) {
       const connection = open ?? (await insertAndConnect());
