@@ -88,6 +88,19 @@ describe('token verifier', () => {
     expect(await verify(await token('doctor', ORIGIN, nonce), { origin: ORIGIN, nonce, ...trust, now: NOW })).toMatchObject({ assurance: 'card+pin' });
   });
 
+  it('refuses a token whose algorithm does not match the key (an EC key labelled RS256 or PS256)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpsd-ec-'));
+    // openssl makes the EC certificate and its ECDSA signature: not our own encoder.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.der'), '-outform', 'DER', '-subj', '/CN=899700012349', '-days', '30'], { stdio: 'pipe' });
+    const nonce = Buffer.alloc(32, 6).toString('base64');
+    writeFileSync(join(dir, 'data'), signedData(ORIGIN, nonce));
+    const signature = execFileSync('openssl', ['dgst', '-sha256', '-sign', join(dir, 'k.pem'), join(dir, 'data')]);
+    for (const algorithm of ['RS256', 'PS256'] as const) {
+      const t = { ...(await token('doctor', ORIGIN, nonce)), algorithm, unverifiedCertificate: readFileSync(join(dir, 'c.der')).toString('base64'), signature: signature.toString('base64') };
+      await expect(verify(t, { origin: ORIGIN, nonce, ...trust, now: new Date() })).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
+    }
+  });
+
   it('refuses malformed tokens and bad origins or nonces with typed errors', async () => {
     const nonce = Buffer.alloc(32, 2).toString('base64');
     const good = await token('doctor', ORIGIN, nonce);
