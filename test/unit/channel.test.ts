@@ -66,6 +66,29 @@ describe('CardChannel', () => {
     ]);
     await new CardChannel(further).transmit(new CommandApdu({ cla: 0x45, ins: 0x88, p1: 0, p2: 0, data: fromHex('AA'), ne: 256 }));
     further.done();
+    // Secure-messaging bits (0C in the first interindustry class, 20 in the further one) are not kept.
+    const sm = new Script([
+      ['0D 88 00 00 01 AA 00', '6101'],
+      ['01 C0 00 00 01', '01' + '9000'],
+    ]);
+    await new CardChannel(sm).transmit(new CommandApdu({ cla: 0x0d, ins: 0x88, p1: 0, p2: 0, data: fromHex('AA'), ne: 256 }));
+    sm.done();
+    const furtherSm = new Script([
+      ['65 88 00 00 01 AA 00', '6101'],
+      ['45 C0 00 00 01', '01' + '9000'],
+    ]);
+    await new CardChannel(furtherSm).transmit(new CommandApdu({ cla: 0x65, ins: 0x88, p1: 0, p2: 0, data: fromHex('AA'), ne: 256 }));
+    furtherSm.done();
+  });
+
+  it('sends GET RESPONSE without the chaining bit after the last link of a chain', async () => {
+    const t = new Script([
+      ['11 DA 00 00 FF ' + 'AB'.repeat(255), '9000'],
+      ['01 DA 00 00 01 AB 00', '6101'],
+      ['01 C0 00 00 01', '01' + '9000'],
+    ]);
+    await new CardChannel(t).transmit(new CommandApdu({ cla: 0x01, ins: 0xda, p1: 0, p2: 0, data: fromHex('AB'.repeat(256)), ne: 256 }));
+    t.done();
   });
 
   it('uses 9Fxx and CLA A0 for the GSM-style class of CPS2ter', async () => {

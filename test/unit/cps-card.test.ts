@@ -201,6 +201,21 @@ describe('virtual CPS3: cryptography', () => {
     }
   }
 
+  it('finishes the hash from a PSO HASH body written from the documented format and NIST state', async () => {
+    // cps-cards.md §3.5 (b): 90 <state ‖ 8-byte big-endian bit count> 80 <tail>; the state after the
+    // first block of NIST's example message is NIST's published H(1): no encoder of ours builds it.
+    const block = Buffer.concat([Buffer.from('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq'), Buffer.from([0x80, 0, 0, 0, 0, 0, 0, 0])]);
+    const message = Buffer.concat([block, Buffer.from('tail')]);
+    const ch = channel(fixtureCard('doctor'));
+    await ch.transmit(apdu(0, 0x20, 0, 1, ascii('1234')));
+    expect((await ch.transmit(apdu(0, 0x22, 0x41, 0xaa, '800140'))).sw).toBe(0x9000);
+    expect((await ch.transmit(apdu(0, 0x22, 0x41, 0xb6, '800142840181'))).sw).toBe(0x9000);
+    const body = '9028' + '85E655D6417A17953363376A624CDE5C76E09589CAC5F811CC4B32C1F20E533A' + '0000000000000200' + '8004' + '7461696C';
+    expect((await ch.transmit(apdu(0, 0x2a, 0x90, 0xa0, body))).sw).toBe(0x9000);
+    const sig = await ch.transmit(apdu(0, 0x2a, 0x9e, 0x9a, undefined, 256));
+    expect(verify('sha256', message, publicKeyOf(material.signCert), sig.data)).toBe(true);
+  });
+
   it('signs a hash computed off card (PSO CDS case 4) and refuses a hash of the wrong size', async () => {
     const ch = channel(fixtureCard('doctor'));
     const message = new TextEncoder().encode('document');
