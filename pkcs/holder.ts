@@ -5,7 +5,7 @@
  * Pure parsing: no I/O, no reader.
  */
 import { CpsdError } from '../apdu/errors.js';
-import * as asn1js from 'asn1js';
+import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { parseTlv } from '../apdu/tlv.js';
 
