@@ -5,18 +5,18 @@
 import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { startDemo } from '../../examples/demo/server.js';
+import { launchChromium } from '../helpers/browser.js';
 import { VPCD_READER } from '../helpers/pcscd.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const vr = useVirtualReader();
 let browser: Browser;
 let daemon: CpsdServer;
@@ -36,10 +36,7 @@ beforeAll(async () => {
   await startDaemon([]);
   demo = await startDemo({ port: 0, daemonPort: daemon.port });
   await startDaemon([demo.origin]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { PcscService } from '../../apdu/pcsc/index.js';
 import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
@@ -18,36 +17,16 @@ import { loadProfile } from '../../sim/cps/fixtures.js';
 import { nextEvent } from '../helpers/events.js';
 import { IccProcess } from '../helpers/icc.js';
 import { VPCD_READER, ensurePcscd } from '../helpers/pcscd.js';
+import { rpcClient, type RpcClient } from '../helpers/rpc.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/cpsd.js', import.meta.url));
 const ORIGIN = 'https://app.example';
 const nonce = Buffer.alloc(32, 3).toString('base64');
 
-function client(port: number, origin?: string): Promise<{ ws: WebSocket; call: (method: string, params?: object) => Promise<Record<string, unknown>>; events: string[] }> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`, origin ? { origin } : {});
-  const events: string[] = [];
-  let id = 0;
-  const waiting = new Map<number, (m: Record<string, unknown>) => void>();
-  ws.on('message', (d) => {
-    const m = JSON.parse(d.toString()) as Record<string, unknown> & { id?: number; method?: string };
-    if (m.method) events.push(m.method);
-    else if (typeof m.id === 'number') waiting.get(m.id)?.(m);
-  });
-  return new Promise((resolve, reject) => {
-    ws.once('error', reject);
-    ws.once('open', () =>
-      resolve({
-        ws,
-        events,
-        call: (method, params = {}) =>
-          new Promise((r) => {
-            const n = ++id;
-            waiting.set(n, r);
-            ws.send(JSON.stringify({ jsonrpc: '2.0', id: n, method, params }));
-          }),
-      }),
-    );
-  });
+/** The daemon's JSON-RPC client of the tests, with the names of the notifications seen so far. */
+async function client(port: number, origin?: string): Promise<RpcClient & { events: string[] }> {
+  const rpc = await rpcClient(port, origin ?? null);
+  return Object.defineProperty(rpc, 'events', { get: () => rpc.notifications.map((n) => n.method) }) as RpcClient & { events: string[] };
 }
 
 describe('daemon on the real PC/SC stack', () => {

@@ -8,18 +8,18 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
+import { launchChromium } from '../helpers/browser.js';
 import { VPCD_READER } from '../helpers/pcscd.js';
 import { rpcClient, type RpcClient } from '../helpers/rpc.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const nonce = Buffer.alloc(32, 5).toString('base64');
 const vr = useVirtualReader();
 let browser: Browser;
@@ -42,10 +42,7 @@ beforeAll(async () => {
   await backend.settled();
   daemon = new CpsdServer({ ...DEFAULTS, port: 0, allowedOrigins: [site.origin], allowHttpLocalhost: true }, backend, new Logger('warn', () => undefined));
   await daemon.listen();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

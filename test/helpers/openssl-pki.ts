@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { listening } from './sockets.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -491,18 +492,6 @@ export async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** True when something listens on the TCP port, read from /proc (a probe connection would count as an OCSP request). */
-function listening(port: number): boolean {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[1]?.endsWith(hex) && fields[3] === '0A') return true;
-    }
-  }
-  return false;
-}
 
 export interface Responder {
   url: string;

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { listening } from './sockets.js';
 
 export const VPCD_PORT = 35963;
 export const VPCD_READER = 'Virtual PCD 00 00';
@@ -29,18 +30,6 @@ function pcscdPid(): number | undefined {
   return undefined;
 }
 
-/** True when something listens on the TCP port (read from /proc: connecting would insert a card). */
-function listening(port: number): boolean {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    if (!existsSync(file)) continue;
-    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[1]?.endsWith(hex) && fields[3] === '0A') return true;
-    }
-  }
-  return false;
-}
 
 export function pcscdReady(): boolean {
   return pcscdPid() !== undefined && existsSync(SOCKET) && listening(VPCD_PORT);

@@ -18,8 +18,15 @@ export interface RpcClient {
   close(): Promise<void>;
 }
 
-export async function rpcClient(port: number, origin: string | null = null): Promise<RpcClient> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`, origin ? { origin } : {});
+export interface RpcClientOptions {
+  /** Where to connect (default 127.0.0.1). */
+  host?: string;
+  /** Sees every message as it came (for scans of the wire). */
+  onMessage?: (text: string) => void;
+}
+
+export async function rpcClient(port: number, origin: string | null = null, options: RpcClientOptions = {}): Promise<RpcClient> {
+  const ws = new WebSocket(`ws://${options.host ?? '127.0.0.1'}:${port}`, origin ? { origin } : {});
   await new Promise<void>((resolve, reject) => {
     ws.once('open', resolve);
     ws.once('error', reject);
@@ -31,7 +38,9 @@ export async function rpcClient(port: number, origin: string | null = null): Pro
   const listeners: ((n: RpcClient['notifications'][number]) => void)[] = [];
   const answered: number[] = [];
   ws.on('message', (data) => {
-    const m = JSON.parse(data.toString()) as RpcAnswer & { method?: string; params?: Record<string, unknown> };
+    const text = data.toString();
+    options.onMessage?.(text);
+    const m = JSON.parse(text) as RpcAnswer & { method?: string; params?: Record<string, unknown> };
     if (m.method) {
       const n = { method: m.method, params: m.params ?? {} };
       notifications.push(n);

@@ -5,9 +5,9 @@
  */
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { request } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { rpcClient, type RpcClient } from '../helpers/rpc.js';
+import { listeningAddresses } from '../helpers/sockets.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
 import { InProcessBackend } from '../../cards/backends.js';
 import { DEFAULTS, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
@@ -40,51 +40,10 @@ afterEach(async () => {
   server = undefined;
 });
 
-interface Rpc {
-  ws: WebSocket;
-  call(method: string, params?: Record<string, unknown>): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string; data: Record<string, unknown> } }>;
-  notifications: { method: string; params: Record<string, unknown> }[];
-  next(method: string): Promise<Record<string, unknown>>;
-}
+type Rpc = RpcClient;
 
-async function connect(origin: string | null = ORIGIN, host = '127.0.0.1'): Promise<Rpc> {
-  const port = server?.port ?? 0;
-  const ws = new WebSocket(`ws://${host}:${port}`, origin ? { origin } : {});
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode ?? 0}`)));
-  });
-  let id = 0;
-  const waiting = new Map<number, (m: never) => void>();
-  const notifications: Rpc['notifications'] = [];
-  const listeners: ((n: Rpc['notifications'][number]) => void)[] = [];
-  ws.on('message', (data) => {
-    const text = data.toString();
-    wire.push(text);
-    const m = JSON.parse(text) as { id?: number; method?: string; params?: Record<string, unknown> };
-    if (m.method) {
-      const n = { method: m.method, params: m.params ?? {} };
-      notifications.push(n);
-      listeners.forEach((l) => l(n));
-    } else if (typeof m.id === 'number') waiting.get(m.id)?.(m as never);
-  });
-  return {
-    ws,
-    notifications,
-    call: (method, params = {}) =>
-      new Promise((resolve) => {
-        const n = ++id;
-        waiting.set(n, resolve as never);
-        ws.send(JSON.stringify({ jsonrpc: '2.0', id: n, method, params }));
-      }),
-    next: (method) =>
-      new Promise((resolve) => {
-        const seen = notifications.find((n) => n.method === method);
-        if (seen) return resolve(seen.params);
-        listeners.push((n) => n.method === method && resolve(n.params));
-      }),
-  };
+function connect(origin: string | null = ORIGIN, host = '127.0.0.1'): Promise<Rpc> {
+  return rpcClient(server?.port ?? 0, origin, { host, onMessage: (text) => void wire.push(text) });
 }
 
 /** A raw upgrade with chosen headers: returns the HTTP status (101 when accepted). */
@@ -135,12 +94,7 @@ describe('daemon handshake', () => {
     const s = await start();
     // The kernel's own table of listening sockets (whatever interfaces this machine has): every socket
     // on the daemon's port is bound to 127.0.0.1 or ::1, none to a wildcard or another address.
-    const hexPort = s.port.toString(16).toUpperCase().padStart(4, '0');
-    const bound = ['/proc/net/tcp', '/proc/net/tcp6']
-      .flatMap((f) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').slice(1) : []))
-      .map((line) => line.trim().split(/\s+/))
-      .filter((cols) => cols[1]?.endsWith(`:${hexPort}`) && cols[3] === '0A') // 0A: LISTEN
-      .map((cols) => cols[1]?.split(':')[0]);
+    const bound = listeningAddresses(s.port);
     expect(bound.length).toBeGreaterThan(0);
     for (const address of bound) expect(['0100007F', '00000000000000000000000001000000']).toContain(address);
     expect(await upgrade({ Host: `127.0.0.1:${s.port}` }, '127.0.0.1')).toBe(101);
