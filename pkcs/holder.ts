@@ -143,7 +143,8 @@ export function certificateInfo(der: Uint8Array): CertificateInfo {
     issuer: nameAttributes(cert.issuer),
     notBefore: cert.notBefore.value,
     notAfter: cert.notAfter.value,
-    serialNumber: Buffer.from(cert.serialNumber.valueBlock.valueHexView).toString('hex').toUpperCase(),
+    // The integer, as openssl prints it: without the 00 DER puts before a high bit.
+    serialNumber: cert.serialNumber.toBigInt().toString(16).toUpperCase().padStart(2, '0').replace(/^(.(.{2})*)$/, '0$1'),
   };
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Pin } from '../../cards/pin.js';
 import { openCard, FileCardCache, MemoryCardCache, readPublicData, type CpsCard } from '../../cards/index.js';
-import { holderIdentity, practiceSituation } from '../../pkcs/holder.js';
+import { certificateInfo, holderIdentity, practiceSituation } from '../../pkcs/holder.js';
 import { fixtureCard, loadMaterial, loadProfile, profileNames } from '../../sim/cps/fixtures.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import { actua } from '../../sim/cps/data-objects.js';
@@ -50,6 +50,9 @@ describe('holder identity', () => {
       // openssl reads the certificate's end date: not our parser checking itself.
       const enddate = execFileSync('openssl', ['x509', '-inform', 'DER', '-noout', '-enddate'], { input: loadMaterial(name).authCert }).toString();
       expect(new Date(id.notAfter).getTime()).toBe(new Date(enddate.trim().replace(/^notAfter=/, '')).getTime());
+      // The serial as an integer, as openssl prints it (half the serials have the high bit: no 00 then).
+      const serial = execFileSync('openssl', ['x509', '-inform', 'DER', '-noout', '-serial'], { input: loadMaterial(name).authCert }).toString();
+      expect(certificateInfo(loadMaterial(name).authCert).serialNumber).toBe(serial.trim().replace(/^serial=/, ''));
 
       // Situations after the PIN (a blocked card has none to show).
       if (p.state?.pinTriesLeft === 0) return;
