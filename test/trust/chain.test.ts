@@ -5,7 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TrustError, type RevocationCache, type ValidationOptions, type ValidationResult } from '../../pkcs/trust-types.js';
+import type { RevocationCache, ValidationOptions, ValidationResult } from '../../pkcs/trust-types.js';
 import { validateCertificate } from '../../pkcs/validate.js';
 import {
   OID,
@@ -21,6 +21,7 @@ import {
   type OracleVerdict,
   type VerifyOracleOptions,
 } from '../helpers/openssl-pki.js';
+import { refusal } from '../helpers/trust.js';
 
 const DAY = 86_400_000;
 const NOW = new Date();
@@ -66,17 +67,6 @@ async function validate(target: Cert | string, o: Partial<ValidationOptions> = {
   });
 }
 
-/** The TrustError a validation ended with (a sync throw or a rejection both count); fails on acceptance. */
-async function refusal(run: () => Promise<ValidationResult>): Promise<TrustError> {
-  let result: ValidationResult | undefined;
-  try {
-    result = await run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TrustError);
-    return error as TrustError;
-  }
-  throw new Error(`accepted, path ${result.path.map((p) => p.subject.replace(/\n/g, ',')).join(' → ')}`);
-}
 
 function oracle(target: Cert, files: { trusted?: Cert[]; untrusted?: Cert[]; crls?: Crl[] } = {}, o: Partial<VerifyOracleOptions> = {}): OracleVerdict {
   return opensslVerify(

@@ -4,7 +4,7 @@
  * server at the CRL distribution points. openssl's own OCSP client judges the same responders.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { TrustError, type RevocationCache, type ValidationOptions, type ValidationResult } from '../../pkcs/trust-types.js';
+import type { RevocationCache, ValidationOptions, ValidationResult } from '../../pkcs/trust-types.js';
 import { validateCertificate } from '../../pkcs/validate.js';
 import {
   OpensslPki,
@@ -26,6 +26,7 @@ import {
   type OcspVerdict,
   type Responder,
 } from '../helpers/openssl-pki.js';
+import { refusal } from '../helpers/trust.js';
 
 const HOUR = 3_600_000;
 
@@ -61,16 +62,6 @@ function validate(target: Cert, o: Partial<ValidationOptions> = {}): Promise<Val
   });
 }
 
-async function refusal(run: () => Promise<ValidationResult>): Promise<TrustError> {
-  let result: ValidationResult | undefined;
-  try {
-    result = await run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TrustError);
-    return error as TrustError;
-  }
-  throw new Error(`accepted, revocation ${JSON.stringify(result.revocation)}`);
-}
 
 /** openssl's OCSP client on the same responder: what the validator must agree with. */
 function opensslSays(target: Cert, responder: Responder): Promise<OcspVerdict> {
