@@ -8,26 +8,30 @@ import { PcscError, isServiceFailure } from '../apdu/pcsc/errors.js';
 
 export const PROTOCOL = 'cpsd/1';
 
-export type ErrorCode =
-  | 'INVALID_REQUEST'
-  | 'METHOD_NOT_FOUND'
-  | 'ORIGIN_NOT_ALLOWED'
-  | 'RATE_LIMITED'
-  | 'BUSY'
-  | 'TIMEOUT'
-  | 'USER_CANCELLED'
-  | 'PCSC_UNAVAILABLE'
-  | 'READER_NOT_FOUND'
-  | 'CARD_ABSENT'
-  | 'CARD_UNSUPPORTED'
-  | 'CARD_ERROR'
-  | 'PIN_INCORRECT'
-  | 'PIN_BLOCKED'
-  | 'PIN_LAST_TRY'
-  | 'PIN_FORMAT'
-  | 'PIN_NOT_ALLOWED'
-  | 'CONTACTLESS_NOT_ALLOWED'
-  | 'INTERNAL';
+/** Every code a client can see in `error.data.code` (docs/protocol.md, client/cpsd.d.ts: checked by a test). */
+export const ERROR_CODES = [
+  'INVALID_REQUEST',
+  'METHOD_NOT_FOUND',
+  'ORIGIN_NOT_ALLOWED',
+  'RATE_LIMITED',
+  'BUSY',
+  'TIMEOUT',
+  'USER_CANCELLED',
+  'PCSC_UNAVAILABLE',
+  'READER_NOT_FOUND',
+  'CARD_ABSENT',
+  'CARD_UNSUPPORTED',
+  'CARD_ERROR',
+  'PIN_INCORRECT',
+  'PIN_BLOCKED',
+  'PIN_LAST_TRY',
+  'PIN_FORMAT',
+  'PIN_NOT_ALLOWED',
+  'CONTACTLESS_NOT_ALLOWED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** JSON-RPC numeric codes: the standard ones, then -32000 for everything card- or policy-related. */
 const RPC_CODE: Readonly<Partial<Record<ErrorCode, number>>> = {
