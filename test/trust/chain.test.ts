@@ -22,22 +22,14 @@ import {
   type VerifyOracleOptions,
 } from '../helpers/openssl-pki.js';
 import { refusal } from '../helpers/trust.js';
+import { MemoryRevocationCache } from '../../pkcs/revocation.js';
 
 const DAY = 86_400_000;
 const NOW = new Date();
 const UNKNOWN_CRITICAL = '1.3.6.1.4.1.99999.1.1 = critical,ASN1:NULL';
 
-/** A RevocationCache of its own per call, so that no answer leaks from one case into another. */
-function freshCache(): RevocationCache {
-  const entries = new Map<string, { value: Uint8Array; until: number }>();
-  return {
-    get: (key) => {
-      const e = entries.get(key);
-      return e && e.until > Date.now() ? e : undefined;
-    },
-    set: (key, value, until) => void entries.set(key, { value, until }),
-  };
-}
+/** A revocation cache of its own per call, so that no answer leaks from one case into another. */
+const freshCache = (): RevocationCache => new MemoryRevocationCache();
 
 /** Every download the validator attempts (there must be none: CRLs are given, crl.fetch is false). */
 const downloads: string[] = [];

@@ -27,19 +27,12 @@ import {
   type Responder,
 } from '../helpers/openssl-pki.js';
 import { refusal } from '../helpers/trust.js';
+import { MemoryRevocationCache } from '../../pkcs/revocation.js';
 
 const HOUR = 3_600_000;
 
-function freshCache(): RevocationCache {
-  const entries = new Map<string, { value: Uint8Array; until: number }>();
-  return {
-    get: (key) => {
-      const e = entries.get(key);
-      return e && e.until > Date.now() ? e : undefined;
-    },
-    set: (key, value, until) => void entries.set(key, { value, until }),
-  };
-}
+/** A revocation cache of its own per call, so that no answer leaks from one case into another. */
+const freshCache = (): RevocationCache => new MemoryRevocationCache();
 
 let pki: OpensslPki;
 let root: Cert, inter: Cert;
