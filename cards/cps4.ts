@@ -3,7 +3,11 @@ import { createHash } from 'node:crypto';
 import { CommandApdu } from '../apdu/command.js';
 import { CardProtocolError, fromHex } from '../apdu/errors.js';
 import type { ResponseApdu } from '../apdu/response.js';
+import { ConditionsNotSatisfiedError } from '../apdu/status.js';
 import { AID_CONTACT, AID_IAS, CpsCard, type HashAlgorithm } from './card.js';
+
+/** Operations run again after a 6985: reads, PIN status, VERIFY (refused, so not counted), logout. */
+const REPEATABLE = /^(serial|actua|directories|read .*|PIN status|verify PIN|logout)$/;
 
 /** CPS4: ChipDoc on logical channel 1 (cps-cards.md §3.8). */
 export class Cps4Card extends CpsCard {
@@ -14,24 +18,41 @@ export class Cps4Card extends CpsCard {
     return AID_CONTACT;
   }
 
-  /** Cryptolib's reselection sequence; again after 6985 ("reselect ChipDoc"). */
+  /** Cryptolib's selection sequence: ChipDoc on channel 1, the CPS2ter volet on channel 0, IAS on 1. */
   async #open(): Promise<void> {
     const select = (cla: number, aid: Uint8Array): Promise<ResponseApdu> =>
       this.channel.transmit(new CommandApdu({ cla, ins: 0xa4, p1: 0x04, p2: 0x0c, data: aid }));
+    this.#opened = false;
     (await select(0x01, fromHex('A0000001510000'))).check();
     (await select(0x00, fromHex('8025000001FF0002'))).check();
     (await select(0x01, AID_IAS)).check();
     this.#opened = true;
   }
 
-  protected override async send(ins: number, p1: number, p2: number, data?: Uint8Array, ne?: number): Promise<ResponseApdu> {
-    if (!this.#opened) await this.#open();
-    let r = await super.send(ins, p1, p2, data, ne);
-    if (r.sw === 0x6985 && !(ins === 0x2a || ins === 0x22)) {
-      await this.#open();
-      r = await super.send(ins, p1, p2, data, ne);
-    }
-    return r;
+  protected override send(ins: number, p1: number, p2: number, data?: Uint8Array, ne?: number): Promise<ResponseApdu> {
+    return this.#opened ? super.send(ins, p1, p2, data, ne) : this.#open().then(() => super.send(ins, p1, p2, data, ne));
+  }
+
+  /**
+   * A CPS4 may answer 6985 in the middle of a sequence (Cryptolib 5.2.2 had to recover from it): ChipDoc
+   * is selected again, and an operation that only reads, or whose command the card refused without
+   * executing it, runs again once from its start (its files are selected again). A key operation does
+   * not: reselecting ChipDoc drops the verified PIN and the security environment, and only the person may
+   * present the PIN again; it fails with its own message, the session resets the card, the next one works.
+   */
+  protected override op<T>(name: string, body: () => Promise<T>): Promise<T> {
+    return super.op(name, async () => {
+      try {
+        return await body();
+      } catch (error) {
+        if (!(error instanceof ConditionsNotSatisfiedError && error.sw === 0x6985)) throw error;
+        if (!REPEATABLE.test(name)) {
+          throw new ConditionsNotSatisfiedError(0x6985, `the CPS4 refused the ${name} sequence (6985): the card is reset; the PIN is still valid, try again`);
+        }
+        await this.#open();
+        return body();
+      }
+    });
   }
 
   protected override pinReference(): number {

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { toHex } from '../apdu/errors.js';
+import { CpsdError, fromHex, toHex } from '../apdu/errors.js';
 import { PcscService, ReaderNotFoundError } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
 import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';
-import { PERSONALITIES, type PersonalityName } from '../sim/cps/personality.js';
+import { matchAtr } from '../cards/atr-table.js';
+import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
 import { certs, doctor, identity, pin, status, type CertsOptions, type CommonOptions } from './commands.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -22,6 +23,17 @@ function port(value: string): number {
 function personality(value: string): PersonalityName {
   if (!(value in PERSONALITIES)) throw new InvalidArgumentError(`must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
   return value as PersonalityName;
+}
+
+/** An ATR in hex, spaces or colons allowed; well formed (ISO 7816-3, TCK right). */
+function atrOption(value: string): Uint8Array {
+  const hex = value.replace(/[\s:]/g, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new InvalidArgumentError('must be hex bytes, e.g. 3BAC00402A001225006480000310009000');
+  try {
+    return checkedAtr(fromHex(hex));
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof CpsdError ? error.message : String(error));
+  }
 }
 
 function slot(value: string): number {
@@ -62,6 +74,7 @@ interface SimOptions {
   vpcdPort?: number;
   profile: string;
   personality?: PersonalityName;
+  atr?: Uint8Array;
   listProfiles?: boolean;
 }
 
@@ -74,11 +87,15 @@ async function sim(options: SimOptions): Promise<number> {
     return ExitCode.OK;
   }
   const card: VirtualCard =
-    options.profile === 'test-card' ? new TestCard() : fixtureCard(options.profile, { personality: options.personality });
+    options.profile === 'test-card'
+      ? new TestCard(options.atr)
+      : fixtureCard(options.profile, { personality: options.personality, atr: options.atr });
   const target = { host: options.vpcdHost, port: options.vpcdPort ?? 35963 + options.slot };
   const connector = await VpcdConnector.insert(card, target);
   const what = options.profile === 'test-card' ? 'Test card' : `Virtual ${options.personality ?? 'CPS'} card "${options.profile}"`;
-  process.stderr.write(`${what} inserted in vpcd slot ${options.slot} (${target.host}:${target.port}). Ctrl-C removes it.\n`);
+  const row = matchAtr(card.atr);
+  const seen = row?.kind ? `cpsd sees a ${row.name}` : row ? `cpsd refuses it: ${row.refused ?? row.name}` : 'outside every CPx ATR row: cpsd will answer UNSUPPORTED_CARD';
+  process.stderr.write(`${what} inserted in vpcd slot ${options.slot} (${target.host}:${target.port}), ATR ${toHex(card.atr)} (${seen}). Ctrl-C removes it.\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
@@ -120,6 +137,7 @@ export function buildProgram(): Command {
     .option('--vpcd-port <port>', 'vpcd TCP port (default 35963 + slot)', port)
     .option('--profile <name>', 'card profile from fixtures/profiles, or "test-card"', 'doctor')
     .option('--personality <name>', 'cps3 | cps3-cl | cps4 (default: from the profile)', personality)
+    .option('--atr <hex>', "present this ATR (a field variant) instead of the personality's", atrOption)
     .option('--list-profiles', 'list the card profiles and exit')
     .action(async (options: SimOptions) => {
       process.exitCode = await sim(options).catch(fail);
@@ -181,6 +199,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'configuration file (repeatable; default /etc/cpsd/config.json then ~/.config/cpsd/config.json)', collect)
     .option('--sim <profile>', 'use the in-process virtual card of this profile instead of PC/SC')
     .option('--personality <name>', 'with --sim: cps3 | cps3-cl | cps4', personality)
+    .option('--atr <hex>', 'with --sim: present this ATR instead of the personality\'s', atrOption)
     .action(async (o: ServeOptions) => {
       process.exitCode = await serve(o).catch(fail);
     });

@@ -15,6 +15,7 @@ export interface ServeOptions {
   config?: string[];
   sim?: string;
   personality?: PersonalityName;
+  atr?: Uint8Array;
 }
 
 export async function serve(options: ServeOptions): Promise<number> {
@@ -30,7 +31,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   const log = new Logger(config.logLevel);
   let cards: CardBackend;
   if (options.sim) {
-    cards = new InProcessBackend(fixtureCard(options.sim, { personality: options.personality }));
+    cards = new InProcessBackend(fixtureCard(options.sim, { personality: options.personality, atr: options.atr }));
   } else {
     const source = new PcscBackend();
     await source.settled();

@@ -3,7 +3,7 @@
  * card out of the process that calls PC/SC: with both in one event loop, a blocking PC/SC call that
  * waits for the card can deadlock (see docs/testing.md).
  *
- * Requests: { id, op: 'insert', host?, port?, atr? (hex), profile?, personality?, faults? } | { id, op: 'remove' }
+ * Requests: { id, op: 'insert', host?, port?, atr? (hex: a field variant), profile?, personality?, faults? } | { id, op: 'remove' }
  *           | { id, op: 'stats' }. With `profile`, the card is the virtual CPS card of that fixture profile;
  *           without, the small T=0 test card.
  * Replies:  { id, ok: true, stats? } | { id, ok: false, error }.
@@ -56,7 +56,7 @@ async function handle(request: Request): Promise<Record<string, unknown>> {
     case 'insert': {
       if (connector?.inserted) throw new Error('a card is already inserted');
       card = request.profile
-        ? fixtureCard(request.profile, { personality: request.personality })
+        ? fixtureCard(request.profile, { personality: request.personality, atr: request.atr ? fromHex(request.atr) : undefined })
         : new TestCard(request.atr ? fromHex(request.atr) : undefined);
       const options: { host?: string; port?: number } = {};
       if (request.host) options.host = request.host;

@@ -10,7 +10,7 @@ import { status, withStatus } from '../status.js';
 import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
 import { equal, type AccessRule, type Df, type Ef } from './fs.js';
-import { PERSONALITIES, type Personality, type PersonalityName } from './personality.js';
+import { PERSONALITIES, checkedAtr, type Personality, type PersonalityName } from './personality.js';
 import { decodeMidstate, shaResume, type ShaAlgorithm } from '../../cards/sha-midstate.js';
 import { CardStatus, SW, fail } from './sw.js';
 
@@ -57,6 +57,8 @@ export interface VirtualCpsCardOptions {
   pinFormat?: PinFormat | undefined;
   /** Largest Le READ BINARY serves. Default 256: OpenSC reads real CPx cards 256 bytes at a time; Cryptolib asks ≤ 0xE7. */
   maxReadBinary?: number | undefined;
+  /** Present this ATR instead of the personality's: a field variant (cpsd sim --atr). Checked by parseAtr. */
+  atr?: Uint8Array | undefined;
 }
 
 /** Hash algorithm references of MSE SET HT/DST (cps-cards.md §3.5). */
@@ -125,7 +127,7 @@ export class VirtualCpsCard implements VirtualCard {
   constructor(image: CardImage, options: VirtualCpsCardOptions = {}) {
     this.image = image;
     this.personality = PERSONALITIES[options.personality ?? 'cps3'];
-    this.atr = this.personality.atr;
+    this.atr = options.atr ? checkedAtr(options.atr) : this.personality.atr;
     this.#pinFormat = options.pinFormat ?? 'ascii';
     this.#maxRead = options.maxReadBinary ?? 256;
     this.reset();

@@ -12,6 +12,11 @@ export interface FaultOptions {
   muteAfter?: number | undefined;
   /** The APDU of this number (from 1) is answered only after `ms`: a card that hangs once, then recovers. */
   stallAt?: { apdu: number; ms: number } | undefined;
+  /**
+   * The `nth` command (default the first) with this INS is refused with `sw` without reaching the card:
+   * a CPS4 answering 6985 in the middle of a sequence, as Cryptolib met in the field (cps-cards.md, addendum).
+   */
+  statusAt?: { ins: number; nth?: number | undefined; sw: number } | undefined;
   /** After this many APDUs every response is garbled (one byte: 6F, truncated status). */
   garbleAfter?: number | undefined;
   /** Simulated card time; off by default so that tests stay fast. */
@@ -38,6 +43,7 @@ export class FaultyCard implements VirtualCard {
   readonly #options: FaultOptions;
   readonly #onRemove: () => void;
   apdus = 0;
+  #seenIns = 0;
 
   constructor(card: VirtualCard, options: FaultOptions, onRemove: () => void = () => undefined) {
     this.#card = card;
@@ -56,13 +62,16 @@ export class FaultyCard implements VirtualCard {
 
   async transmit(command: Uint8Array): Promise<Uint8Array> {
     const n = ++this.apdus;
-    const { removeAfter, muteAfter, garbleAfter, timing, stallAt } = this.#options;
+    const { removeAfter, muteAfter, garbleAfter, timing, stallAt, statusAt } = this.#options;
     if (removeAfter !== undefined && n > removeAfter) {
       this.#onRemove();
       return new Promise<Uint8Array>(() => undefined); // the link goes away before any answer
     }
     if (muteAfter !== undefined && n > muteAfter) return new Promise<Uint8Array>(() => undefined);
     if (stallAt && n === stallAt.apdu) await sleep(stallAt.ms);
+    if (statusAt && command[1] === statusAt.ins && ++this.#seenIns === (statusAt.nth ?? 1)) {
+      return Uint8Array.of(statusAt.sw >> 8, statusAt.sw & 0xff);
+    }
     const response = await this.#card.transmit(command);
     if (timing) {
       const bytes = command.length + response.length;

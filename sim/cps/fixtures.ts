@@ -3,7 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CpsdError } from '../../apdu/errors.js';
+import { CpsdError, fromHex } from '../../apdu/errors.js';
 import { VirtualCpsCard, type VirtualCpsCardOptions } from './card.js';
 import { personalise, type CardMaterial } from './layout.js';
 import type { CardProfile } from './profile.js';
@@ -54,5 +54,6 @@ export function loadMaterial(name: string, dir = fixturesDir()): CardMaterial {
 export function fixtureCard(name: string, options: VirtualCpsCardOptions = {}): VirtualCpsCard {
   const profile = loadProfile(name);
   const personality = options.personality ?? (profile.generation === 'CPS4' ? 'cps4' : 'cps3');
-  return new VirtualCpsCard(personalise(profile, loadMaterial(name)), { ...options, personality });
+  const atr = options.atr ?? (profile.atr ? fromHex(profile.atr) : undefined);
+  return new VirtualCpsCard(personalise(profile, loadMaterial(name)), { ...options, personality, atr });
 }

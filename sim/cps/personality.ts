@@ -1,10 +1,11 @@
+import { parseAtr } from '../../apdu/atr.js';
 import { fromHex } from '../../apdu/errors.js';
 
 export type PersonalityName = 'cps3' | 'cps3-cl' | 'cps4';
 
 export interface Personality {
   name: PersonalityName;
-  /** Exact ATR: Cryptolib compares it byte for byte (cps-cards.md §1.2). */
+  /** The sample ATR of the kind (cps-cards.md §1.2); a variant may replace it (VirtualCpsCardOptions.atr). */
   atr: Uint8Array;
   contactless: boolean;
   /** CPS4 runs the ChipDoc applet on logical channel 1 (§3.8); CPS3 has no logical channels. */
@@ -36,3 +37,9 @@ export const PERSONALITIES: Readonly<Record<PersonalityName, Personality>> = {
     chipDoc: true,
   },
 };
+
+/** An ATR a virtual card may present: well formed (ISO 7816-3, TCK right), else AtrError. */
+export function checkedAtr(atr: Uint8Array): Uint8Array {
+  parseAtr(atr, { strictTck: true });
+  return Uint8Array.from(atr);
+}

@@ -35,14 +35,20 @@ export class IccProcess {
     });
   }
 
-  /** Inserts the T=0 test card, or with `profile` the virtual CPS card of that fixture profile. */
+  /** Inserts the T=0 test card, or with `profile` the virtual CPS card of that fixture profile (`atr`: a variant). */
   async insert(
     options: {
       atr?: string;
       port?: number;
       profile?: string;
       personality?: 'cps3' | 'cps3-cl' | 'cps4';
-      faults?: { removeAfter?: number; muteAfter?: number; garbleAfter?: number; stallAt?: { apdu: number; ms: number } };
+      faults?: {
+        removeAfter?: number;
+        muteAfter?: number;
+        garbleAfter?: number;
+        stallAt?: { apdu: number; ms: number };
+        statusAt?: { ins: number; nth?: number; sw: number };
+      };
     } = {},
   ): Promise<void> {
     await this.#call('insert', { host: VPCD_HOST, ...options, port: options.port ?? VPCD_PORT });
