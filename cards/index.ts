@@ -9,3 +9,4 @@ export * from './public-data.js';
 export * from './pin.js';
 export * from './session.js';
 export * from './backends.js';
+export * from './twins.js';

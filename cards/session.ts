@@ -15,9 +15,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ApduTransport } from '../apdu/channel.js';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError, fromHex } from '../apdu/errors.js';
 import { CardAbsentError, CardBusyError, CardResetError, ReaderNotFoundError } from '../apdu/pcsc/errors.js';
-import { openCard } from './atr-table.js';
+import { matchAtr, openCard } from './atr-table.js';
 import { CardTimeoutError, UserCancelledError, type CpsCard } from './card.js';
 
 export interface ReaderView {
@@ -199,6 +199,25 @@ class ReaderQueue {
   }
 }
 
+/** What the card in a reader is, from its ATR row: 'contact', 'contactless', or undefined (no CPx card). */
+export function interfaceOf(reader: ReaderView): 'contact' | 'contactless' | undefined {
+  return reader.cardPresent && reader.atr ? matchAtr(fromHex(reader.atr))?.kind?.interface : undefined;
+}
+
+/**
+ * Without a reader name: the first reader holding a CPx card by contact (a dual-interface reader shows the
+ * same card contactless too, and only the contact interface has the holder's keys), then any CPx card,
+ * then any card, then the first reader.
+ */
+function defaultReader(readers: readonly ReaderView[]): ReaderView | undefined {
+  return (
+    readers.find((r) => interfaceOf(r) === 'contact') ??
+    readers.find((r) => interfaceOf(r) !== undefined) ??
+    readers.find((r) => r.cardPresent) ??
+    readers[0]
+  );
+}
+
 export class CardSessions extends EventEmitter {
   readonly #backend: CardBackend;
   readonly #timeoutMs: number;
@@ -327,13 +346,18 @@ export class CardSessions extends EventEmitter {
     }
   }
 
+  /** The reader a job with this reader name (or none) would run on; throws as run() would. */
+  resolve(name: string | undefined): ReaderView {
+    return this.#pick(name);
+  }
+
   #pick(name: string | undefined): ReaderView {
     const readers = this.#backend.readers();
     if (readers.length === 0) {
       const down = this.#backend.unavailable();
       if (down) throw down;
     }
-    const reader = name === undefined ? readers.find((r) => r.cardPresent) ?? readers[0] : readers.find((r) => r.name === name);
+    const reader = name === undefined ? defaultReader(readers) : readers.find((r) => r.name === name);
     if (!reader) throw new ReaderNotFoundError(name === undefined ? 'no smart-card reader' : `no reader named ${JSON.stringify(name)}`);
     if (!reader.cardPresent) throw new CardAbsentError(`no card in ${reader.name}`);
     return reader;

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { CpsCard } from '../cards/card.js';
 import { readPublicData, type CardCache } from '../cards/public-data.js';
-import type { CardSessions } from '../cards/session.js';
+import { interfaceOf, type CardSessions } from '../cards/session.js';
+import type { CardTwins } from '../cards/twins.js';
 import { holderIdentity } from '../pkcs/holder.js';
 import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
 import type { DaemonConfig } from './config.js';
@@ -22,6 +23,8 @@ export interface MethodContext {
   requestId: string | number;
   params: Record<string, unknown>;
   sessions: CardSessions;
+  /** Which readers show the same card (dual-interface readers). */
+  twins: CardTwins;
   guard: PinGuard;
   cache: CardCache;
   config: DaemonConfig;
@@ -67,20 +70,23 @@ async function authenticate(ctx: MethodContext): Promise<AuthToken> {
     return { unverifiedCertificate: b64(cert ?? new Uint8Array(0)), algorithm: 'RS256', signature: b64(signature), format: TOKEN_FORMAT, appVersion: APP_VERSION };
   };
   return audited(ctx, 'authenticate', async (setSerial) => {
-    const look = await ctx.guard.look(ctx.caller, readerOf(ctx));
+    // A card shown contactless and by contact (dual-interface reader) logs in by contact, with its PIN:
+    // never silently with the contactless technical key.
+    const reader = await ctx.twins.contactReader(readerOf(ctx), ctx.caller.signal);
+    const look = await ctx.guard.look(ctx.caller, reader);
     setSerial(look.data.serial);
     if (look.contactless) {
       // The contactless technical key signs without PIN: one factor, only where IT allowed it.
       if (!ctx.caller.origin || !ctx.config.contactlessOrigins.includes(ctx.caller.origin)) {
         throw new ProtocolError('CONTACTLESS_NOT_ALLOWED', 'a contactless card cannot log in here: insert it in a contact reader');
       }
-      return ctx.sessions.run((card) => sign(card, look.data.authCertificate), { ...readOnly(ctx), retryOnReset: false, exclusive: true, after: 'reset' });
+      return ctx.sessions.run((card) => sign(card, look.data.authCertificate), { ...readOnly(ctx), reader, retryOnReset: false, exclusive: true, after: 'reset' });
     }
     const sso = ssoSeconds(ctx);
     const session = ctx.caller.origin ? ctx.sso.get(ctx.caller.origin) : undefined;
     const token = await ctx.guard.withPin(ctx.caller, {
       requestId: ctx.requestId,
-      reader: readerOf(ctx),
+      reader,
       purpose: 'authentication',
       pin: ctx.params.pin as string | undefined,
       after: sso > 0 ? 'leave' : 'reset',
@@ -102,7 +108,7 @@ async function signHash(ctx: MethodContext): Promise<unknown> {
   return audited(ctx, 'sign', async (setSerial) =>
     ctx.guard.withPin(ctx.caller, {
       requestId: ctx.requestId,
-      reader: readerOf(ctx),
+      reader: await ctx.twins.contactReader(readerOf(ctx), ctx.caller.signal),
       purpose: 'signature',
       pin: ctx.params.pin as string | undefined,
       signature: { hashAlgorithm: String(ctx.params.hashAlgorithm), hashHex: hash.toString('hex').toUpperCase(), document: ctx.params.document as string | undefined },
@@ -114,6 +120,13 @@ async function signHash(ctx: MethodContext): Promise<unknown> {
       },
     }),
   );
+}
+
+/** The other readers that show the card of `reader` (dual-interface readers). */
+async function sameCardAs(ctx: MethodContext, reader: string, serial: string): Promise<string[]> {
+  const others = ctx.sessions.readers().filter((r) => r.name !== reader && interfaceOf(r) !== undefined);
+  const serials = await Promise.all(others.map((r) => ctx.twins.serialOf(r, ctx.caller.signal)));
+  return others.filter((_, i) => serials[i] === serial).map((r) => r.name);
 }
 
 export const METHODS = {
@@ -130,12 +143,12 @@ export const METHODS = {
   },
   'readers.list': {
     params: {},
-    run: async (ctx) => ({ readers: ctx.sessions.readers() }),
+    run: async (ctx) => ({ readers: await ctx.twins.placements(ctx.caller.signal) }),
   },
   'card.status': {
     params: { reader: 'reader?' },
-    run: (ctx) =>
-      ctx.sessions.run(async (card, { reader }) => {
+    run: async (ctx) => {
+      const status = await ctx.sessions.run(async (card, { reader }) => {
         const data = await readPublicData(card, ctx.cache, { signCertificate: false });
         const pin = await card.pinStatus();
         return {
@@ -146,7 +159,10 @@ export const METHODS = {
           serial: data.serial,
           pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
         };
-      }, readOnly(ctx)),
+      }, readOnly(ctx));
+      // Outside the job: asking the other readers while holding this one could deadlock with their own status.
+      return { ...status, sameCardAs: await sameCardAs(ctx, status.reader, status.serial) };
+    },
   },
   'card.identity': {
     params: { reader: 'reader?' },

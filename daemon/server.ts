@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MemoryCardCache } from '../cards/public-data.js';
 import { CardSessions, SessionClosedError, type CardBackend, type CardEvent } from '../cards/session.js';
+import { CardTwins } from '../cards/twins.js';
 import type { DaemonConfig } from './config.js';
 import { Limits, type Bucket } from './limits.js';
 import type { Logger } from './log.js';
@@ -46,6 +47,7 @@ export class CpsdServer {
   readonly #entries: PinEntries;
   readonly #guard: PinGuard;
   readonly #sso = new Map<string, { serial: string; until: number }>();
+  readonly #twins: CardTwins;
   #port = 0;
   #pcscDown = false;
 
@@ -53,6 +55,7 @@ export class CpsdServer {
   constructor(config: DaemonConfig, cards: CardBackend | CardSessions, log: Logger) {
     this.#config = config;
     this.#sessions = cards instanceof CardSessions ? cards : new CardSessions(cards, { operationTimeoutMs: config.operationTimeoutMs });
+    this.#twins = new CardTwins(this.#sessions);
     this.#log = log;
     this.#limits = new Limits(config);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes });
@@ -121,6 +124,7 @@ export class CpsdServer {
       c.socket.terminate();
     }
     this.#wss.close();
+    this.#twins.close();
     await Promise.all(
       this.#http.map(
         (s) =>
@@ -206,6 +210,7 @@ export class CpsdServer {
       requestId: r.id,
       params: r.params,
       sessions: this.#sessions,
+      twins: this.#twins,
       guard: this.#guard,
       cache: this.#cache,
       config: this.#config,

@@ -119,9 +119,9 @@ describe('daemon methods', () => {
     const rpc = await connect();
     expect((await rpc.call('hello')).result).toMatchObject({ protocol: 'cpsd/1', origin: ORIGIN, pinEntry: ['page'] });
     expect((await rpc.call('readers.list')).result).toEqual({
-      readers: [{ name: InProcessBackend.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000' }],
+      readers: [{ name: InProcessBackend.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000', interface: 'contact', sameCardAs: [] }],
     });
-    expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3', serial: loadProfile('doctor').serial, pin: { triesLeft: 3 } });
+    expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3', serial: loadProfile('doctor').serial, pin: { triesLeft: 3 }, sameCardAs: [] });
     expect((await rpc.call('card.identity')).result).toMatchObject({ nationalId: '899700012349', surname: 'MEDECIN-TEST', specialty: 'SM26' });
     const certs = (await rpc.call('card.certificates')).result ?? {};
     expect(Buffer.from(String(certs.authentication), 'base64').equals(Buffer.from(loadMaterial('doctor').authCert))).toBe(true);
