@@ -50,6 +50,16 @@ export class CardTwins {
     return serial;
   }
 
+  /**
+   * The other readers that show the card of `reader` (its serial known). Call it outside a job on
+   * `reader`: it asks the other readers, and two such calls holding one reader each would wait on each other.
+   */
+  async sameCardAs(reader: string, serial: string, signal?: AbortSignal): Promise<string[]> {
+    const others = this.#sessions.readers().filter((r) => r.name !== reader && interfaceOf(r) !== undefined);
+    const serials = await Promise.all(others.map((r) => this.serialOf(r, signal)));
+    return others.filter((_, i) => serials[i] === serial).map((r) => r.name);
+  }
+
   /** Every reader, with the interface of its CPx card and the other readers that show the same card. */
   async placements(signal?: AbortSignal): Promise<ReaderPlacement[]> {
     const readers = this.#sessions.readers();

@@ -7,6 +7,7 @@ import { PcscService } from '../apdu/pcsc/index.js';
 import type { CpsCard } from '../cards/card.js';
 import { PcscBackend } from '../cards/backends.js';
 import { CardSessions, type PinPad } from '../cards/session.js';
+import { CardTwins } from '../cards/twins.js';
 
 export interface CardContext {
   reader: string;
@@ -38,18 +39,29 @@ export async function withCard<T>(
   fn: (ctx: CardContext) => Promise<T>,
   job: { timeoutMs?: number } = {},
 ): Promise<T> {
-  const backend = new PcscBackend();
-  const sessions = new CardSessions(backend);
-  try {
-    await backend.settled();
-    return await sessions.run(async (card, { reader, pinPad }) => fn({ reader, atr: toHex(card.atr), card, pinPad }), {
-      reader: options.reader,
+  return withSessions(async (sessions, twins) => {
+    // A PIN goes to the contact side of a card a dual-interface reader also shows contactless.
+    const reader = disposition === 'reset' ? await twins.contactReader(options.reader) : options.reader;
+    return sessions.run(async (card, { reader, pinPad }) => fn({ reader, atr: toHex(card.atr), card, pinPad }), {
+      reader,
       after: disposition,
       exclusive: disposition === 'reset',
       retryOnReset: disposition === 'leave',
       ...job,
     });
+  });
+}
+
+/** Card sessions over PC/SC for one command, and which readers show the same card. */
+export async function withSessions<T>(fn: (sessions: CardSessions, twins: CardTwins) => Promise<T>): Promise<T> {
+  const backend = new PcscBackend();
+  const sessions = new CardSessions(backend);
+  const twins = new CardTwins(sessions);
+  try {
+    await backend.settled();
+    return await fn(sessions, twins);
   } finally {
+    twins.close();
     await sessions.close();
   }
 }

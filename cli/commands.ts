@@ -8,7 +8,7 @@ import { DEFAULT_PORT, loadConfig } from '../daemon/config.js';
 import { TrustError, type TrustErrorCode } from '../pkcs/trust-types.js';
 import { validateCertificate } from '../pkcs/validate.js';
 import { certificateInfo, holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../pkcs/holder.js';
-import { withCard, withService } from './card-session.js';
+import { withCard, withService, withSessions } from './card-session.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { lang, t } from './i18n.js';
 import { readPin } from './prompt.js';
@@ -36,25 +36,34 @@ function cardTypeOf(data: PublicCardData): string | null {
 }
 
 export async function status(options: CommonOptions): Promise<number> {
-  return withCard(options, 'leave', async ({ reader, atr, card }) => {
-    const data = await readPublicData(card, cacheFor(options), { signCertificate: false });
-    const pin = await card.pinStatus();
-    const result = {
-      reader,
-      atr,
-      cardType: cardTypeOf(data),
-      generation: card.kind.generation,
-      interface: card.kind.interface,
-      serial: data.serial,
-      pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
-    };
-    if (options.json) json(result);
+  return withSessions(async (sessions, twins) => {
+    const result = await sessions.run(
+      async (card, { reader }) => {
+        const data = await readPublicData(card, cacheFor(options), { signCertificate: false });
+        const pin = await card.pinStatus();
+        return {
+          reader,
+          atr: toHex(card.atr),
+          cardType: cardTypeOf(data),
+          generation: card.kind.generation,
+          interface: card.kind.interface,
+          name: card.kind.name,
+          serial: data.serial,
+          pin: { triesLeft: pin.triesLeft, max: pin.max, blocked: pin.blocked },
+        };
+      },
+      { reader: options.reader, retryOnReset: true },
+    );
+    const { name, ...shown } = result;
+    const same = await twins.sameCardAs(result.reader, result.serial);
+    if (options.json) json({ ...shown, sameCardAs: same });
     else {
-      out(`${t('reader')}: ${reader}`);
-      out(`${t('card')}: ${result.cardType ?? '?'} ${card.kind.name} (${card.kind.interface}), ${t('serial').toLowerCase()} ${data.serial}`);
-      out(`${t('pin')}: ${pin.blocked ? t('blocked') : `${pin.triesLeft}/${pin.max} ${t('triesLeft')}`}`);
+      out(`${t('reader')}: ${result.reader}`);
+      out(`${t('card')}: ${result.cardType ?? '?'} ${name} (${result.interface}), ${t('serial').toLowerCase()} ${result.serial}`);
+      if (same.length > 0) out(`${t('sameCard')}: ${same.join(', ')}`);
+      out(`${t('pin')}: ${result.pin.blocked ? t('blocked') : `${result.pin.triesLeft}/${result.pin.max} ${t('triesLeft')}`}`);
     }
-    return pin.blocked ? ExitCode.PIN_BLOCKED : ExitCode.OK;
+    return result.pin.blocked ? ExitCode.PIN_BLOCKED : ExitCode.OK;
   });
 }
 

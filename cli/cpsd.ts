@@ -2,14 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { CpsdError, fromHex, toHex } from '../apdu/errors.js';
-import { PcscService, ReaderNotFoundError } from '../apdu/pcsc/index.js';
+import { ReaderNotFoundError } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
 import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';
 import { matchAtr } from '../cards/atr-table.js';
 import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
 import { certs, doctor, identity, pin, status, type CertsOptions, type CommonOptions } from './commands.js';
+import { withSessions } from './card-session.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { t } from './i18n.js';
 import { serve, type ServeOptions } from './serve.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -43,29 +45,25 @@ function slot(value: string): number {
 }
 
 async function readers(options: { json?: boolean; reader?: string }): Promise<number> {
-  const service = new PcscService();
-  try {
-    await service.settled();
-    let list = service.readers();
+  return withSessions(async (_sessions, twins) => {
+    let list = await twins.placements();
     if (options.reader !== undefined) {
       list = list.filter((r) => r.name === options.reader);
       if (list.length === 0) throw new ReaderNotFoundError(`no reader named ${JSON.stringify(options.reader)}`);
     }
     if (options.json) {
-      const rows = list.map((r) => ({ name: r.name, cardPresent: r.cardPresent, atr: r.cardPresent ? toHex(r.atr) : null }));
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
     } else if (list.length === 0) {
       process.stdout.write('No reader found.\n');
     } else {
       for (const r of list) {
-        const card = !r.cardPresent ? 'no card' : r.mute ? 'card (mute)' : `card ${toHex(r.atr)}`;
-        process.stdout.write(`${r.name}\t${card}\n`);
+        const card = !r.cardPresent ? 'no card' : `card ${r.atr || '(mute)'}${r.interface ? ` (${t(r.interface)})` : ''}`;
+        const same = r.sameCardAs.length > 0 ? `\t${t('sameCard')}: ${r.sameCardAs.join(', ')}` : '';
+        process.stdout.write(`${r.name}\t${card}${same}\n`);
       }
     }
     return list.length === 0 ? ExitCode.NO_READER : ExitCode.OK;
-  } finally {
-    await service.close();
-  }
+  });
 }
 
 interface SimOptions {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { CpsCard } from '../cards/card.js';
 import { readPublicData, type CardCache } from '../cards/public-data.js';
-import { interfaceOf, type CardSessions } from '../cards/session.js';
+import type { CardSessions } from '../cards/session.js';
 import type { CardTwins } from '../cards/twins.js';
 import { holderIdentity } from '../pkcs/holder.js';
 import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
@@ -122,13 +122,6 @@ async function signHash(ctx: MethodContext): Promise<unknown> {
   );
 }
 
-/** The other readers that show the card of `reader` (dual-interface readers). */
-async function sameCardAs(ctx: MethodContext, reader: string, serial: string): Promise<string[]> {
-  const others = ctx.sessions.readers().filter((r) => r.name !== reader && interfaceOf(r) !== undefined);
-  const serials = await Promise.all(others.map((r) => ctx.twins.serialOf(r, ctx.caller.signal)));
-  return others.filter((_, i) => serials[i] === serial).map((r) => r.name);
-}
-
 export const METHODS = {
   hello: {
     params: {},
@@ -161,7 +154,7 @@ export const METHODS = {
         };
       }, readOnly(ctx));
       // Outside the job: asking the other readers while holding this one could deadlock with their own status.
-      return { ...status, sameCardAs: await sameCardAs(ctx, status.reader, status.serial) };
+      return { ...status, sameCardAs: await ctx.twins.sameCardAs(status.reader, status.serial, ctx.caller.signal) };
     },
   },
   'card.identity': {

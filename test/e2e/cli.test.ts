@@ -88,6 +88,7 @@ describe('cpsd identity / status', () => {
       interface: 'contact',
       serial: loadProfile('nurse').serial,
       pin: { triesLeft: 3, max: 3, blocked: false },
+      sameCardAs: [],
     });
   });
 

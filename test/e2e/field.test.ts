@@ -170,6 +170,20 @@ describe('one card seen through two readers (dual-interface reader)', () => {
     await seen(SECOND_READER, false);
   });
 
+  it('cpsd readers and cpsd status say it to the technician, and status picks the contact side', async () => {
+    await dual();
+    const env = { ...process.env, LANG: 'C' };
+    const list = JSON.parse((await run('node', [CLI, 'readers', '--json'], { env })).stdout) as Record<string, unknown>[];
+    expect(list.find((r) => r.name === VPCD_READER)).toMatchObject({ interface: 'contactless', sameCardAs: [SECOND_READER] });
+    const human = (await run('node', [CLI, 'readers'], { env })).stdout;
+    expect(human).toContain(`${VPCD_READER}\tcard ${CPS3_CL} (contactless)\tSame card also in: ${SECOND_READER}`);
+    const st = JSON.parse((await run('node', [CLI, 'status', '--json'], { env })).stdout) as Record<string, unknown>;
+    expect(st).toMatchObject({ reader: SECOND_READER, interface: 'contact', sameCardAs: [VPCD_READER] });
+    expect((await run('node', [CLI, 'status'], { env: { ...env, LANG: 'fr_FR.UTF-8' } })).stdout).toContain(`Même carte aussi dans: ${VPCD_READER}`);
+    await second.remove();
+    await seen(SECOND_READER, false);
+  });
+
   it('identity read once, by contact; login by contact with the PIN, even when asked on the contactless reader', async () => {
     await dual();
     expect(await identity({})).toMatchObject({ nationalId: doctor.holder.idNat });
