@@ -1,5 +1,6 @@
 import { CommandApdu } from './command.js';
-import { ApduFormatError, CardProtocolError, concatBytes } from './errors.js';
+import { concatBytes } from '../core/bytes.js';
+import { ApduFormatError, CardProtocolError } from './errors.js';
 import { ResponseApdu } from './response.js';
 
 /**

@@ -1,4 +1,5 @@
-import { ApduFormatError, toHex } from './errors.js';
+import { toHex } from '../core/bytes.js';
+import { ApduFormatError } from './errors.js';
 
 /** Fields of a command APDU. `ne` is the number of response bytes expected; absent = no Le field. */
 export interface CommandFields {

@@ -3,6 +3,6 @@ export * from './errors.js';
 export * from './command.js';
 export * from './response.js';
 export * from './status.js';
-export * from './tlv.js';
+export * from '../core/index.js';
 export * from './atr.js';
 export { CardChannel, type ApduTransport, type CardChannelOptions } from './channel.js';

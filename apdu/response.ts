@@ -1,4 +1,5 @@
-import { ApduFormatError, toHex } from './errors.js';
+import { toHex } from '../core/bytes.js';
+import { ApduFormatError } from './errors.js';
 import { describeStatus, statusError } from './status.js';
 
 export interface CheckOptions {

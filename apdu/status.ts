@@ -1,4 +1,4 @@
-import { CpsdError } from './errors.js';
+import { CpsdError } from '../core/errors.js';
 
 /**
  * Status words: what they mean and which typed error each family raises.

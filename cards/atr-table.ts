@@ -1,6 +1,7 @@
 import { parseAtr } from '../apdu/atr.js';
 import type { ApduTransport } from '../apdu/channel.js';
-import { CpsdError, fromHex, toHex } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
+import { fromHex, toHex } from '../core/bytes.js';
 import type { CpsCard, CpsCardOptions } from './card.js';
 import { Cps3Card, Cps3ContactlessCard } from './cps3.js';
 import { Cps4Card } from './cps4.js';

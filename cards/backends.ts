@@ -4,7 +4,7 @@
  * over both.
  */
 import type { ApduTransport } from '../apdu/channel.js';
-import { toHex } from '../apdu/errors.js';
+import { toHex } from '../core/bytes.js';
 import { CardAbsentError, PcscUnavailableError } from '../apdu/pcsc/errors.js';
 import { FEATURE, readerFeatures, verifyOnPinPad } from '../apdu/pcsc/pinpad.js';
 import { PcscService } from '../apdu/pcsc/service.js';

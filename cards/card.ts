@@ -9,7 +9,9 @@
  */
 import { CardChannel, type ApduTransport } from '../apdu/channel.js';
 import { CommandApdu } from '../apdu/command.js';
-import { CardProtocolError, CpsdError, bytesEqual, concatBytes, fromHex, toHex } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
+import { bytesEqual, concatBytes, fromHex, toHex } from '../core/bytes.js';
+import { CardProtocolError } from '../apdu/errors.js';
 import { ResponseApdu } from '../apdu/response.js';
 import { PinBlockedError, statusError } from '../apdu/status.js';
 import type { CpsCardKind } from './atr-table.js';

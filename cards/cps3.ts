@@ -1,7 +1,7 @@
 /** CPS3 (IAS-ECC), contact and contactless interfaces (docs/driver.md). */
 import { CpsCard, ObjectNotFoundError, type HashAlgorithm } from './card.js';
 import { AID_CONTACT, AID_CONTACTLESS } from './card.js';
-import { concatBytes } from '../apdu/errors.js';
+import { concatBytes } from '../core/bytes.js';
 import { encodeMidstate, shaMidstate } from './sha-midstate.js';
 
 const EMPTY = new Uint8Array(0);

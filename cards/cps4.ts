@@ -1,7 +1,8 @@
 /** CPS4: ChipDoc on logical channel 1 (docs/driver.md). */
 import { createHash } from 'node:crypto';
 import { CommandApdu } from '../apdu/command.js';
-import { CardProtocolError, fromHex } from '../apdu/errors.js';
+import { fromHex } from '../core/bytes.js';
+import { CardProtocolError } from '../apdu/errors.js';
 import type { ResponseApdu } from '../apdu/response.js';
 import { ConditionsNotSatisfiedError } from '../apdu/status.js';
 import { AID_CONTACT, AID_IAS, CpsCard, type HashAlgorithm } from './card.js';

@@ -4,7 +4,7 @@
  * from the card (AODF pinAttributes), the one rule everywhere: protocol, PIN page, CLI, driver.
  */
 import { inspect } from 'node:util';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 
 export class PinFormatError extends CpsdError {
   readonly code = 'PIN_FORMAT';

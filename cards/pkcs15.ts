@@ -3,8 +3,9 @@
  * the PKCS#15 ODF, CDF, PrKDF, AODF and DODF entries (ISO 7816-15 / PKCS#15 v1.1). Only what the driver
  * needs is decoded; anything it does not understand is skipped, never guessed.
  */
-import { CardProtocolError, toHex } from '../apdu/errors.js';
-import { parseTlv, type Tlv } from '../apdu/tlv.js';
+import { toHex } from '../core/bytes.js';
+import { CardProtocolError } from '../apdu/errors.js';
+import { parseTlv, type Tlv } from '../core/tlv.js';
 
 export interface Application {
   aid: Uint8Array;

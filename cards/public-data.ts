@@ -7,7 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { fromHex, toHex } from '../apdu/errors.js';
+import { fromHex, toHex } from '../core/bytes.js';
 import type { CardObjects, CpsCard } from './card.js';
 import type { Pkcs15Object } from './pkcs15.js';
 

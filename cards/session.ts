@@ -15,7 +15,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ApduTransport } from '../apdu/channel.js';
-import { CpsdError, fromHex } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
+import { fromHex } from '../core/bytes.js';
 import { CardAbsentError, CardBusyError, CardResetError, ReaderNotFoundError } from '../apdu/pcsc/errors.js';
 import { matchAtr, openCard } from './atr-table.js';
 import { CardTimeoutError, UserCancelledError, type CpsCard } from './card.js';

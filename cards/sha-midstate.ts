@@ -4,7 +4,7 @@
  * the number of bits hashed, and the card finishes with the tail and the standard padding.
  */
 
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 
 export type ShaAlgorithm = 'sha1' | 'sha256';
 

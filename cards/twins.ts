@@ -5,7 +5,7 @@
  * the same chip serial; the serial of each reader is read once per insertion (one or two APDUs) and only
  * when at least two readers hold a CPx card.
  */
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 import type { CardEvent, CardSessions, ReaderView } from './session.js';
 import { interfaceOf } from './session.js';
 

@@ -2,7 +2,7 @@
  * The CLI reaches the card through the same card session as the daemon (cards/session.ts): one job per
  * command, SHARED for reading (other middleware keeps working), exclusive for a PIN and what it unlocks.
  */
-import { toHex } from '../apdu/errors.js';
+import { toHex } from '../core/bytes.js';
 import { PcscService } from '../apdu/pcsc/index.js';
 import type { CpsCard } from '../cards/card.js';
 import { PcscBackend } from '../cards/backends.js';

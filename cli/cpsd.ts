@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { CpsdError, fromHex, toHex } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
+import { fromHex, toHex } from '../core/bytes.js';
 import { ReaderNotFoundError } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
 import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';

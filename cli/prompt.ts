@@ -3,7 +3,7 @@
  * scripts). Never from the command line, where `ps` and shell history would show it.
  */
 import { createInterface } from 'node:readline';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 import { Pin } from '../cards/pin.js';
 
 export class NoInputError extends CpsdError {

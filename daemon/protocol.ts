@@ -3,7 +3,7 @@
  * anything touches a card; every error leaves as a JSON-RPC error whose `data.code` is one of the stable
  * codes below, mapped 1:1 from the typed errors of the lower layers.
  */
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 import { PcscError, isServiceFailure } from '../apdu/pcsc/errors.js';
 
 export const PROTOCOL = 'cpsd/1';

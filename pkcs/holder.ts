@@ -4,10 +4,10 @@
  * data objects (specialty at the end of CPS_INFO_PS, situations EE/84/85/86, card type).
  * Pure parsing: no I/O, no reader.
  */
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { parseTlv } from '../apdu/tlv.js';
+import { parseTlv } from '../core/tlv.js';
 
 export class CertificateFormatError extends CpsdError {
   readonly code = 'CERTIFICATE_INVALID';

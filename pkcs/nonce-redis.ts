@@ -8,7 +8,7 @@
  * cpsd does not depend on `redis`: any client with the two methods of RedisNonceClient fits, node-redis
  * v5's `createClient()` as it is.
  */
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 import type { NonceStore } from './nonce.js';
 
 /**

@@ -5,7 +5,7 @@
  * is the browser-enforced one from the WebSocket handshake.
  */
 import { createHash } from 'node:crypto';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 
 export const TOKEN_FORMAT = 'web-eid:1.0';
 export const NONCE_MIN_LENGTH = 44; // 256 bits in base64

@@ -4,7 +4,7 @@
  * validation plus the IGC-Santé profile (docs/integration.md).
  */
 import type { X509Certificate as NodeCertificate } from 'node:crypto';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 
 /** DER bytes, PEM text, or a node:crypto X509Certificate. */
 export type CertificateInput = Uint8Array | string | NodeCertificate;

@@ -8,7 +8,7 @@
  *           without, the small T=0 test card.
  * Replies:  { id, ok: true, stats? } | { id, ok: false, error }.
  */
-import { fromHex } from '../apdu/errors.js';
+import { fromHex } from '../core/bytes.js';
 import { FaultyCard, type FaultOptions } from './cps/faults.js';
 import { fixtureCard } from './cps/fixtures.js';
 import type { PersonalityName } from './cps/personality.js';

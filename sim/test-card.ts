@@ -1,4 +1,4 @@
-import { concatBytes } from '../apdu/errors.js';
+import { concatBytes } from '../core/bytes.js';
 import { status, withStatus } from './status.js';
 import type { VirtualCard } from './vpcd.js';
 

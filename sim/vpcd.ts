@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { CpsdError } from '../apdu/errors.js';
+import { CpsdError } from '../core/errors.js';
 
 /**
  * A card as vpcd sees it: an ATR and a function from command APDU bytes to response APDU bytes.

@@ -1,4 +1,4 @@
-import { CpsdError } from '../errors.js';
+import { CpsdError } from '../../core/errors.js';
 
 /**
  * PC/SC return codes (pcsc-lite `pcsclite.h`, Windows `winerror.h`): name and a short meaning.

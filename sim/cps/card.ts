@@ -5,9 +5,9 @@
  */
 import { constants, createHash, privateDecrypt, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { CommandApdu } from '../../apdu/command.js';
-import { concatBytes } from '../../apdu/errors.js';
+import { concatBytes } from '../../core/bytes.js';
 import { status, withStatus } from '../status.js';
-import { parseTlv, encodeTlv, type Tlv } from '../../apdu/tlv.js';
+import { parseTlv, encodeTlv, type Tlv } from '../../core/tlv.js';
 import type { VirtualCard } from '../vpcd.js';
 import { equal, type AccessRule, type Df, type Ef } from './fs.js';
 import { PERSONALITIES, checkedAtr, type Personality, type PersonalityName } from './personality.js';

@@ -8,7 +8,7 @@
  * code. Everything else here is our own choice ([S]), listed in docs/virtual-card.md, and decoded by
  * the same tags on the reading side.
  */
-import { encodeTlv } from '../../apdu/tlv.js';
+import { encodeTlv } from '../../core/tlv.js';
 import type { CardProfile, Situation } from './profile.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);

@@ -1,6 +1,6 @@
 /** Minimal DER builders for the PKCS#15 files the virtual card carries (built once, at personalisation). */
-import { concatBytes } from '../../apdu/errors.js';
-import { encodeTlv, type TlvInput } from '../../apdu/tlv.js';
+import { concatBytes } from '../../core/bytes.js';
+import { encodeTlv, type TlvInput } from '../../core/tlv.js';
 
 /** Concatenation of DER parts. */
 export const cat = concatBytes;

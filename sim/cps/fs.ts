@@ -7,7 +7,7 @@
  * A1 holds the contact (8C) and contactless (9C) rules in ISO 7816-4 compact form: an access-mode
  * byte then one security condition byte (SCB) per bit set, from b7 down to b1.
  */
-import { encodeTlv, encodeTlvs, type TlvInput } from '../../apdu/tlv.js';
+import { encodeTlv, encodeTlvs, type TlvInput } from '../../core/tlv.js';
 
 /** Who may read (or use) an object: always, never, or after the holder's PIN (CHV 1). */
 export type AccessRule = 'always' | 'never' | 'pin';

@@ -4,8 +4,8 @@
  * the application DFs is not public and is our choice ([S], docs/virtual-card.md).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { fromHex } from '../../apdu/errors.js';
-import { encodeTlv } from '../../apdu/tlv.js';
+import { fromHex } from '../../core/bytes.js';
+import { encodeTlv } from '../../core/tlv.js';
 import type { CardImage, CardKey, SecretCode } from './card.js';
 import * as data from './data-objects.js';
 import { bits, bool, cat, ctx, ctxPrim, int, nul, octets, seq, utf8 } from './der.js';

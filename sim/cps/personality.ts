@@ -1,5 +1,5 @@
 import { parseAtr } from '../../apdu/atr.js';
-import { fromHex } from '../../apdu/errors.js';
+import { fromHex } from '../../core/bytes.js';
 
 export type PersonalityName = 'cps3' | 'cps3-cl' | 'cps4';
 

@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { CardChannel } from '../../apdu/channel.js';
 import { CommandApdu } from '../../apdu/command.js';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 import { PcscTransport } from '../../apdu/pcsc/index.js';
 import { loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CardChannel } from '../../apdu/channel.js';
 import { CommandApdu } from '../../apdu/command.js';
-import { toHex } from '../../apdu/errors.js';
+import { toHex } from '../../core/bytes.js';
 import {
   CardAbsentError,
   CardBusyError,

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandApdu } from '../../apdu/command.js';
-import { toHex } from '../../apdu/errors.js';
+import { toHex } from '../../core/bytes.js';
 import { PcscError, PcscService, type PcscEvent } from '../../apdu/pcsc/index.js';
 import { TestCard } from '../../sim/test-card.js';
 import { nextEvent } from '../helpers/events.js';

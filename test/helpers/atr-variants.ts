@@ -2,7 +2,7 @@
  * Field variants of the CPx ATRs for tests, built from the samples and masks of
  * ../shared/reference/cps-cards.md (§1.2, Cryptolib addendum) — not from cards/atr-table.ts.
  */
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 
 /** Sets the TCK (XOR of T0 … last historical byte) of an ATR given without it. */
 export function withTck(hex: string): string {

@@ -2,7 +2,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CommandApdu } from '../../apdu/command.js';
-import { ApduFormatError, CpsdError, fromHex, toHex } from '../../apdu/errors.js';
+import { CpsdError } from '../../core/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { ApduFormatError } from '../../apdu/errors.js';
 import { ResponseApdu } from '../../apdu/response.js';
 import {
   CardMemoryError,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseAtr } from '../../apdu/atr.js';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 import { ATR_ROWS, identifyAtr, isCpsAtr, matchAtr, UnsupportedCardError } from '../../cards/atr-table.js';
 import {
   CPS2TER,

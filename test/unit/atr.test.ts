@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { describeProtocols, parseAtr } from '../../apdu/atr.js';
 import type { Atr, InterfaceBytes } from '../../apdu/atr.js';
-import { AtrError, fromHex } from '../../apdu/errors.js';
+import { fromHex } from '../../core/bytes.js';
+import { AtrError } from '../../apdu/errors.js';
 
 const h = fromHex;
 

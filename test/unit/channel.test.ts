@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { CardChannel, type ApduTransport } from '../../apdu/channel.js';
 import { CommandApdu } from '../../apdu/command.js';
-import { ApduFormatError, CardProtocolError, fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { ApduFormatError, CardProtocolError } from '../../apdu/errors.js';
 
 /** Replays an exact script: each step is [expected command hex, response hex]. */
 class Script implements ApduTransport {

@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CommandApdu } from '../../apdu/command.js';
 import type { CommandFields } from '../../apdu/command.js';
-import { ApduFormatError, CpsdError, fromHex, toHex } from '../../apdu/errors.js';
+import { CpsdError } from '../../core/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { ApduFormatError } from '../../apdu/errors.js';
 
 const h = fromHex;
 const cmd = (hex: string): CommandApdu => CommandApdu.decode(h(hex));

@@ -7,7 +7,7 @@ import { constants, createHash, publicEncrypt, verify, X509Certificate } from 'n
 import { describe, expect, it } from 'vitest';
 import { CardChannel, type ApduTransport } from '../../apdu/channel.js';
 import { CommandApdu } from '../../apdu/command.js';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 import { FaultyCard } from '../../sim/cps/faults.js';
 import { fixtureCard, loadMaterial, loadProfile } from '../../sim/cps/fixtures.js';
 import { encodeMidstate, shaMidstate, type ShaAlgorithm } from '../../cards/sha-midstate.js';

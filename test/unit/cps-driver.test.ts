@@ -3,7 +3,7 @@ import { constants, createHash, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Pin } from '../../cards/pin.js';
 import { CpsCard, openCard, LastPinTryError, PinFormatError, UnsupportedCardError } from '../../cards/index.js';
-import { toHex } from '../../apdu/errors.js';
+import { toHex } from '../../core/bytes.js';
 import { PinBlockedError, WrongPinError } from '../../apdu/status.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import { fixtureCard, loadMaterial, loadProfile, profileNames } from '../../sim/cps/fixtures.js';

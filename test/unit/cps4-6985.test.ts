@@ -4,7 +4,7 @@
  * operation fails with a typed error, the PIN tries never move, and the next job on the session works.
  */
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 import { InProcessBackend } from '../../cards/backends.js';
 import { CpsCard, openCard } from '../../cards/index.js';
 import { Pin } from '../../cards/pin.js';

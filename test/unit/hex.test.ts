@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 
 describe('hex helpers', () => {
   it('round-trips and accepts separators', () => {

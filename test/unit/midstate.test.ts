@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toHex } from '../../apdu/errors.js';
+import { toHex } from '../../core/bytes.js';
 import { decodeMidstate, encodeMidstate, initialState, MidstateError, shaMidstate, shaResume } from '../../cards/sha-midstate.js';
 
 const message = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { openCard } from '../../cards/atr-table.js';
-import { toHex } from '../../apdu/errors.js';
+import { toHex } from '../../core/bytes.js';
 import { GET_FEATURE_REQUEST, pinVerifyStructure, readerFeatures, verifyOnPinPad } from '../../apdu/pcsc/pinpad.js';
 import { UnsupportedFeatureError, type PcscConnection } from '../../apdu/pcsc/index.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';

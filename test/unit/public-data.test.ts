@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { concatBytes, toHex } from '../../apdu/errors.js';
+import { concatBytes, toHex } from '../../core/bytes.js';
 import { CpsCard, FileCardCache, MemoryCardCache, openCard, readPublicData, type CardCache } from '../../cards/index.js';
 import { Pin } from '../../cards/pin.js';
 import { holderIdentity } from '../../pkcs/holder.js';

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { Pin } from '../../cards/pin.js';
 import { openCard } from '../../cards/atr-table.js';
 import { CpsCard } from '../../cards/card.js';
-import { CpsdError } from '../../apdu/errors.js';
+import { CpsdError } from '../../core/errors.js';
 import { CardAbsentError } from '../../apdu/pcsc/index.js';
 import { InProcessBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';

@@ -1,7 +1,9 @@
 /** ResponseApdu: wire codec, status word accessors, check() into typed errors, and toString. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ApduFormatError, CpsdError, fromHex, toHex } from '../../apdu/errors.js';
+import { CpsdError } from '../../core/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { ApduFormatError } from '../../apdu/errors.js';
 import { ResponseApdu } from '../../apdu/response.js';
 import {
   CardMemoryError,

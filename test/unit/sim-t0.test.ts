@@ -6,7 +6,7 @@
  */
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { fromHex, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
 import { fixtureCard, loadMaterial } from '../../sim/cps/fixtures.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';

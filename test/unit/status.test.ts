@@ -1,6 +1,6 @@
 /** Status words: describeStatus (exact and range words) and statusError (typed errors and codes). */
 import { describe, expect, it } from 'vitest';
-import { CpsdError } from '../../apdu/errors.js';
+import { CpsdError } from '../../core/errors.js';
 import {
   CardMemoryError,
   CardStatusError,

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromHex, TlvError, toHex } from '../../apdu/errors.js';
+import { fromHex, toHex } from '../../core/bytes.js';
+import { TlvError } from '../../core/tlv.js';
 import {
   encodeLength,
   encodeTlv,
@@ -10,8 +11,8 @@ import {
   parseOne,
   parseTlv,
   tagBytes,
-} from '../../apdu/tlv.js';
-import type { ParseTlvOptions, Tlv, TlvInput } from '../../apdu/tlv.js';
+} from '../../core/tlv.js';
+import type { ParseTlvOptions, Tlv, TlvInput } from '../../core/tlv.js';
 
 const h = fromHex;
 

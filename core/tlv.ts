@@ -1,4 +1,11 @@
-import { TlvError, concatBytes } from './errors.js';
+import { concatBytes } from './bytes.js';
+import { CpsdError } from './errors.js';
+
+/** Bytes that do not form valid BER-TLV, or a TLV that cannot be encoded. */
+export class TlvError extends CpsdError {
+  readonly code = 'TLV_INVALID';
+}
+
 
 /**
  * BER-TLV as used by ISO 7816-4 (X.690 tag and length rules, restricted to what smart cards emit).

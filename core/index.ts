@@ -1,0 +1,4 @@
+/** What every layer may use: the error base class, byte helpers, BER-TLV. */
+export * from './errors.js';
+export * from './bytes.js';
+export * from './tlv.js';
