@@ -5,8 +5,8 @@
  *
  *   npm run bench:daemon            # BENCH_REQUESTS=2000 BENCH_CLIENTS=8 BENCH_IDLE=1000 to change
  */
-import WebSocket from 'ws';
 import { InProcessBackend } from '../cards/backends.js';
+import { connectDaemon, type RpcClient } from '../daemon/client.js';
 import { DEFAULTS } from '../daemon/config.js';
 import { Logger } from '../daemon/log.js';
 import { CpsdServer } from '../daemon/server.js';
@@ -21,41 +21,14 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-interface Rpc {
-  ws: WebSocket;
-  call(method: string, params: object): Promise<unknown>;
-}
+const client = (port: number): Promise<RpcClient> => connectDaemon(port);
 
-function client(port: number): Promise<Rpc> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}`);
-  let id = 0;
-  const waiting = new Map<number, (v: unknown) => void>();
-  ws.on('message', (d) => {
-    const m = JSON.parse(d.toString()) as { id?: number; error?: unknown; result?: unknown };
-    if (typeof m.id === 'number') waiting.get(m.id)?.(m);
-  });
-  return new Promise((resolve, reject) => {
-    ws.once('error', reject);
-    ws.once('open', () =>
-      resolve({
-        ws,
-        call: (method, params) =>
-          new Promise((r) => {
-            const n = ++id;
-            waiting.set(n, r);
-            ws.send(JSON.stringify({ jsonrpc: '2.0', id: n, method, params }));
-          }),
-      }),
-    );
-  });
-}
-
-async function latency(rpc: Rpc, method: string, params: object, count: number): Promise<number[]> {
+async function latency(rpc: RpcClient, method: string, params: Record<string, unknown>, count: number): Promise<number[]> {
   for (let i = 0; i < 20; i++) await rpc.call(method, params);
   const times: number[] = [];
   for (let i = 0; i < count; i++) {
     const t = process.hrtime.bigint();
-    const m = (await rpc.call(method, params)) as { error?: unknown };
+    const m = await rpc.call(method, params);
     if (m.error) throw new Error(JSON.stringify(m.error));
     times.push(Number(process.hrtime.bigint() - t) / 1e6);
   }
@@ -86,7 +59,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < REQUESTS / CLIENTS; i++) await c.call('card.identity', {});
   }));
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  clients.forEach((c) => c.ws.close());
+  await Promise.all(clients.map((c) => c.close()));
   // Memory: IDLE idle connections (server and clients share this process: the figure is an upper bound).
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
@@ -101,7 +74,7 @@ async function main(): Promise<void> {
   console.log(`card.identity throughput, ${CLIENTS} clients: ${Math.round(REQUESTS / seconds)} requests/s`);
   console.log(`${IDLE} idle connections: +${((rss1 - rss0) / 1024 / 1024).toFixed(1)} MiB RSS (clients included), total RSS ${(rss1 / 1024 / 1024).toFixed(0)} MiB`);
   idle.forEach((c) => c.ws.terminate());
-  rpc.ws.close();
+  await rpc.close();
   await server.close();
 }
 

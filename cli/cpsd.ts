@@ -2,18 +2,18 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { CpsdError } from '../core/errors.js';
-import { fromHex, toHex } from '../core/bytes.js';
-import { ReaderNotFoundError } from '../apdu/pcsc/index.js';
-import { TestCard } from '../sim/test-card.js';
-import { fixtureCard, loadProfile, profileNames } from '../sim/cps/fixtures.js';
-import { matchAtr } from '../cards/atr-table.js';
+import { fromHex } from '../core/bytes.js';
 import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
-import { VpcdConnector, type VirtualCard } from '../sim/vpcd.js';
-import { certs, doctor, identity, pin, status, type CertsOptions, type CommonOptions } from './commands.js';
-import { withSessions } from './card-session.js';
+import { certs, type CertsOptions } from './commands/certs.js';
+import { doctor } from './commands/doctor.js';
+import { identity } from './commands/identity.js';
+import { pin } from './commands/pin.js';
+import { readers } from './commands/readers.js';
+import { serve, type ServeOptions } from './commands/serve.js';
+import { sim, type SimOptions } from './commands/sim.js';
+import { status } from './commands/status.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
-import { t } from './i18n.js';
-import { serve, type ServeOptions } from './serve.js';
+import type { CommonOptions } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -43,66 +43,6 @@ function slot(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 15) throw new InvalidArgumentError('must be a slot number (0-15)');
   return n;
-}
-
-async function readers(options: { json?: boolean; reader?: string }): Promise<number> {
-  return withSessions(async (_sessions, twins) => {
-    let list = await twins.placements();
-    if (options.reader !== undefined) {
-      list = list.filter((r) => r.name === options.reader);
-      if (list.length === 0) throw new ReaderNotFoundError(`no reader named ${JSON.stringify(options.reader)}`);
-    }
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
-    } else if (list.length === 0) {
-      process.stdout.write('No reader found.\n');
-    } else {
-      for (const r of list) {
-        const card = !r.cardPresent ? 'no card' : `card ${r.atr || '(mute)'}${r.interface ? ` (${t(r.interface)})` : ''}`;
-        const same = r.sameCardAs.length > 0 ? `\t${t('sameCard')}: ${r.sameCardAs.join(', ')}` : '';
-        process.stdout.write(`${r.name}\t${card}${same}\n`);
-      }
-    }
-    return list.length === 0 ? ExitCode.NO_READER : ExitCode.OK;
-  });
-}
-
-interface SimOptions {
-  slot: number;
-  vpcdHost: string;
-  vpcdPort?: number;
-  profile: string;
-  personality?: PersonalityName;
-  atr?: Uint8Array;
-  listProfiles?: boolean;
-}
-
-async function sim(options: SimOptions): Promise<number> {
-  if (options.listProfiles) {
-    for (const name of profileNames()) {
-      const p = loadProfile(name);
-      process.stdout.write(`${name}\t${p.generation} ${p.cardType}\t${p.description}\n`);
-    }
-    return ExitCode.OK;
-  }
-  const card: VirtualCard =
-    options.profile === 'test-card'
-      ? new TestCard(options.atr)
-      : fixtureCard(options.profile, { personality: options.personality, atr: options.atr });
-  const target = { host: options.vpcdHost, port: options.vpcdPort ?? 35963 + options.slot };
-  const connector = await VpcdConnector.insert(card, target);
-  const what = options.profile === 'test-card' ? 'Test card' : `Virtual ${options.personality ?? 'CPS'} card "${options.profile}"`;
-  const row = matchAtr(card.atr);
-  const seen = row?.kind ? `cpsd sees a ${row.name}` : row ? `cpsd refuses it: ${row.refused ?? row.name}` : 'outside every CPx ATR row: cpsd will answer UNSUPPORTED_CARD';
-  process.stderr.write(`${what} inserted in vpcd slot ${options.slot} (${target.host}:${target.port}), ATR ${toHex(card.atr)} (${seen}). Ctrl-C removes it.\n`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    connector.once('removed', stop);
-  });
-  await connector.remove();
-  return ExitCode.OK;
 }
 
 function fail(error: unknown): number {

@@ -1,11 +1,11 @@
 /** pcscd killed and restarted repeatedly while clients poll the daemon: it recovers every time. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { nextEvent } from '../helpers/events.js';
+import { rpcClient, type RpcAnswer } from '../helpers/rpc.js';
 import { killPcscd, startAgain, VPCD_READER } from '../helpers/pcscd.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';
 
@@ -28,26 +28,22 @@ afterAll(async () => {
 
 describe('daemon across pcscd restarts', () => {
   it(`answers every poll with a result or a typed error through ${ROUNDS} restarts, then works again`, async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}`);
-    await new Promise((r) => ws.once('open', r));
+    const rpc = await rpcClient(server.port);
     const codes = new Map<string, number>();
     const messages = new Map<string, string>();
-    let id = 0;
     // One request outstanding at a time, as a real client polls (a client that does not wait for its
     // answers fills its share of the reader's queue and gets BUSY by design: test/unit/session.test.ts covers that).
     let waiting = false;
-    ws.on('message', (d) => {
-      const m = JSON.parse(d.toString()) as { result?: unknown; error?: { message: string; data: { code: string } }; method?: string };
-      if (m.method) return;
+    const record = (m: RpcAnswer): void => {
       waiting = false;
       const key = m.error ? m.error.data.code : 'ok';
       if (m.error) messages.set(key, m.error.message);
       codes.set(key, (codes.get(key) ?? 0) + 1);
-    });
+    };
     const poll = setInterval(() => {
       if (waiting) return;
       waiting = true;
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id: ++id, method: 'card.status', params: { reader: VPCD_READER } }));
+      void rpc.call('card.status', { reader: VPCD_READER }).then(record);
     }, 20);
     try {
       for (let round = 0; round < ROUNDS; round++) {
@@ -67,16 +63,10 @@ describe('daemon across pcscd restarts', () => {
     } finally {
       clearInterval(poll);
     }
-    const last = await new Promise<Record<string, unknown>>((resolve) => {
-      ws.on('message', (d) => {
-        const m = JSON.parse(d.toString()) as { id?: number; result?: Record<string, unknown> };
-        if (m.id === 999_999) resolve(m as Record<string, unknown>);
-      });
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 999_999, method: 'card.status', params: { reader: VPCD_READER } }));
-    });
+    const last = await rpc.call('card.status', { reader: VPCD_READER });
     expect(last.result).toMatchObject({ generation: 'CPS3' });
     expect(codes.get('ok') ?? 0).toBeGreaterThan(0);
     for (const code of codes.keys()) expect(['ok', 'PCSC_UNAVAILABLE', 'READER_NOT_FOUND', 'CARD_ABSENT', 'CARD_ERROR', 'RATE_LIMITED'], `${code}: ${messages.get(code) ?? ''}`).toContain(code);
-    ws.close();
+    await rpc.close();
   }, 120_000);
 });

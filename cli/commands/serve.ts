@@ -1,12 +1,12 @@
 /** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
-import { InProcessBackend, PcscBackend } from '../cards/backends.js';
-import type { CardBackend } from '../cards/session.js';
-import { loadConfig, normaliseOrigin, type DaemonConfig } from '../daemon/config.js';
-import { Logger } from '../daemon/log.js';
-import { CpsdServer } from '../daemon/server.js';
-import { fixtureCard } from '../sim/cps/fixtures.js';
-import type { PersonalityName } from '../sim/cps/personality.js';
-import { ExitCode } from './exit-codes.js';
+import { InProcessBackend, PcscBackend } from '../../cards/backends.js';
+import type { CardBackend } from '../../cards/session.js';
+import { loadConfig, normaliseOrigin, type DaemonConfig } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
+import type { PersonalityName } from '../../sim/cps/personality.js';
+import { ExitCode } from '../exit-codes.js';
 
 export interface ServeOptions {
   port?: number;
