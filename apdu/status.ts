@@ -115,9 +115,27 @@ function swHex(sw: number): string {
   return sw.toString(16).toUpperCase().padStart(4, '0');
 }
 
+/** The codes of the status-word errors below. */
+export type StatusErrorCode =
+  | 'CARD_ERROR'
+  | 'PIN_INCORRECT'
+  | 'PIN_BLOCKED'
+  | 'SECURITY_STATUS_NOT_SATISFIED'
+  | 'REFERENCE_DATA_NOT_USABLE'
+  | 'CONDITIONS_NOT_SATISFIED'
+  | 'FILE_NOT_FOUND'
+  | 'REFERENCED_DATA_NOT_FOUND'
+  | 'WRONG_P1P2'
+  | 'WRONG_LENGTH'
+  | 'WRONG_DATA'
+  | 'FUNCTION_NOT_SUPPORTED'
+  | 'INS_NOT_SUPPORTED'
+  | 'CLA_NOT_SUPPORTED'
+  | 'CARD_MEMORY';
+
 /** A card refused or failed a command; `sw` says how. Subclasses name the families callers act on. */
 export class CardStatusError extends CpsdError {
-  readonly code: string = 'CARD_ERROR';
+  readonly code: StatusErrorCode = 'CARD_ERROR';
   readonly sw: number;
 
   constructor(sw: number, message?: string) {
@@ -128,7 +146,7 @@ export class CardStatusError extends CpsdError {
 
 /** VERIFY failed: 63Cx with x tries left, or 6300 / CPS2ter 9804 where the card does not say. */
 export class WrongPinError extends CardStatusError {
-  override readonly code: string = 'PIN_INCORRECT';
+  override readonly code: StatusErrorCode = 'PIN_INCORRECT';
   /** Tries left before the PIN blocks, when the card tells (63Cx). */
   readonly triesLeft: number | undefined;
 
@@ -146,67 +164,67 @@ export class WrongPinError extends CardStatusError {
 
 /** The PIN (or another authentication method) is blocked: 6983, CPS2ter 9840. */
 export class PinBlockedError extends CardStatusError {
-  override readonly code: string = 'PIN_BLOCKED';
+  override readonly code: StatusErrorCode = 'PIN_BLOCKED';
 }
 
 /** The command needs a verified PIN or another security state: 6982. */
 export class SecurityStatusNotSatisfiedError extends CardStatusError {
-  override readonly code: string = 'SECURITY_STATUS_NOT_SATISFIED';
+  override readonly code: StatusErrorCode = 'SECURITY_STATUS_NOT_SATISFIED';
 }
 
 /** Reference data (PIN, key) not usable or not initialised: 6984, CPS2ter 9802/9808. */
 export class ReferenceDataNotUsableError extends CardStatusError {
-  override readonly code: string = 'REFERENCE_DATA_NOT_USABLE';
+  override readonly code: StatusErrorCode = 'REFERENCE_DATA_NOT_USABLE';
 }
 
 /** Conditions of use not satisfied / no current EF: 6985, 6986 (CPS4: reselect the application). */
 export class ConditionsNotSatisfiedError extends CardStatusError {
-  override readonly code: string = 'CONDITIONS_NOT_SATISFIED';
+  override readonly code: StatusErrorCode = 'CONDITIONS_NOT_SATISFIED';
 }
 
 /** File, application or record not found: 6A82, 6A83, CPS2ter 9404. */
 export class FileNotFoundError extends CardStatusError {
-  override readonly code: string = 'FILE_NOT_FOUND';
+  override readonly code: StatusErrorCode = 'FILE_NOT_FOUND';
 }
 
 /** Referenced data (key, SDO, security environment) not found: 6A88. */
 export class ReferencedDataNotFoundError extends CardStatusError {
-  override readonly code: string = 'REFERENCED_DATA_NOT_FOUND';
+  override readonly code: StatusErrorCode = 'REFERENCED_DATA_NOT_FOUND';
 }
 
 /** Wrong P1/P2: 6A86, 6B00, 6A00. */
 export class WrongParametersError extends CardStatusError {
-  override readonly code: string = 'WRONG_P1P2';
+  override readonly code: StatusErrorCode = 'WRONG_P1P2';
 }
 
 /** Wrong Lc or Le: 6700, 6Cxx, 6A87. */
 export class WrongLengthError extends CardStatusError {
-  override readonly code: string = 'WRONG_LENGTH';
+  override readonly code: StatusErrorCode = 'WRONG_LENGTH';
 }
 
 /** Incorrect command data or TLV structure: 6A80, 6A85. */
 export class WrongDataError extends CardStatusError {
-  override readonly code: string = 'WRONG_DATA';
+  override readonly code: StatusErrorCode = 'WRONG_DATA';
 }
 
 /** Function, logical channel, secure messaging or chaining not supported: 6A81, 6800, 6881, 6882, 6884. */
 export class FunctionNotSupportedError extends CardStatusError {
-  override readonly code: string = 'FUNCTION_NOT_SUPPORTED';
+  override readonly code: StatusErrorCode = 'FUNCTION_NOT_SUPPORTED';
 }
 
 /** Instruction not supported: 6D00. */
 export class InsNotSupportedError extends CardStatusError {
-  override readonly code: string = 'INS_NOT_SUPPORTED';
+  override readonly code: StatusErrorCode = 'INS_NOT_SUPPORTED';
 }
 
 /** Class not supported (often: the wrong volet of a CPS3): 6E00. */
 export class ClaNotSupportedError extends CardStatusError {
-  override readonly code: string = 'CLA_NOT_SUPPORTED';
+  override readonly code: StatusErrorCode = 'CLA_NOT_SUPPORTED';
 }
 
 /** Memory failure or not enough memory: 65xx, 6A84, CPS2ter 9240. */
 export class CardMemoryError extends CardStatusError {
-  override readonly code: string = 'CARD_MEMORY';
+  override readonly code: StatusErrorCode = 'CARD_MEMORY';
 }
 
 type StatusErrorClass = new (sw: number) => CardStatusError;

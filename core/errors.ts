@@ -1,4 +1,98 @@
 /**
+ * Every code a cpsd error can carry, one list for all layers (docs/errors.md, checked by a test). The
+ * daemon maps each to a protocol code and the CLI to an exit code, both with `satisfies Record<…>`, so a
+ * new code does not compile until it is given both.
+ */
+export const CPSD_ERROR_CODES = [
+  // wire layer (apdu/, core/)
+  'APDU_INVALID',
+  'TLV_INVALID',
+  'ATR_INVALID',
+  'CARD_PROTOCOL',
+  // status words (apdu/status.ts)
+  'CARD_ERROR',
+  'PIN_INCORRECT',
+  'PIN_BLOCKED',
+  'SECURITY_STATUS_NOT_SATISFIED',
+  'REFERENCE_DATA_NOT_USABLE',
+  'CONDITIONS_NOT_SATISFIED',
+  'FILE_NOT_FOUND',
+  'REFERENCED_DATA_NOT_FOUND',
+  'WRONG_P1P2',
+  'WRONG_LENGTH',
+  'WRONG_DATA',
+  'FUNCTION_NOT_SUPPORTED',
+  'INS_NOT_SUPPORTED',
+  'CLA_NOT_SUPPORTED',
+  'CARD_MEMORY',
+  // PC/SC (apdu/pcsc/errors.ts)
+  'PCSC_ERROR',
+  'PCSC_UNAVAILABLE',
+  'READER_NOT_FOUND',
+  'CARD_ABSENT',
+  'CARD_RESET',
+  'CARD_UNRESPONSIVE',
+  'CARD_BUSY',
+  'PROTOCOL_MISMATCH',
+  'UNSUPPORTED_FEATURE',
+  'TIMEOUT',
+  'CANCELLED',
+  // card drivers and sessions (cards/)
+  'UNSUPPORTED_CARD',
+  'MIDSTATE_INVALID',
+  'PIN_FORMAT',
+  'PIN_LAST_TRY',
+  'CARD_TIMEOUT',
+  'OBJECT_NOT_FOUND',
+  'USER_CANCELLED',
+  'BUSY',
+  // certificates, tokens, trust (pkcs/)
+  'CERTIFICATE_INVALID',
+  'TOKEN_MALFORMED',
+  'ORIGIN_INVALID',
+  'NONCE_INVALID',
+  'NONCE_EXPIRED',
+  'SIGNATURE_INVALID',
+  'CERT_MALFORMED',
+  'CERT_UNTRUSTED',
+  'CERT_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_WRONG_PURPOSE',
+  'CERT_POLICY',
+  'CERT_ALGORITHM',
+  'CRL_INVALID',
+  'REVOCATION_UNKNOWN',
+  'NONCE_STORE_UNAVAILABLE',
+  'NONCE_STORE_CONFLICT',
+  // daemon (daemon/): configuration, and the protocol's own refusals
+  'CONFIG_INVALID',
+  'INVALID_REQUEST',
+  'METHOD_NOT_FOUND',
+  'ORIGIN_NOT_ALLOWED',
+  'RATE_LIMITED',
+  'CARD_UNSUPPORTED',
+  'PIN_NOT_ALLOWED',
+  'CONTACTLESS_NOT_ALLOWED',
+  'INTERNAL',
+  // virtual card (sim/)
+  'VPCD_UNAVAILABLE',
+  'PROFILE_NOT_FOUND',
+  // CLI (cli/)
+  'NO_INPUT',
+  'PIN_MISMATCH',
+  'CARD_DATA_INVALID',
+] as const;
+
+export type CpsdErrorCode = (typeof CPSD_ERROR_CODES)[number];
+
+const KNOWN: ReadonlySet<string> = new Set(CPSD_ERROR_CODES);
+
+export function isCpsdErrorCode(code: unknown): code is CpsdErrorCode {
+  return typeof code === 'string' && KNOWN.has(code);
+}
+
+/**
  * Base class of every error cpsd throws on purpose.
  *
  * Each subclass carries a stable `code` string (never reworded once published) so that callers,
@@ -7,7 +101,7 @@
  */
 export abstract class CpsdError extends Error {
   /** Stable machine-readable code, e.g. `APDU_INVALID`. */
-  abstract readonly code: string;
+  abstract readonly code: CpsdErrorCode;
 
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

@@ -2,3 +2,4 @@
 export * from './errors.js';
 export * from './bytes.js';
 export * from './tlv.js';
+export type { AnyCpsdError } from './any-error.js';

@@ -3,7 +3,7 @@
  * anything touches a card; every error leaves as a JSON-RPC error whose `data.code` is one of the stable
  * codes below, mapped 1:1 from the typed errors of the lower layers.
  */
-import { CpsdError } from '../core/errors.js';
+import { CpsdError, type CpsdErrorCode } from '../core/errors.js';
 import { PcscError, isServiceFailure } from '../apdu/pcsc/errors.js';
 
 export const PROTOCOL = 'cpsd/1';
@@ -29,7 +29,7 @@ export const ERROR_CODES = [
   'PIN_NOT_ALLOWED',
   'CONTACTLESS_NOT_ALLOWED',
   'INTERNAL',
-] as const;
+] as const satisfies readonly CpsdErrorCode[];
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -51,26 +51,89 @@ export class ProtocolError extends CpsdError {
   }
 }
 
-/** Lower-layer codes → protocol codes (1:1 where the meaning is the same). */
-const FROM_LOWER: Readonly<Record<string, ErrorCode>> = {
-  PCSC_UNAVAILABLE: 'PCSC_UNAVAILABLE',
-  READER_NOT_FOUND: 'READER_NOT_FOUND',
-  CARD_ABSENT: 'CARD_ABSENT',
+const same = <C extends ErrorCode>(code: C): C => code;
+
+/**
+ * Every error code → the protocol code a client sees: the same code where the meaning is the same;
+ * what only a relying party's verifier or the CLI can raise is INTERNAL if it ever reaches here.
+ */
+const TO_PROTOCOL = {
+  APDU_INVALID: 'CARD_ERROR', // a response that is not an APDU: the card misbehaved
+  TLV_INVALID: 'CARD_ERROR',
+  ATR_INVALID: 'CARD_UNSUPPORTED',
+  CARD_PROTOCOL: 'CARD_ERROR',
+  CARD_ERROR: same('CARD_ERROR'),
+  PIN_INCORRECT: same('PIN_INCORRECT'),
+  PIN_BLOCKED: same('PIN_BLOCKED'),
+  SECURITY_STATUS_NOT_SATISFIED: 'CARD_ERROR',
+  REFERENCE_DATA_NOT_USABLE: 'CARD_ERROR',
+  CONDITIONS_NOT_SATISFIED: 'CARD_ERROR',
+  FILE_NOT_FOUND: 'CARD_ERROR',
+  REFERENCED_DATA_NOT_FOUND: 'CARD_ERROR',
+  WRONG_P1P2: 'CARD_ERROR',
+  WRONG_LENGTH: 'CARD_ERROR',
+  WRONG_DATA: 'CARD_ERROR',
+  FUNCTION_NOT_SUPPORTED: 'CARD_ERROR',
+  INS_NOT_SUPPORTED: 'CARD_ERROR',
+  CLA_NOT_SUPPORTED: 'CARD_ERROR',
+  CARD_MEMORY: 'CARD_ERROR',
+  PCSC_ERROR: 'CARD_ERROR',
+  PCSC_UNAVAILABLE: same('PCSC_UNAVAILABLE'),
+  READER_NOT_FOUND: same('READER_NOT_FOUND'),
+  CARD_ABSENT: same('CARD_ABSENT'),
   CARD_RESET: 'CARD_ERROR',
   CARD_UNRESPONSIVE: 'CARD_ERROR',
   CARD_BUSY: 'BUSY',
-  BUSY: 'BUSY',
-  USER_CANCELLED: 'USER_CANCELLED',
+  PROTOCOL_MISMATCH: 'CARD_ERROR',
+  UNSUPPORTED_FEATURE: 'CARD_ERROR',
+  TIMEOUT: same('TIMEOUT'),
+  CANCELLED: 'USER_CANCELLED',
   UNSUPPORTED_CARD: 'CARD_UNSUPPORTED',
-  PIN_INCORRECT: 'PIN_INCORRECT',
-  PIN_BLOCKED: 'PIN_BLOCKED',
-  PIN_LAST_TRY: 'PIN_LAST_TRY',
-  PIN_FORMAT: 'PIN_FORMAT',
+  MIDSTATE_INVALID: 'INTERNAL',
+  PIN_FORMAT: same('PIN_FORMAT'),
+  PIN_LAST_TRY: same('PIN_LAST_TRY'),
   CARD_TIMEOUT: 'TIMEOUT',
-  TIMEOUT: 'TIMEOUT',
-  CARD_PROTOCOL: 'CARD_ERROR',
   OBJECT_NOT_FOUND: 'CARD_ERROR',
-};
+  USER_CANCELLED: same('USER_CANCELLED'),
+  BUSY: same('BUSY'),
+  CERTIFICATE_INVALID: 'CARD_ERROR', // the card's own certificate does not parse
+  TOKEN_MALFORMED: 'INTERNAL',
+  ORIGIN_INVALID: 'INTERNAL',
+  NONCE_INVALID: 'INTERNAL',
+  NONCE_EXPIRED: 'INTERNAL',
+  SIGNATURE_INVALID: 'INTERNAL',
+  CERT_MALFORMED: 'INTERNAL',
+  CERT_UNTRUSTED: 'INTERNAL',
+  CERT_EXPIRED: 'INTERNAL',
+  CERT_NOT_YET_VALID: 'INTERNAL',
+  CERT_REVOKED: 'INTERNAL',
+  CERT_WRONG_PURPOSE: 'INTERNAL',
+  CERT_POLICY: 'INTERNAL',
+  CERT_ALGORITHM: 'INTERNAL',
+  CRL_INVALID: 'INTERNAL',
+  REVOCATION_UNKNOWN: 'INTERNAL',
+  NONCE_STORE_UNAVAILABLE: 'INTERNAL',
+  NONCE_STORE_CONFLICT: 'INTERNAL',
+  CONFIG_INVALID: 'INTERNAL',
+  INVALID_REQUEST: same('INVALID_REQUEST'),
+  METHOD_NOT_FOUND: same('METHOD_NOT_FOUND'),
+  ORIGIN_NOT_ALLOWED: same('ORIGIN_NOT_ALLOWED'),
+  RATE_LIMITED: same('RATE_LIMITED'),
+  CARD_UNSUPPORTED: same('CARD_UNSUPPORTED'),
+  PIN_NOT_ALLOWED: same('PIN_NOT_ALLOWED'),
+  CONTACTLESS_NOT_ALLOWED: same('CONTACTLESS_NOT_ALLOWED'),
+  INTERNAL: same('INTERNAL'),
+  VPCD_UNAVAILABLE: 'INTERNAL',
+  PROFILE_NOT_FOUND: 'INTERNAL',
+  NO_INPUT: 'INTERNAL',
+  PIN_MISMATCH: 'INTERNAL',
+  CARD_DATA_INVALID: 'CARD_ERROR',
+} as const satisfies Record<CpsdErrorCode, ErrorCode>;
+
+/** The protocol code of any error code. */
+export function protocolCode(code: CpsdErrorCode): ErrorCode {
+  return TO_PROTOCOL[code];
+}
 
 export interface RpcError {
   code: number;
@@ -85,8 +148,7 @@ export function toRpcError(error: unknown): RpcError {
   if (error instanceof CpsdError) {
     // Every PC/SC failure is typed: the service gone, or a card/reader failure (e.g. the security
     // violation pcscd reports while it shuts down), never an internal error.
-    const pcsc = error instanceof PcscError ? (isServiceFailure(error) ? 'PCSC_UNAVAILABLE' : 'CARD_ERROR') : undefined;
-    const code = FROM_LOWER[error.code] ?? pcsc ?? ('sw' in error ? 'CARD_ERROR' : 'INTERNAL');
+    const code = error instanceof PcscError && isServiceFailure(error) ? 'PCSC_UNAVAILABLE' : protocolCode(error.code);
     const data: RpcError['data'] = { code };
     if ('triesLeft' in error && typeof error.triesLeft === 'number') data.triesLeft = error.triesLeft;
     if ('atr' in error && typeof error.atr === 'string') data.atr = error.atr;

@@ -24,10 +24,12 @@ export interface AuthToken {
   appVersion: string;
 }
 
-export class TokenError extends CpsdError {
-  readonly code: string;
+export type TokenErrorCode = 'TOKEN_MALFORMED' | 'ORIGIN_INVALID' | 'NONCE_INVALID' | 'NONCE_EXPIRED' | 'SIGNATURE_INVALID';
 
-  constructor(code: string, message: string) {
+export class TokenError extends CpsdError {
+  readonly code: TokenErrorCode;
+
+  constructor(code: TokenErrorCode, message: string) {
     super(message);
     this.code = code;
   }

@@ -67,9 +67,23 @@ export const PCSC_CODES: ReadonlyMap<number, readonly [name: string, meaning: st
   [0x8010006f, ['SCARD_W_CARD_NOT_AUTHENTICATED', 'no PIN was presented to the card']],
 ]);
 
+/** The codes of the PC/SC errors below. */
+export type PcscErrorCode =
+  | 'PCSC_ERROR'
+  | 'PCSC_UNAVAILABLE'
+  | 'READER_NOT_FOUND'
+  | 'CARD_ABSENT'
+  | 'CARD_RESET'
+  | 'CARD_UNRESPONSIVE'
+  | 'CARD_BUSY'
+  | 'PROTOCOL_MISMATCH'
+  | 'UNSUPPORTED_FEATURE'
+  | 'TIMEOUT'
+  | 'CANCELLED';
+
 /** Any failure reported by the PC/SC layer, with the PC/SC return code when there is one. */
 export class PcscError extends CpsdError {
-  readonly code: string = 'PCSC_ERROR';
+  readonly code: PcscErrorCode = 'PCSC_ERROR';
   /** The PC/SC return code (e.g. 0x80100069), or undefined when the binding gave none. */
   readonly pcscCode: number | undefined;
   /** Symbolic name of `pcscCode`, e.g. `SCARD_W_REMOVED_CARD`. */

@@ -2,6 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ATR_ROWS } from '../../cards/atr-table.js';
+import { exitCodeOf } from '../../cli/exit-codes.js';
+import { CPSD_ERROR_CODES } from '../../core/errors.js';
+import { protocolCode } from '../../daemon/protocol.js';
 
 const doc = (name: string): string => readFileSync(new URL(`../../docs/${name}`, import.meta.url), 'utf8');
 
@@ -29,5 +32,22 @@ describe('docs/driver.md', () => {
     }));
     const actual = ATR_ROWS.map((r) => ({ name: r.name, atr: r.atr, mask: /^F+$/.test(r.mask) ? 'exact' : r.mask }));
     expect(documented).toEqual(actual);
+  });
+});
+
+describe('docs/errors.md', () => {
+  const text = doc('errors.md');
+  const final = tableAfter(text, '<!-- error-codes');
+
+  it('gives every code its protocol code and exit code, as the code maps them, in the order of CPSD_ERROR_CODES', () => {
+    const documented = final.map(([code, protocol, exit]) => [code?.replace(/`/g, ''), protocol?.replace(/`/g, ''), Number(exit)]);
+    expect(documented).toEqual(CPSD_ERROR_CODES.map((c) => [c, protocolCode(c), exitCodeOf(c)]));
+  });
+
+  it('explains every code in a table of its layer (class and when)', () => {
+    const layers = text.slice(0, text.indexOf('<!-- error-codes'));
+    const explained = new Set([...layers.matchAll(/^\| ([^|]+)\|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((c) => c[1])));
+    expect(CPSD_ERROR_CODES.filter((c) => !explained.has(c))).toEqual([]);
+    expect([...explained].filter((c) => !(CPSD_ERROR_CODES as readonly string[]).includes(c ?? ''))).toEqual([]);
   });
 });
