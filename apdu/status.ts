@@ -3,7 +3,7 @@ import { CpsdError } from '../core/errors.js';
 /**
  * Status words: what they mean and which typed error each family raises.
  * Sources: ISO/IEC 7816-4 §5.6 (tables 5 and 6), IAS-ECC, and the CPS-specific words of
- * ../shared/reference/cps-cards.md §3.6 (CPS2ter volet words 9xxx apply to CLA A0 only).
+ * docs/card-facts.md §3.6 (CPS2ter volet words 9xxx apply to CLA A0 only).
  */
 
 export type StatusKind =

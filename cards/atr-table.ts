@@ -34,7 +34,7 @@ export interface AtrRow {
   readonly name: string;
   readonly atr: string;
   readonly mask: string;
-  /** Where the ATR and its mask come from (cps-cards.md). */
+  /** Where the ATR and its mask come from (docs/card-facts.md). */
   readonly source: string;
   /** What the row identifies; `undefined`: a known card cpsd refuses (the reason is `refused`). */
   readonly kind: Omit<CpsCardKind, 'name'> | undefined;
@@ -68,37 +68,37 @@ export const ATR_ROWS: readonly AtrRow[] = [
     name: 'CPS3 (IAS-ECC)',
     atr: '3B00000000001225006480000000009000',
     mask: 'FF00000000FFFFFFFFFFFF000000FFFFFF',
-    source: 'Cryptolib MSI smart-card registration "Carte de Professionnel de Santé CPS3" (cps-cards.md, addendum); sample 3BAC00402A001225006480000310009000 (§1.2)',
+    source: 'Cryptolib MSI smart-card registration "Carte de Professionnel de Santé CPS3" (docs/card-facts.md, addendum); sample 3BAC00402A001225006480000310009000 (§1.2)',
     kind: CPS3_C,
   },
   {
     name: 'CPS3 contactless',
     atr: '3B8F80010031B8640000ECC0739401808290000E',
     mask: 'FFFFFFFFFFFFFFFF0000FFC0FFFFFFFFFFFFFFFF',
-    source: 'Cryptolib MSI smart-card registration "… CPS3 - CL" (cps-cards.md, addendum); sample 3B8F80010031B86404B0ECC1739401808290000E (§1.2)',
+    source: 'Cryptolib MSI smart-card registration "… CPS3 - CL" (docs/card-facts.md, addendum); sample 3B8F80010031B86404B0ECC1739401808290000E (§1.2)',
     kind: CPS3_CL,
     tck: true,
   },
-  { name: 'CPS4 (ChipDoc)', atr: '3B9B188001001225006480040100009044', mask: EXACT('3B9B188001001225006480040100009044'), source: 'card-cps.c CPS4_C_ATR (cps-cards.md §1.2)', kind: CPS4_C },
+  { name: 'CPS4 (ChipDoc)', atr: '3B9B188001001225006480040100009044', mask: EXACT('3B9B188001001225006480040100009044'), source: 'card-cps.c CPS4_C_ATR (docs/card-facts.md §1.2)', kind: CPS4_C },
   {
     name: 'CPS4 (release candidate)',
     atr: '3B9B188001001225006480000401009044',
     mask: EXACT('3B9B188001001225006480000401009044'),
-    source: 'card-cps.c CPS4RC_C_ATR (cps-cards.md §1.2)',
+    source: 'card-cps.c CPS4RC_C_ATR (docs/card-facts.md §1.2)',
     kind: CPS4_C,
   },
   {
     name: 'CPS4 (T=0 only)',
     atr: '3BDC18FF00001225006480000401009000',
     mask: EXACT('3BDC18FF00001225006480000401009000'),
-    source: 'card-cps.c CPS4TO_C_ATR (cps-cards.md §1.2)',
+    source: 'card-cps.c CPS4TO_C_ATR (docs/card-facts.md §1.2)',
     kind: CPS4_C,
   },
   {
     name: 'CPS2ter',
     atr: '3BAC00402A001225006480820212009000',
     mask: EXACT('3BAC00402A001225006480820212009000'),
-    source: 'PCSC-LIST "Sesam Vitale card CPS" (cps-cards.md §1.2: probably a CPS2ter)',
+    source: 'PCSC-LIST "Sesam Vitale card CPS" (docs/card-facts.md §1.2: probably a CPS2ter)',
     kind: undefined,
     refused: 'a CPS2ter card (no IAS-ECC application): not supported by cpsd',
   },

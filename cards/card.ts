@@ -100,12 +100,12 @@ export class ObjectNotFoundError extends CpsdError {
   readonly code = 'OBJECT_NOT_FOUND';
 }
 
-/** [V] cps-cards.md §2.1. */
+/** [V] docs/card-facts.md §2.1. */
 export const AID_CONTACT = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 10');
 export const AID_CONTACTLESS = fromHex('E8 28 BD 08 0F 80 25 00 00 01 FF 00 20');
 export const AID_IAS = fromHex('80 25 00 00 01 FF 01 00');
 const SN_PREFIX = '8025000001';
-/** Short EF identifiers in the MF [V] (cps-cards.md §2.2): EF.SN.ICC 1C, EF.DIR 1E. */
+/** Short EF identifiers in the MF [V] (docs/card-facts.md §2.2): EF.SN.ICC 1C, EF.DIR 1E. */
 const SFI_SN_ICC = 0x1c;
 const SFI_EF_DIR = 0x1e;
 const EF_DIR = fromHex('3F002F00');
@@ -188,7 +188,7 @@ export abstract class CpsCard {
   /** The chip serial: digits after 8025000001 in EF.SN.ICC (3F00/D003), prefix checked [V]. */
   serial(): Promise<string> {
     return this.op('serial', async () => {
-      // By its short EF identifier 1C (cps-cards.md §3.3): no SELECT. An SFI names a file of the current
+      // By its short EF identifier 1C (docs/card-facts.md §3.3): no SELECT. An SFI names a file of the current
       // DF, which another application may have moved: anything but a valid EF.SN.ICC falls back to the path.
       const bySfi = await this.send(0xb0, 0x80 | SFI_SN_ICC, 0, undefined, 12);
       const quick = bySfi.sw === 0x9000 || bySfi.sw === 0x6282 ? serialOf(bySfi.data) : undefined;

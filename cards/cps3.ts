@@ -36,7 +36,7 @@ export class Cps3Card extends CpsCard {
         (await this.send(0x22, 0x41, 0xb6, dst)).check();
         return (await this.send(0x2a, 0x9e, 0x9a, input.digest, 256)).check().data;
       }
-      // IAS: the card finishes the hash (cps-cards.md §3.5 b).
+      // IAS: the card finishes the hash (docs/card-facts.md §3.5 b).
       (await this.send(0x22, 0x41, 0xaa, Uint8Array.of(0x80, 0x01, hash === 'sha1' ? 0x10 : 0x40))).check();
       (await this.send(0x22, 0x41, 0xb6, dst)).check();
       const { state, bitCount, tail } = shaMidstate(hash, input.message);

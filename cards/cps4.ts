@@ -10,7 +10,7 @@ import { AID_CONTACT, AID_IAS, CpsCard, type HashAlgorithm } from './card.js';
 /** Operations run again after a 6985: reads, PIN status, VERIFY (refused, so not counted), logout. */
 const REPEATABLE = /^(serial|actua|directories|read .*|PIN status|verify PIN|logout)$/;
 
-/** CPS4: ChipDoc on logical channel 1 (cps-cards.md §3.8). */
+/** CPS4: ChipDoc on logical channel 1 (docs/card-facts.md §3.8). */
 export class Cps4Card extends CpsCard {
   protected override readonly cla = 0x01;
   #opened = false;

@@ -1,6 +1,6 @@
 /**
  * SHA-1 and SHA-256 at the block level, to resume a hash from its internal state as the CPS3 does in
- * PSO HASH (cps-cards.md §3.5 b): the host hashes the complete 64-byte blocks, sends the raw state and
+ * PSO HASH (docs/card-facts.md §3.5 b): the host hashes the complete 64-byte blocks, sends the raw state and
  * the number of bits hashed, and the card finishes with the tail and the standard padding.
  */
 

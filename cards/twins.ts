@@ -1,7 +1,7 @@
 /**
  * One card seen through two readers: a dual-interface reader exposes the card in its contact slot under
  * one name and, through its antenna, under another (Cryptolib had to fix certificate propagation and key
- * mix-ups for such readers: cps-cards.md, addendum). Two readers show the same card when EF.SN.ICC gives
+ * mix-ups for such readers: docs/card-facts.md, addendum). Two readers show the same card when EF.SN.ICC gives
  * the same chip serial; the serial of each reader is read once per insertion (one or two APDUs) and only
  * when at least two readers hold a CPx card.
  */

@@ -1,7 +1,7 @@
 /**
  * `cpsd serve`: the loopback WebSocket API (docs/protocol.md) and the daemon's own PIN page.
  *
- * Security rules (anchors.md §13, §15): listen on 127.0.0.1 and ::1 only; refuse any request whose Host
+ * Security rules (docs/protocol.md, "Who may connect"; the attacks on localhost bridges they answer are in docs/security.md): listen on 127.0.0.1 and ::1 only; refuse any request whose Host
  * is not a loopback name with our port (DNS rebinding) and any upgrade whose Origin is not exactly on
  * the allow-list; the origin comes from the handshake, never from a message, and is bound into what the
  * card signs; a PIN never crosses a web origin's WebSocket: it is typed on the daemon's PIN page (or a

@@ -1,6 +1,6 @@
 /**
  * The holder's identity from what a CPx card carries: the certificate subject
- * (C=FR, title=<profession>, CN=<idNat>+SN=<surname>+GN=<given name>, cps-cards.md §4) and the card's
+ * (C=FR, title=<profession>, CN=<idNat>+SN=<surname>+GN=<given name>, docs/card-facts.md §4) and the card's
  * data objects (specialty at the end of CPS_INFO_PS, situations EE/84/85/86, card type).
  * Pure parsing: no I/O, no reader.
  */
@@ -23,7 +23,7 @@ export type NationalIdKind =
   | 'RPPS_CABINET'
   | 'UNKNOWN';
 
-/** idNat type prefixes (TRE_G08, cps-cards.md §4): 8 RPPS, 0 ADELI, then employee-of-structure kinds. */
+/** idNat type prefixes (TRE_G08, docs/card-facts.md §4): 8 RPPS, 0 ADELI, then employee-of-structure kinds. */
 const ID_PREFIX: Readonly<Record<string, NationalIdKind>> = {
   '8': 'RPPS',
   '0': 'ADELI',
@@ -163,7 +163,7 @@ function findValue(bytes: Uint8Array | undefined, template: number, tag: number)
   }
 }
 
-/** The specialty code: the last 4 characters of CPS_INFO_PS (cps-cards.md §5). */
+/** The specialty code: the last 4 characters of CPS_INFO_PS (docs/card-facts.md §5). */
 export function specialtyOf(infoPs: Uint8Array | undefined): string | null {
   if (!infoPs || infoPs.length < 4) return null;
   const tail = new TextDecoder().decode(infoPs.subarray(infoPs.length - 4));

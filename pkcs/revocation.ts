@@ -1,7 +1,7 @@
 /**
  * Revocation, fail-closed: an answer that cannot be had or trusted is REVOCATION_UNKNOWN, never a pass.
  *
- * OCSP as Web eID's validator does it (anchors.md §2): the responder from the AIA or a designated one, a
+ * OCSP as Web eID's validator does it (github.com/web-eid/web-eid-authtoken-validation-java, OcspServiceProvider and its defaults): the responder from the AIA or a designated one, a
  * request nonce (switchable per URL), exactly one response for our CertID, signed by the CA itself, by a
  * responder the CA delegated (EKU OCSPSigning, issued by the CA) or by one the caller trusts; thisUpdate at
  * most 15 minutes ahead and not older than `maxAgeSeconds`, nextUpdate not past, 5 s timeout.

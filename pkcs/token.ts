@@ -1,5 +1,5 @@
 /**
- * The authentication token, in the Web eID format `web-eid:1.0` (anchors.md §2), so that existing Web eID
+ * The authentication token, in the Web eID format `web-eid:1.0` (github.com/web-eid/web-eid-system-architecture-doc, "Authentication token format"), so that existing Web eID
  * validators can check it given IGC-Santé trust anchors: the card signs, with its authentication key,
  * H(origin) ‖ H(nonce) — both hashes of the UTF-8 strings, H being the algorithm's hash — and the origin
  * is the browser-enforced one from the WebSocket handshake.

@@ -1,6 +1,6 @@
 /**
  * The virtual CPS card: an IAS-ECC command interpreter over a CardImage (files, PINs, keys).
- * Behaviour follows cps-cards.md §3 and §9; every choice made where public facts stop is a named
+ * Behaviour follows docs/card-facts.md §3 and §9; every choice made where public facts stop is a named
  * option or documented in docs/virtual-card.md.
  */
 import { constants, createHash, privateDecrypt, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
@@ -61,7 +61,7 @@ export interface VirtualCpsCardOptions {
   atr?: Uint8Array | undefined;
 }
 
-/** Hash algorithm references of MSE SET HT/DST (cps-cards.md §3.5). */
+/** Hash algorithm references of MSE SET HT/DST (docs/card-facts.md §3.5). */
 const HASH_ALGO: Readonly<Record<number, ShaAlgorithm>> = { 0x10: 'sha1', 0x40: 'sha256', 0x12: 'sha1', 0x42: 'sha256' };
 const DIGEST_INFO_PREFIX: Readonly<Record<ShaAlgorithm, Uint8Array>> = {
   sha1: Uint8Array.of(0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14),
@@ -308,7 +308,7 @@ export class VirtualCpsCard implements VirtualCard {
         const df = this.image.mf.byAid(data);
         if (!df) fail(SW.FILE_NOT_FOUND);
         // The IAS-ECC root application (the MF's own AID) answers 9000 without FCP whatever P2,
-        // as the real card (cps-cards.md §3.2); the PKCS#15 applications refuse P2=00 with 6A86.
+        // as the real card (docs/card-facts.md §3.2); the PKCS#15 applications refuse P2=00 with 6A86.
         if (df === this.image.mf) {
           this.#current.set(channel, { df, ef: undefined });
           return EMPTY;
@@ -540,7 +540,7 @@ export class VirtualCpsCard implements VirtualCard {
       { tag: 0x9b, value: Uint8Array.of(code.triesLeft) },
     ];
     if (code.usesLeft !== undefined) docp.push({ tag: 0x9d, value: Uint8Array.of(code.usesLeft >> 8, code.usesLeft & 0xff) });
-    // Access rules as read on a real CPS3 (cps-cards.md §2.4).
+    // Access rules as read on a real CPS3 (docs/card-facts.md §2.4).
     const acl =
       code === this.image.pin
         ? Uint8Array.of(0xf3, 0x00, 0x00, 0x13, 0xff, 0x00)
@@ -588,7 +588,7 @@ export class VirtualCpsCard implements VirtualCard {
   }
 
   #seSdo(ref: number, channel: number): Map<number, Uint8Array> {
-    // The real card only serves SEs from the MF (6A88 in the application DF, cps-cards.md §2.4).
+    // The real card only serves SEs from the MF (6A88 in the application DF, docs/card-facts.md §2.4).
     if (this.#state(channel).df !== this.image.mf) fail(SW.REF_DATA_NOT_FOUND);
     // SE #N: a CRT template with the CHV it references; SE #1 → CHV 1, SE #3 → CHV 2.
     const chv = ref === 3 ? this.image.puk.ref : ref === 1 || ref === 2 ? this.image.pin.ref : fail(SW.REF_DATA_NOT_FOUND);

@@ -3,7 +3,7 @@
  * CPS_SIT_FACT, CPS_LANG_PS, CPS_DATA).
  *
  * The real format is in the non-public "ASIP_CPS3_Données-métier" document. Known publicly
- * (cps-cards.md §5): situations are BER-TLV in an `EE` template with 84 raison sociale, 85 structure
+ * (docs/card-facts.md §5): situations are BER-TLV in an `EE` template with 84 raison sociale, 85 structure
  * id, 86 sector; CPS_INFO_PS holds the id and names in clear and ends with the 4-character specialty
  * code. Everything else here is our own choice ([S]), listed in docs/virtual-card.md, and decoded by
  * the same tags on the reading side.
@@ -88,7 +88,7 @@ export function sitFact(p: CardProfile): Uint8Array {
   });
 }
 
-/** EF_ACTUA: EC { 81 start, 82 end }, dates in BCD YYYYMMDDhhmmss (cps-cards.md §2.2). */
+/** EF_ACTUA: EC { 81 start, 82 end }, dates in BCD YYYYMMDDhhmmss (docs/card-facts.md §2.2). */
 export function actua(start: string, end: string): Uint8Array {
   return encodeTlv({ tag: 0xec, children: [{ tag: 0x81, value: bcd(start) }, { tag: 0x82, value: bcd(end) }] });
 }

@@ -14,7 +14,7 @@ export interface FaultOptions {
   stallAt?: { apdu: number; ms: number } | undefined;
   /**
    * The `nth` command (default the first) with this INS is refused with `sw` without reaching the card:
-   * a CPS4 answering 6985 in the middle of a sequence, as Cryptolib met in the field (cps-cards.md, addendum).
+   * a CPS4 answering 6985 in the middle of a sequence, as Cryptolib met in the field (docs/card-facts.md, addendum).
    */
   statusAt?: { ins: number; nth?: number | undefined; sw: number } | undefined;
   /** After this many APDUs every response is garbled (one byte: 6F, truncated status). */

@@ -1,7 +1,7 @@
 /**
  * The card's file system: DFs and transparent EFs with IAS-ECC file control parameters (FCP).
  *
- * FCP layout copied from real CPS3 dumps (cps-cards.md §2.2), e.g. EF.SN.ICC:
+ * FCP layout copied from real CPS3 dumps (docs/card-facts.md §2.2), e.g. EF.SN.ICC:
  *   62 25 80 02 00 0C 82 01 01 83 02 D0 03 88 01 E0
  *         A1 12 8C 07 7B FF FF FF FF FF 00 9C 07 7B FF FF FF FF FF 00 8A 01 05
  * A1 holds the contact (8C) and contactless (9C) rules in ISO 7816-4 compact form: an access-mode
@@ -15,7 +15,7 @@ export type AccessRule = 'always' | 'never' | 'pin';
 /**
  * IAS-ECC SCB values. 0x00 always, 0xFF never; 0x1N = user authentication in security environment N.
  * We use SE #2 for CHV 1 ([S]; a real CPS3's PIN reset rule 0x13 names SE #3, which references the
- * unblocking code, cps-cards.md §2.4).
+ * unblocking code, docs/card-facts.md §2.4).
  */
 export const SCB: Readonly<Record<AccessRule, number>> = { always: 0x00, never: 0xff, pin: 0x12 };
 

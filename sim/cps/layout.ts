@@ -1,6 +1,6 @@
 /**
  * Personalisation: builds the card image (files, PKCS#15 directory, PIN objects, keys) for a profile.
- * FIDs and contents marked [V] come from real-card dumps (cps-cards.md §2); the PKCS#15 file map of
+ * FIDs and contents marked [V] come from real-card dumps (docs/card-facts.md §2); the PKCS#15 file map of
  * the application DFs is not public and is our choice ([S], docs/virtual-card.md).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';

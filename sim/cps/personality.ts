@@ -5,7 +5,7 @@ export type PersonalityName = 'cps3' | 'cps3-cl' | 'cps4';
 
 export interface Personality {
   name: PersonalityName;
-  /** The sample ATR of the kind (cps-cards.md §1.2); a variant may replace it (VirtualCpsCardOptions.atr). */
+  /** The sample ATR of the kind (docs/card-facts.md §1.2); a variant may replace it (VirtualCpsCardOptions.atr). */
   atr: Uint8Array;
   contactless: boolean;
   /** CPS4 runs the ChipDoc applet on logical channel 1 (§3.8); CPS3 has no logical channels. */

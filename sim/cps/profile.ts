@@ -53,7 +53,7 @@ export interface CardProfile {
   description: string;
   generation: CardGeneration;
   cardType: CardType;
-  /** A field variant of the ATR (hex) instead of the sample of the generation (cps-cards.md §1.2, addendum). */
+  /** A field variant of the ATR (hex) instead of the sample of the generation (docs/card-facts.md §1.2, addendum). */
   atr?: string | undefined;
   /** 5-byte chip serial, 10 hex digits, appended to 8025000001 in EF.SN.ICC. */
   serial: string;

@@ -1,4 +1,4 @@
-/** Status words the virtual card answers with, by name (values from ISO 7816-4 and cps-cards.md §3.6). */
+/** Status words the virtual card answers with, by name (values from ISO 7816-4 and docs/card-facts.md §3.6). */
 export const SW = {
   OK: 0x9000,
   END_OF_FILE: 0x6282,

@@ -86,7 +86,7 @@ describe('ATR variants inside the masks', () => {
   });
 
   // OpenSC recognises the contact variants with the same mask (its "IAS/ECC CPx" entry); it never
-  // recognises a contactless CPS3, sample included (its entry starts with 2B: cps-cards.md §1.2).
+  // recognises a contactless CPS3, sample included (its entry starts with 2B: docs/card-facts.md §1.2).
   it.each(CPS3_VARIANTS)('CPS3 contact %s: identified and read like the sample; OpenSC: IAS-ECC', async (atr) => {
     await insert({ profile: 'doctor', atr });
     expect(await status()).toMatchObject({ atr, generation: 'CPS3', interface: 'contact', pin: { triesLeft: 3 } });

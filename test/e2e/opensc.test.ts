@@ -182,7 +182,7 @@ function printed(stdout: string, sent: string): string {
 }
 
 describe('OpenSC sees the virtual CPS3 answer as a T=0 card (61xx, GET RESPONSE, 6Cxx)', () => {
-  // EF.SN.ICC's FCP as dumped from a real CPS3 (cps-cards.md §2.2, OSC-I2275): 0x27 = 39 bytes.
+  // EF.SN.ICC's FCP as dumped from a real CPS3 (docs/card-facts.md §2.2, OSC-I2275): 0x27 = 39 bytes.
   const FCP = '6225' + '8002000C' + '820101' + '8302D003' + '8801E0' + 'A112' + '8C077BFFFFFFFFFF00' + '9C077BFFFFFFFFFF00' + '8A0105';
   const SELECT = '00A40904043F00D003';
   const debug = { OPENSC_DEBUG: '3' };

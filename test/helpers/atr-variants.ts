@@ -1,6 +1,6 @@
 /**
  * Field variants of the CPx ATRs for tests, built from the samples and masks of
- * ../shared/reference/cps-cards.md (§1.2, Cryptolib addendum) — not from cards/atr-table.ts.
+ * docs/card-facts.md (§1.2, Cryptolib addendum) — not from cards/atr-table.ts.
  */
 import { fromHex, toHex } from '../../core/bytes.js';
 

@@ -1,6 +1,6 @@
 /**
  * Card identification by (ATR, mask) rows. The samples and masks below are copied from
- * ../shared/reference/cps-cards.md (§1.2 and the Cryptolib addendum), not from cards/atr-table.ts, and
+ * docs/card-facts.md (§1.2 and the Cryptolib addendum), not from cards/atr-table.ts, and
  * every variant is checked to be a well-formed ATR first (ISO 7816-3 structure, TCK).
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The virtual CPS card in process: real-card APDU sequences quoted in cps-cards.md (§2-§3) replayed
+ * The virtual CPS card in process: real-card APDU sequences quoted in docs/card-facts.md (§2-§3) replayed
  * byte for byte, then PIN, unblocking, signatures (midstate and hash-off-card), decipher with chaining,
  * contactless restrictions and the CPS4 ChipDoc behaviour.
  */
@@ -202,7 +202,7 @@ describe('virtual CPS3: cryptography', () => {
   }
 
   it('finishes the hash from a PSO HASH body written from the documented format and NIST state', async () => {
-    // cps-cards.md §3.5 (b): 90 <state ‖ 8-byte big-endian bit count> 80 <tail>; the state after the
+    // docs/card-facts.md §3.5 (b): 90 <state ‖ 8-byte big-endian bit count> 80 <tail>; the state after the
     // first block of NIST's example message is NIST's published H(1): no encoder of ours builds it.
     const block = Buffer.concat([Buffer.from('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq'), Buffer.from([0x80, 0, 0, 0, 0, 0, 0, 0])]);
     const message = Buffer.concat([block, Buffer.from('tail')]);

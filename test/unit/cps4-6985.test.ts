@@ -1,5 +1,5 @@
 /**
- * A CPS4 answering 6985 in the middle of a sequence (Cryptolib 5.2.2, item 1722: cps-cards.md, addendum),
+ * A CPS4 answering 6985 in the middle of a sequence (Cryptolib 5.2.2, item 1722: docs/card-facts.md, addendum),
  * played by the fault injector in front of the virtual CPS4: reads recover by reselecting ChipDoc, a key
  * operation fails with a typed error, the PIN tries never move, and the next job on the session works.
  */

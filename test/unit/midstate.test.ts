@@ -1,4 +1,4 @@
-/** SHA-1/SHA-256 resumed from a midstate, as the CPS3 finishes PSO HASH (cps-cards.md §3.5 b). */
+/** SHA-1/SHA-256 resumed from a midstate, as the CPS3 finishes PSO HASH (docs/card-facts.md §3.5 b). */
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -1,8 +1,8 @@
 /**
  * The virtual CPS card's T=0 response rule, byte for byte. On T=0 a case-4 command reaches the card
  * without Le (OpenSC sends `00 A4 09 04 04 3F 00 D0 03`): the card announces its data with 61xx and
- * hands it over on GET RESPONSE (cps-cards.md §1.2, traces OSC-I2223 / OSC-I2275). Expected bytes are
- * the documented file layout (cps-cards.md §2.2), not the output of our own FCP encoder.
+ * hands it over on GET RESPONSE (docs/card-facts.md §1.2, traces OSC-I2223 / OSC-I2275). Expected bytes are
+ * the documented file layout (docs/card-facts.md §2.2), not the output of our own FCP encoder.
  */
 import { createHash, verify, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ function raw(card: VirtualCpsCard): (hex: string) => string {
   return (hex) => toHex(card.transmit(fromHex(hex.replace(/ /g, ''))));
 }
 
-// EF.SN.ICC's FCP as dumped from a real CPS3 (cps-cards.md §2.2, OSC-I2275): 0x27 = 39 bytes.
+// EF.SN.ICC's FCP as dumped from a real CPS3 (docs/card-facts.md §2.2, OSC-I2275): 0x27 = 39 bytes.
 const fcp = '62 25 80 02 00 0C 82 01 01 83 02 D0 03 88 01 E0 A1 12 8C 07 7B FF FF FF FF FF 00 9C 07 7B FF FF FF FF FF 00 8A 01 05'
   .replace(/ /g, '');
 const SELECT_SN_ICC_NO_LE = '00 A4 09 04 04 3F 00 D0 03';
