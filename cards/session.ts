@@ -208,15 +208,31 @@ export function interfaceOf(reader: ReaderView): 'contact' | 'contactless' | und
 /**
  * Without a reader name: the first reader holding a CPx card by contact (a dual-interface reader shows the
  * same card contactless too, and only the contact interface has the holder's keys), then any CPx card,
- * then any card, then the first reader.
+ * then any card, then the first reader; cards that another application holds exclusively come last.
  */
-function defaultReader(readers: readonly ReaderView[]): ReaderView | undefined {
+function defaultReader(readers: readonly ReaderView[], busy: ReadonlySet<string>): ReaderView | undefined {
+  // A card another application holds exclusively is passed over while another CPx card is free.
+  const free = (r: ReaderView): boolean => !busy.has(r.name);
   return (
+    readers.find((r) => interfaceOf(r) === 'contact' && free(r)) ??
+    readers.find((r) => interfaceOf(r) !== undefined && free(r)) ??
     readers.find((r) => interfaceOf(r) === 'contact') ??
     readers.find((r) => interfaceOf(r) !== undefined) ??
     readers.find((r) => r.cardPresent) ??
     readers[0]
   );
+}
+
+/** Internal: the connection was refused because another application holds the card (the cause). */
+class HeldElsewhereError extends Error {
+  readonly reader: string;
+  override readonly cause: CardBusyError;
+
+  constructor(reader: string, cause: CardBusyError) {
+    super(cause.message);
+    this.reader = reader;
+    this.cause = cause;
+  }
 }
 
 export class CardSessions extends EventEmitter {
@@ -228,6 +244,8 @@ export class CardSessions extends EventEmitter {
   readonly #queues = new Map<string, ReaderQueue>();
   /** Running jobs per reader: aborted when the card leaves or the session closes. */
   readonly #running = new Map<string, Set<AbortController>>();
+  /** Readers where one of our jobs holds the card exclusively (their EXCLUSIVE state is ours). */
+  readonly #ours = new Map<string, number>();
   readonly #unsubscribe: () => void;
   #closed = false;
 
@@ -250,6 +268,7 @@ export class CardSessions extends EventEmitter {
     return this.#backend.readers();
   }
 
+
   /** Why no card can be reached at all (the PC/SC service is gone), or undefined. */
   unavailable(): CpsdError | undefined {
     return this.#backend.unavailable();
@@ -257,17 +276,44 @@ export class CardSessions extends EventEmitter {
 
   /** Runs `job` on the card of a reader, in its turn; see JobOptions. */
   async run<T>(job: CardJob<T>, options: JobOptions = {}): Promise<T> {
-    try {
-      return await this.#runOnce(job, options);
-    } catch (error) {
-      if (!(options.retryOnReset && error instanceof CardResetError)) throw error;
-      return this.#runOnce(job, options);
+    const busy = new Set<string>();
+    let reset = false;
+    for (;;) {
+      try {
+        return await this.#runOnce(job, options, busy);
+      } catch (error) {
+        if (options.retryOnReset && !reset && error instanceof CardResetError) {
+          reset = true;
+          continue;
+        }
+        // No reader named, and another application holds that card exclusively: the next CPx card, if any.
+        if (!(error instanceof HeldElsewhereError)) throw error;
+        if (options.reader !== undefined) throw error.cause;
+        busy.add(error.reader);
+        if (this.#pick(undefined, busy).name === error.reader) throw error.cause;
+      }
     }
   }
 
-  async #runOnce<T>(job: CardJob<T>, options: JobOptions): Promise<T> {
+  /**
+   * Whether another application holds the card of `reader` exclusively now: a SHARED connection is
+   * refused (no APDU is sent). PC/SC's EXCLUSIVE reader state is not announced by a status change, so it
+   * is asked, not watched.
+   */
+  async heldElsewhere(reader: string): Promise<boolean> {
+    if (this.#ours.has(reader)) return false;
+    try {
+      const link = await this.#backend.link(reader, { exclusive: false });
+      await link.close('leave');
+      return false;
+    } catch (error) {
+      return error instanceof CardBusyError;
+    }
+  }
+
+  async #runOnce<T>(job: CardJob<T>, options: JobOptions, busy: ReadonlySet<string> = new Set()): Promise<T> {
     if (this.#closed) throw new SessionClosedError('the card session is closed');
-    const reader = this.#pick(options.reader).name;
+    const reader = this.#pick(options.reader, busy).name;
     let queue = this.#queues.get(reader);
     if (!queue) {
       queue = new ReaderQueue(this.#maxQueued, this.#maxPerOwner);
@@ -288,7 +334,7 @@ export class CardSessions extends EventEmitter {
     const work = (async () => {
       try {
         if (controller.signal.aborted) throw reasonOf(controller.signal);
-        this.#pick(reader); // the card may have left while the job waited for its turn
+        this.#pick(reader, busy); // the card may have left while the job waited for its turn
         return await this.#onLink(reader, job, options, controller.signal, timeoutMs);
       } finally {
         clearTimeout(timer);
@@ -302,7 +348,10 @@ export class CardSessions extends EventEmitter {
   }
 
   async #onLink<T>(reader: string, job: CardJob<T>, options: JobOptions, signal: AbortSignal, timeoutMs: number): Promise<T> {
-    const link = await this.#connect(reader, options.exclusive ?? false, signal);
+    const link = await this.#connect(reader, options.exclusive ?? false, signal).catch((error: unknown) => {
+      throw error instanceof CardBusyError ? new HeldElsewhereError(reader, error) : error;
+    });
+    if (options.exclusive) this.#ours.set(reader, (this.#ours.get(reader) ?? 0) + 1);
     let inFlight: Promise<unknown> | undefined;
     const aborted = rejection(signal);
     // Every APDU checks the signal first, and gives up waiting for the card when it fires.
@@ -331,6 +380,11 @@ export class CardSessions extends EventEmitter {
       // A command still at the card must end before the link can be reset and reused.
       if (inFlight) await inFlight;
       await link.close(ok ? (options.after ?? 'leave') : 'reset').catch(() => undefined);
+      if (options.exclusive) {
+        const n = (this.#ours.get(reader) ?? 1) - 1;
+        if (n > 0) this.#ours.set(reader, n);
+        else this.#ours.delete(reader);
+      }
     }
   }
 
@@ -352,13 +406,13 @@ export class CardSessions extends EventEmitter {
     return this.#pick(name);
   }
 
-  #pick(name: string | undefined): ReaderView {
+  #pick(name: string | undefined, busy: ReadonlySet<string> = new Set()): ReaderView {
     const readers = this.#backend.readers();
     if (readers.length === 0) {
       const down = this.#backend.unavailable();
       if (down) throw down;
     }
-    const reader = name === undefined ? defaultReader(readers) : readers.find((r) => r.name === name);
+    const reader = name === undefined ? defaultReader(readers, busy) : readers.find((r) => r.name === name);
     if (!reader) throw new ReaderNotFoundError(name === undefined ? 'no smart-card reader' : `no reader named ${JSON.stringify(name)}`);
     if (!reader.cardPresent) throw new CardAbsentError(`no card in ${reader.name}`);
     return reader;

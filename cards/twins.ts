@@ -9,9 +9,16 @@ import { CpsdError } from '../core/errors.js';
 import type { CardEvent, CardSessions, ReaderView } from './session.js';
 import { interfaceOf } from './session.js';
 
-export interface ReaderPlacement extends ReaderView {
+export interface ReaderPlacement {
+  name: string;
+  cardPresent: boolean;
+  atr: string | null;
+  /** The card is a CPx card cpsd supports. */
+  supported: boolean;
   /** The interface of the CPx card in this reader; null without a CPx card. */
   interface: 'contact' | 'contactless' | null;
+  /** Another application holds the card exclusively: cpsd cannot use it until it lets go. */
+  busy: boolean;
   /** The other readers that show this same card (same chip serial), e.g. its contactless side. */
   sameCardAs: string[];
 }
@@ -65,12 +72,19 @@ export class CardTwins {
     const readers = this.#sessions.readers();
     const cps = readers.filter((r) => interfaceOf(r) !== undefined);
     const serials = new Map<string, string | undefined>();
-    if (cps.length >= 2) await Promise.all(cps.map(async (r) => serials.set(r.name, await this.serialOf(r, signal))));
+    const busy = new Map<string, boolean>();
+    await Promise.all(cps.map(async (r) => busy.set(r.name, await this.#sessions.heldElsewhere(r.name))));
+    const free = cps.filter((r) => !busy.get(r.name));
+    if (free.length >= 2) await Promise.all(free.map(async (r) => serials.set(r.name, await this.serialOf(r, signal))));
     return readers.map((r) => {
       const serial = serials.get(r.name);
       return {
-        ...r,
+        name: r.name,
+        cardPresent: r.cardPresent,
+        atr: r.atr,
+        supported: interfaceOf(r) !== undefined,
         interface: interfaceOf(r) ?? null,
+        busy: busy.get(r.name) ?? false,
         sameCardAs: serial === undefined ? [] : cps.filter((o) => o.name !== r.name && serials.get(o.name) === serial).map((o) => o.name),
       };
     });

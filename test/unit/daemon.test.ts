@@ -119,7 +119,7 @@ describe('daemon methods', () => {
     const rpc = await connect();
     expect((await rpc.call('hello')).result).toMatchObject({ protocol: 'cpsd/1', origin: ORIGIN, pinEntry: ['page'] });
     expect((await rpc.call('readers.list')).result).toEqual({
-      readers: [{ name: InProcessBackend.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000', interface: 'contact', sameCardAs: [] }],
+      readers: [{ name: InProcessBackend.READER, cardPresent: true, atr: '3BAC00402A001225006480000310009000', supported: true, interface: 'contact', busy: false, sameCardAs: [] }],
     });
     expect((await rpc.call('card.status')).result).toMatchObject({ generation: 'CPS3', serial: loadProfile('doctor').serial, pin: { triesLeft: 3 }, sameCardAs: [] });
     expect((await rpc.call('card.identity')).result).toMatchObject({ nationalId: '899700012349', surname: 'MEDECIN-TEST', specialty: 'SM26' });
