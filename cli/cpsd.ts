@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option, type Help } from 'commander';
 import { CpsdError } from '../core/errors.js';
 import { fromHex } from '../core/bytes.js';
 import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
@@ -10,148 +10,225 @@ import { identity } from './commands/identity.js';
 import { pin } from './commands/pin.js';
 import { readers } from './commands/readers.js';
 import { serve, type ServeOptions } from './commands/serve.js';
+import { service, type ServiceOptions } from './commands/service.js';
 import { sim, type SimOptions } from './commands/sim.js';
 import { status } from './commands/status.js';
+import { formatError } from './errors.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { LANGS, langFromArgv, setLang, t, type MessageKey } from './i18n.js';
 import type { CommonOptions } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function port(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('must be a TCP port (1-65535)');
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError(t('arg.port'));
   return n;
 }
 
 function personality(value: string): PersonalityName {
-  if (!(value in PERSONALITIES)) throw new InvalidArgumentError(`must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
+  if (!(value in PERSONALITIES)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
   return value as PersonalityName;
 }
 
 /** An ATR in hex, spaces or colons allowed; well formed (ISO 7816-3, TCK right). */
 function atrOption(value: string): Uint8Array {
   const hex = value.replace(/[\s:]/g, '');
-  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new InvalidArgumentError('must be hex bytes, e.g. 3BAC00402A001225006480000310009000');
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new InvalidArgumentError(t('arg.atrHex', { example: '3BAC00402A001225006480000310009000' }));
   try {
     return checkedAtr(fromHex(hex));
   } catch (error) {
-    throw new InvalidArgumentError(error instanceof CpsdError ? error.message : String(error));
+    throw new InvalidArgumentError(t('arg.atrInvalid', { detail: error instanceof CpsdError ? error.message : String(error) }));
   }
 }
 
 function slot(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 15) throw new InvalidArgumentError('must be a slot number (0-15)');
+  if (!Number.isInteger(n) || n < 0 || n > 15) throw new InvalidArgumentError(t('arg.slot'));
   return n;
 }
 
 function fail(error: unknown): number {
-  const message = error instanceof Error ? error.message : String(error);
-  const code = typeof error === 'object' && error !== null && 'code' in error ? ` [${String(error.code)}]` : '';
-  process.stderr.write(`cpsd: ${message}${code}\n`);
+  process.stderr.write(formatError(error));
   return exitCodeFor(error);
 }
 
+/** A command-line error of commander, in the person's language, commander's own text kept as the detail. */
+function usageError(error: CommanderError): void {
+  const quoted = /'([^']+)'/.exec(error.message)?.[1] ?? '';
+  const key: MessageKey =
+    error.code === 'commander.unknownOption'
+      ? 'usage.unknownOption'
+      : error.code === 'commander.unknownCommand'
+        ? 'usage.unknownCommand'
+        : error.code === 'commander.optionMissingArgument'
+          ? 'usage.missingValue'
+          : error.code === 'commander.invalidArgument'
+            ? 'usage.invalidValue'
+            : error.code === 'commander.excessArguments'
+              ? 'usage.tooManyArguments'
+              : 'usage.other';
+  const detail = error.message.replace(/^error: /, '');
+  process.stderr.write(`cpsd: ${t(key, { option: quoted, command: quoted })}\n  ${t('error.detail', { detail })}\n  ${t('usage.seeHelp')}\n`);
+}
+
+/** commander's help in the person's language: titles, and the "(default: …)" of options. */
+function localisedHelp(): Partial<Help> {
+  const titles: Readonly<Record<string, MessageKey>> = {
+    'Usage:': 'help.title.usage',
+    'Options:': 'help.title.options',
+    'Global Options:': 'help.title.globalOptions',
+    'Commands:': 'help.title.commands',
+    'Arguments:': 'help.title.arguments',
+  };
+  return {
+    showGlobalOptions: true,
+    styleTitle: (title: string): string => {
+      const key = titles[title];
+      return key ? t(key) : title;
+    },
+    optionDescription: (option: Option): string => {
+      const extra: string[] = [];
+      if (option.argChoices) extra.push(t('help.choices', { values: option.argChoices.join(', ') }));
+      const showDefault = option.required || option.optional || (option.isBoolean() && typeof option.defaultValue === 'boolean');
+      if (option.defaultValue !== undefined && showDefault) {
+        extra.push(t('help.default', { value: option.defaultValueDescription ?? JSON.stringify(option.defaultValue) }));
+      }
+      return extra.length > 0 ? `${option.description} (${extra.join(', ')})` : option.description;
+    },
+  };
+}
+
+/** The program; its texts are in the language of `--lang`, else of the environment (set before building it). */
+/** False for the commands that run until stopped (serve, sim). */
+let oneShot = true;
+
 export function buildProgram(): Command {
   const program = new Command('cpsd')
-    .description('Middleware for French health-professional smart cards (CPS, CPE, CPF, CPA)')
-    .version(pkg.version)
+    .description(t('help.program'))
+    .version(pkg.version, '-V, --version', t('help.version'))
+    .helpOption('-h, --help', t('help.help'))
+    .helpCommand('help [command]', t('help.help'))
+    .configureHelp(localisedHelp())
+    .addOption(new Option('--lang <lang>', t('help.lang')).choices(LANGS))
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    // Errors are written once, localised, by the catch below; help and version go out as commander writes them.
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: () => undefined });
 
   program
     .command('readers')
-    .description('list the smart-card readers and the card in each')
-    .option('--json', 'machine-readable output: [{ name, cardPresent, atr }]')
-    .option('--reader <name>', 'only this reader')
+    .description(t('help.readers'))
+    .option('--json', t('help.readers.json'))
+    .option('--reader <name>', t('help.readers.reader'))
     .action(async (options: { json?: boolean; reader?: string }) => {
       process.exitCode = await readers(options).catch(fail);
     });
 
   program
     .command('sim')
-    .description('plug a virtual card into vsmartcard vpcd (test and demo use)')
-    .option('--slot <n>', 'vpcd slot: 0 for "Virtual PCD 00 00", 1 for "… 00 01"', slot, 0)
-    .option('--vpcd-host <host>', 'vpcd address', '127.0.0.1')
-    .option('--vpcd-port <port>', 'vpcd TCP port (default 35963 + slot)', port)
-    .option('--profile <name>', 'card profile from fixtures/profiles, or "test-card"', 'doctor')
-    .option('--personality <name>', 'cps3 | cps3-cl | cps4 (default: from the profile)', personality)
-    .option('--atr <hex>', "present this ATR (a field variant) instead of the personality's", atrOption)
-    .option('--list-profiles', 'list the card profiles and exit')
+    .description(t('help.sim'))
+    .option('--slot <n>', t('help.sim.slot'), slot, 0)
+    .option('--vpcd-host <host>', t('help.sim.vpcdHost'), '127.0.0.1')
+    .option('--vpcd-port <port>', t('help.sim.vpcdPort'), port)
+    .option('--profile <name>', t('help.sim.profile'), 'doctor')
+    .option('--personality <name>', t('help.sim.personality'), personality)
+    .option('--atr <hex>', t('help.sim.atr'), atrOption)
+    .option('--list-profiles', t('help.sim.listProfiles'))
     .action(async (options: SimOptions) => {
+      oneShot = false;
       process.exitCode = await sim(options).catch(fail);
     });
 
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
   const common = (c: Command): Command =>
     c
-      .option('--json', 'machine-readable output (docs/cli.md)')
-      .option('--reader <name>', 'use this reader (default: the first one holding a card)')
-      .option('--no-cache', 'read everything from the card, ignoring the public-data cache');
+      .option('--json', t('help.common.json'))
+      .option('--reader <name>', t('help.common.reader'))
+      .option('--no-cache', t('help.common.noCache'));
 
-  common(program.command('status').description('card type, serial and PIN tries left')).action(async (o: CommonOptions) => {
+  common(program.command('status').description(t('help.status'))).action(async (o: CommonOptions) => {
     process.exitCode = await status(o).catch(fail);
   });
 
-  common(program.command('identity').description('who holds the card: national id, names, profession, specialty'))
-    .option('--situations', 'also the practice situations (asks for the PIN)')
-    .option('--allow-last-try', 'with --situations: try the PIN even when one try is left')
+  common(program.command('identity').description(t('help.identity')))
+    .option('--situations', t('help.identity.situations'))
+    .option('--allow-last-try', t('help.identity.allowLastTry'))
     .action(async (o: CommonOptions & { situations?: boolean; allowLastTry?: boolean }) => {
       process.exitCode = await identity(o).catch(fail);
     });
 
-  common(program.command('certs').description('the authentication and signature certificates'))
-    .option('--pem', 'print the certificates in PEM')
-    .option('--verify', 'check validity, chain (--trust) and revocation (--crl)')
-    .option('--trust <file>', 'trusted root or intermediate certificate, PEM or DER (repeatable)', collect)
-    .option('--crl <file>', 'DER CRL signed by a trusted certificate (repeatable)', collect)
+  common(program.command('certs').description(t('help.certs')))
+    .option('--pem', t('help.certs.pem'))
+    .option('--verify', t('help.certs.verify'))
+    .option('--trust <file>', t('help.certs.trust'), collect)
+    .option('--crl <file>', t('help.certs.crl'), collect)
     .action(async (o: CertsOptions) => {
       process.exitCode = await certs(o).catch(fail);
     });
 
-  const pinCommand = program.command('pin').description('verify, change or unblock the PIN (prompted, never on the command line)');
+  const pinCommand = program.command('pin').description(t('help.pin'));
+  const pinHelp = { verify: 'help.pin.verify', change: 'help.pin.change', unblock: 'help.pin.unblock' } as const;
   for (const action of ['verify', 'change', 'unblock'] as const) {
-    const c = pinCommand.command(action).description(
-      action === 'verify' ? 'check the PIN' : action === 'change' ? 'change the PIN' : 'unblock with the 8-digit unblocking code and set a new PIN',
-    );
+    const c = pinCommand.command(action).description(t(pinHelp[action]));
     common(c)
-      .option('--allow-last-try', 'try even when only one try is left')
+      .option('--allow-last-try', t('help.pin.allowLastTry'))
       .action(async (o: CommonOptions & { allowLastTry?: boolean }) => {
         process.exitCode = await pin(action, o).catch(fail);
       });
   }
 
-  common(program.command('doctor').description('diagnose the PC/SC service, reader, card, PIN and certificates'))
-    .option('--trust <file>', 'trusted certificate for the chain check (repeatable)', collect)
-    .option('--crl <file>', 'DER CRL (repeatable)', collect)
-    .option('--bundle <file>', 'write a redacted support archive (no PIN, no identity)')
+  common(program.command('doctor').description(t('help.doctor')))
+    .option('--trust <file>', t('help.doctor.trust'), collect)
+    .option('--crl <file>', t('help.doctor.crl'), collect)
+    .option('--bundle <file>', t('help.doctor.bundle'))
     .action(async (o: CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string }) => {
       process.exitCode = await doctor(o).catch(fail);
     });
 
   program
     .command('serve')
-    .description('run the daemon: WebSocket API on 127.0.0.1 and ::1 (docs/protocol.md)')
-    .option('--port <port>', 'TCP port (default 24821)', port)
-    .option('--allow-origin <url>', 'allow this https origin (repeatable)', collect)
-    .option('--allow-http-localhost', 'also allow http://localhost origins (development)')
-    .option('--config <file>', 'configuration file (repeatable; default /etc/cpsd/config.json then ~/.config/cpsd/config.json)', collect)
-    .option('--sim <profile>', 'use the in-process virtual card of this profile instead of PC/SC')
-    .option('--personality <name>', 'with --sim: cps3 | cps3-cl | cps4', personality)
-    .option('--atr <hex>', 'with --sim: present this ATR instead of the personality\'s', atrOption)
+    .description(t('help.serve'))
+    .option('--port <port>', t('help.serve.port'), port)
+    .option('--allow-origin <url>', t('help.serve.allowOrigin'), collect)
+    .option('--allow-http-localhost', t('help.serve.allowHttpLocalhost'))
+    .option('--config <file>', t('help.serve.config'), collect)
+    .option('--sim <profile>', t('help.serve.sim'))
+    .option('--personality <name>', t('help.serve.personality'), personality)
+    .option('--atr <hex>', t('help.serve.atr'), atrOption)
     .action(async (o: ServeOptions) => {
+      oneShot = false;
       process.exitCode = await serve(o).catch(fail);
     });
+
+  const serviceCommand = program.command('service').description(t('help.service'));
+  for (const action of ['install', 'uninstall'] as const) {
+    serviceCommand
+      .command(action)
+      .description(t(action === 'install' ? 'help.service.install' : 'help.service.uninstall'))
+      .option('--user', t('help.service.user'))
+      .option('--dry-run', t('help.service.dryRun'))
+      .addOption(new Option('--platform <platform>', t('help.service.platform')).choices(['linux', 'darwin', 'win32']))
+      .option('--root <dir>', t('help.service.root'))
+      .action(async (o: ServiceOptions) => {
+        process.exitCode = await service(action, o).catch(fail);
+      });
+  }
 
   return program;
 }
 
+// `--lang` decides before anything is built or printed (the help texts included).
+setLang(langFromArgv(process.argv.slice(2)));
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
+    if (error.exitCode !== 0 && error.code !== 'commander.help' && error.code !== 'commander.helpDisplayed') usageError(error);
     process.exitCode = error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   } else {
     process.exitCode = fail(error);
   }
 }
+// A one-shot command has said all it had to say: a handle something left open (a PC/SC context the
+// binding keeps polling) must not keep a technician's terminal waiting. `serve` and `sim` run until stopped.
+if (oneShot) setTimeout(() => process.exit(), 2000).unref();

@@ -1,48 +1,55 @@
-/** Human output in French or English, from LC_ALL / LC_MESSAGES / LANG (JSON output never changes). */
-export type Lang = 'fr' | 'en';
+/**
+ * Human output in French or English (JSON output never changes): `--lang fr|en` first, then LC_ALL,
+ * LC_MESSAGES, LANG (fr* → French, anything else → English). The texts are in cli/messages.ts.
+ */
+import { MESSAGES, type MessageKey, type Text } from './messages.js';
 
-export function lang(env: NodeJS.ProcessEnv = process.env): Lang {
+export type Lang = 'fr' | 'en';
+export type { MessageKey } from './messages.js';
+export type Params = Readonly<Record<string, string | number>>;
+
+export const LANGS: readonly Lang[] = ['fr', 'en'];
+
+/** The language of the environment: the first of LC_ALL, LC_MESSAGES, LANG that is set. */
+export function langFromEnv(env: NodeJS.ProcessEnv = process.env): Lang {
   const value = env.LC_ALL || env.LC_MESSAGES || env.LANG || '';
   return value.toLowerCase().startsWith('fr') ? 'fr' : 'en';
 }
 
-const MESSAGES = {
-  reader: { en: 'Reader', fr: 'Lecteur' },
-  card: { en: 'Card', fr: 'Carte' },
-  serial: { en: 'Serial', fr: 'Numéro de série' },
-  sameCard: { en: 'Same card also in', fr: 'Même carte aussi dans' },
-  contactless: { en: 'contactless', fr: 'sans contact' },
-  contact: { en: 'contact', fr: 'contact' },
-  pin: { en: 'PIN', fr: 'Code porteur' },
-  triesLeft: { en: 'tries left', fr: 'essais restants' },
-  blocked: { en: 'BLOCKED', fr: 'BLOQUÉ' },
-  verified: { en: 'verified', fr: 'vérifié' },
-  holder: { en: 'Holder', fr: 'Titulaire' },
-  nationalId: { en: 'National id', fr: 'Identifiant national' },
-  profession: { en: 'Profession', fr: 'Profession' },
-  specialty: { en: 'Specialty', fr: 'Spécialité' },
-  validUntil: { en: 'Valid until', fr: "Valide jusqu'au" },
-  situation: { en: 'Practice situation', fr: "Situation d'exercice" },
-  certificate: { en: 'Certificate', fr: 'Certificat' },
-  authentication: { en: 'authentication', fr: 'authentification' },
-  signature: { en: 'signature', fr: 'signature' },
-  enterPin: { en: 'PIN: ', fr: 'Code porteur : ' },
-  enterPinOnReader: { en: 'Type your PIN on the reader.\n', fr: 'Tapez votre code porteur sur le lecteur.\n' },
-  enterNewPin: { en: 'New PIN: ', fr: 'Nouveau code porteur : ' },
-  confirmPin: { en: 'New PIN again: ', fr: 'Nouveau code porteur (confirmation) : ' },
-  enterPuk: { en: 'Unblocking code: ', fr: 'Code de déblocage : ' },
-  pinOk: { en: 'PIN verified.', fr: 'Code porteur vérifié.' },
-  pinChanged: { en: 'PIN changed.', fr: 'Code porteur modifié.' },
-  pinUnblocked: { en: 'PIN unblocked and changed.', fr: 'Code porteur débloqué et modifié.' },
-  mismatch: { en: 'the two new PINs differ', fr: 'les deux nouveaux codes diffèrent' },
-  ok: { en: 'ok', fr: 'ok' },
-  fail: { en: 'FAILED', fr: 'ÉCHEC' },
-  warn: { en: 'warning', fr: 'attention' },
-  skip: { en: 'skipped', fr: 'non vérifié' },
-} as const;
+/** `--lang fr|en` (or `--lang=fr`) anywhere on the command line, before `--`; undefined otherwise. */
+export function langFromArgv(argv: readonly string[]): Lang | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === '--') break;
+    const value = a === '--lang' ? argv[i + 1] : a.startsWith('--lang=') ? a.slice('--lang='.length) : undefined;
+    if (value === 'fr' || value === 'en') return value;
+  }
+  return undefined;
+}
 
-export type MessageKey = keyof typeof MESSAGES;
+let chosen: Lang | undefined;
 
-export function t(key: MessageKey, l: Lang = lang()): string {
-  return MESSAGES[key][l];
+/** Fixes the language for the rest of the process (`--lang`); undefined goes back to the environment. */
+export function setLang(l: Lang | undefined): void {
+  chosen = l;
+}
+
+export function lang(env: NodeJS.ProcessEnv = process.env): Lang {
+  return chosen ?? langFromEnv(env);
+}
+
+/** The form of a text for `count`: plural rules of the language (French: 0 and 1 are singular). */
+export function pluralForm(text: Text, l: Lang, count: number): string {
+  if (typeof text === 'string') return text;
+  return new Intl.PluralRules(l).select(count) === 'one' ? text.one : text.other;
+}
+
+/** Replaces `{name}` by its parameter; an unknown placeholder stays as it is. */
+export function fill(text: string, params: Params): string {
+  return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+}
+
+/** The message `key` in language `l`, placeholders filled, the plural form chosen by `params.count`. */
+export function t(key: MessageKey, params: Params = {}, l: Lang = lang()): string {
+  return fill(pluralForm(MESSAGES[key][l], l, Number(params.count ?? 0)), params);
 }

@@ -28,6 +28,8 @@ export interface MethodContext {
   guard: PinGuard;
   cache: CardCache;
   config: DaemonConfig;
+  /** The port the daemon listens on. */
+  port: number;
   log: Logger;
   /** SSO windows configured by IT: origin → card serial and expiry of the verified state it may reuse. */
   sso: Map<string, { serial: string; until: number }>;
@@ -193,6 +195,32 @@ export const METHODS = {
       if (ctx.caller.origin) ctx.sso.delete(ctx.caller.origin);
       await ctx.sessions.run(async (card) => card.logout().catch(() => undefined), { ...readOnly(ctx), retryOnReset: false, after: 'reset' });
       return { ok: true };
+    },
+  },
+  'daemon.config': {
+    params: {},
+    run: async (ctx) => {
+      // For diagnostics on this machine (cpsd doctor): a web page never learns which origins are allowed.
+      if (ctx.caller.origin !== null) throw new ProtocolError('ORIGIN_NOT_ALLOWED', 'daemon.config answers local applications only');
+      const c = ctx.config;
+      // Field by field: whatever is added to the configuration later is not shown until chosen here.
+      return {
+        port: ctx.port, // the one it listens on (the configuration may say 0: any free port)
+        allowedOrigins: [...c.allowedOrigins],
+        allowHttpLocalhost: c.allowHttpLocalhost,
+        contactlessOrigins: [...c.contactlessOrigins],
+        allowPinInRequest: c.allowPinInRequest,
+        ssoSeconds: { ...c.ssoSeconds },
+        limits: {
+          maxConnections: c.maxConnections,
+          maxLocalConnections: c.maxLocalConnections,
+          maxMessageBytes: c.maxMessageBytes,
+          ratePerSecond: c.ratePerSecond,
+          operationTimeoutMs: c.operationTimeoutMs,
+          pinTimeoutMs: c.pinTimeoutMs,
+        },
+        logLevel: c.logLevel,
+      };
     },
   },
 } satisfies Record<string, Method>;

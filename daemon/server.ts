@@ -214,6 +214,7 @@ export class CpsdServer {
       guard: this.#guard,
       cache: this.#cache,
       config: this.#config,
+      port: this.#port,
       log: this.#log,
       sso: this.#sso,
     };

@@ -4,10 +4,11 @@
 # vsmartcard-vpcd is a test/demo dependency only: its virtual reader listens on all interfaces.
 # chromium drives the end-to-end login test (test/e2e/browser.test.ts) through playwright-core.
 # openssl judges the trust layer (openssl verify, openssl ocsp as a real OCSP responder); redis-server backs
-# the shared nonce store's tests (test/trust/).
+# the shared nonce store's tests (test/trust/). tmux captures `cpsd doctor` as a terminal shows it
+# (test/e2e/doctor-screens.test.ts).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium openssl redis-server)
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium openssl redis-server tmux)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -7,7 +7,7 @@ import { validateCertificate } from '../../pkcs/validate.js';
 import { certificateInfo } from '../../pkcs/holder.js';
 import { withCard } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t, type MessageKey } from '../i18n.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 
 export interface CertsOptions extends CommonOptions {
@@ -83,6 +83,16 @@ export async function checkCertificate(which: 'auth' | 'sign', der: Uint8Array, 
   return { ...result, status: 'valid' };
 }
 
+const STATUS_TEXT: Readonly<Record<NonNullable<CertificateCheck['status']>, MessageKey>> = {
+  valid: 'certs.status.valid',
+  'expires-soon': 'certs.status.expires-soon',
+  expired: 'certs.status.expired',
+  'not-yet-valid': 'certs.status.not-yet-valid',
+  revoked: 'certs.status.revoked',
+  'revocation-unknown': 'certs.status.revocation-unknown',
+  untrusted: 'certs.status.untrusted',
+};
+
 export async function certs(options: CertsOptions): Promise<number> {
   const data = await withCard(options, 'leave', ({ card }) => readPublicData(card, cacheFor(options)));
   const pairs = [
@@ -102,12 +112,17 @@ export async function certs(options: CertsOptions): Promise<number> {
   if (options.json) json(checks);
   else {
     for (const c of checks) {
-      const label = c.which === 'auth' ? t('authentication') : t('signature');
-      out(`${t('certificate')} ${label}: CN=${c.subject.CN ?? ''} SN=${c.subject.SN ?? ''} GN=${c.subject.GN ?? ''}`);
-      out(`  ${c.notBefore.slice(0, 10)} → ${c.notAfter.slice(0, 10)}, serial ${c.serialNumber}`);
-      if (c.status) out(`  ${c.status}${c.detail ? `: ${c.detail}` : ''}`);
+      out(`${t(c.which === 'auth' ? 'certs.auth' : 'certs.sign')}: CN=${c.subject.CN ?? ''} SN=${c.subject.SN ?? ''} GN=${c.subject.GN ?? ''}`);
+      out(`  ${t('certs.validity', { from: c.notBefore.slice(0, 10), to: c.notAfter.slice(0, 10), serial: c.serialNumber })}`);
+      if (c.status) {
+        // The detail of a refusal is the validator's technical text (code, rule, certificate): kept as it is.
+        const detail = c.status === 'expires-soon' ? t('certs.expiresOn', { date: c.notAfter.slice(0, 10) }) : c.detail;
+        out(`  ${t(STATUS_TEXT[c.status])}${detail ? `: ${detail}` : ''}`);
+      }
     }
   }
+  // Without an anchor the chain cannot be checked: say which option gives one (stderr: JSON stays as it is).
+  if (options.verify && (options.trust ?? []).length === 0) process.stderr.write(`cpsd: ${t('certs.noTrust')}\n`);
   if (!options.verify) return ExitCode.OK;
   return checks.every((c) => c.status === 'valid' || c.status === 'expires-soon') ? ExitCode.OK : ExitCode.CERTIFICATE_INVALID;
 }

@@ -51,7 +51,7 @@ export async function identity(options: CommonOptions & { situations?: boolean; 
   out(`${t('nationalId')}: ${id.nationalId} (${id.idKind})`);
   if (id.profession) out(`${t('profession')}: ${id.profession.label}${id.profession.code ? ` (${id.profession.code})` : ''}`);
   if (id.specialty) out(`${t('specialty')}: ${id.specialty}`);
-  out(`${t('card')}: ${id.cardType ?? '?'}, ${t('serial').toLowerCase()} ${id.serial}`);
+  out(`${t('card')}: ${id.cardType ?? '?'}, ${t('serial')} ${id.serial}`);
   out(`${t('validUntil')}: ${id.notAfter.slice(0, 10)}`);
   for (const st of situations ?? []) {
     out(`${t('situation')} ${st.index}: ${st.structureName} (${st.structureIdKind} ${st.structureId}), ${st.sector}`);

@@ -13,7 +13,7 @@ async function typedPins(action: 'verify' | 'change' | 'unblock'): Promise<{ cur
   if (action === 'verify') return { current: await readPin(t('enterPin')) };
   const current = await readPin(t(action === 'change' ? 'enterPin' : 'enterPuk'));
   const next = await readPin(t('enterNewPin'));
-  if (!next.equals(await readPin(t('confirmPin')))) throw new PinMismatchError(t('mismatch'));
+  if (!next.equals(await readPin(t('confirmPin')))) throw new PinMismatchError('the two new PINs differ');
   return { current, next };
 }
 

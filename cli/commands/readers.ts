@@ -3,6 +3,7 @@ import { ReaderNotFoundError } from '../../apdu/pcsc/index.js';
 import { withSessions } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../i18n.js';
+import { INTERFACE_KEY } from '../output.js';
 
 export async function readers(options: { json?: boolean; reader?: string }): Promise<number> {
   return withSessions(async (_sessions, twins) => {
@@ -14,10 +15,10 @@ export async function readers(options: { json?: boolean; reader?: string }): Pro
     if (options.json) {
       process.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
     } else if (list.length === 0) {
-      process.stdout.write('No reader found.\n');
+      process.stdout.write(`${t('readers.none')}\n`);
     } else {
       for (const r of list) {
-        const card = !r.cardPresent ? 'no card' : `card ${r.atr || '(mute)'}${r.interface ? ` (${t(r.interface)})` : ''}`;
+        const card = !r.cardPresent ? t('readers.noCard') : `${t('readers.card', { atr: r.atr || t('readers.mute') })}${r.interface ? ` (${t(INTERFACE_KEY[r.interface])})` : ''}`;
         const same = r.sameCardAs.length > 0 ? `\t${t('sameCard')}: ${r.sameCardAs.join(', ')}` : '';
         process.stdout.write(`${r.name}\t${card}${same}\n`);
       }

@@ -7,6 +7,7 @@ import { CpsdServer } from '../../daemon/server.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { ExitCode } from '../exit-codes.js';
+import { t } from '../i18n.js';
 
 export interface ServeOptions {
   port?: number;
@@ -39,7 +40,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   }
   const server = new CpsdServer(config, cards, log);
   await server.listen();
-  process.stderr.write(`cpsd listening on ws://127.0.0.1:${server.port} (origins: ${config.allowedOrigins.join(', ') || 'local applications only'})\n`);
+  process.stderr.write(`${t('serve.listening', { port: server.port, origins: config.allowedOrigins.join(', ') || t('serve.localOnly') })}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -6,6 +6,7 @@ import { fixtureCard, loadProfile, profileNames } from '../../sim/cps/fixtures.j
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../../sim/vpcd.js';
 import { ExitCode } from '../exit-codes.js';
+import { t } from '../i18n.js';
 
 export interface SimOptions {
   slot: number;
@@ -31,10 +32,10 @@ export async function sim(options: SimOptions): Promise<number> {
       : fixtureCard(options.profile, { personality: options.personality, atr: options.atr });
   const target = { host: options.vpcdHost, port: options.vpcdPort ?? 35963 + options.slot };
   const connector = await VpcdConnector.insert(card, target);
-  const what = options.profile === 'test-card' ? 'Test card' : `Virtual ${options.personality ?? 'CPS'} card "${options.profile}"`;
+  const what = options.profile === 'test-card' ? t('sim.testCard') : t('sim.virtualCard', { personality: options.personality ?? 'CPS', profile: options.profile });
   const row = matchAtr(card.atr);
-  const seen = row?.kind ? `cpsd sees a ${row.name}` : row ? `cpsd refuses it: ${row.refused ?? row.name}` : 'outside every CPx ATR row: cpsd will answer UNSUPPORTED_CARD';
-  process.stderr.write(`${what} inserted in vpcd slot ${options.slot} (${target.host}:${target.port}), ATR ${toHex(card.atr)} (${seen}). Ctrl-C removes it.\n`);
+  const seen = row?.kind ? t('sim.sees', { name: row.name }) : row ? t('sim.refuses', { reason: row.refused ?? row.name }) : t('sim.outside');
+  process.stderr.write(`${t('sim.inserted', { what, slot: options.slot, host: target.host, port: target.port, atr: toHex(card.atr), seen })}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);

@@ -4,7 +4,7 @@ import { toHex } from '../../core/bytes.js';
 import { withSessions } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../i18n.js';
-import { cacheFor, cardTypeOf, json, out, type CommonOptions } from '../output.js';
+import { INTERFACE_KEY, cacheFor, cardTypeOf, json, out, type CommonOptions } from '../output.js';
 
 export async function status(options: CommonOptions): Promise<number> {
   return withSessions(async (sessions, twins) => {
@@ -30,9 +30,9 @@ export async function status(options: CommonOptions): Promise<number> {
     if (options.json) json({ ...shown, sameCardAs: same });
     else {
       out(`${t('reader')}: ${result.reader}`);
-      out(`${t('card')}: ${result.cardType ?? '?'} ${name} (${result.interface}), ${t('serial').toLowerCase()} ${result.serial}`);
+      out(`${t('card')}: ${result.cardType ?? '?'} ${name} (${t(INTERFACE_KEY[result.interface])}), ${t('serial')} ${result.serial}`);
       if (same.length > 0) out(`${t('sameCard')}: ${same.join(', ')}`);
-      out(`${t('pin')}: ${result.pin.blocked ? t('blocked') : `${result.pin.triesLeft}/${result.pin.max} ${t('triesLeft')}`}`);
+      out(`${t('pin')}: ${result.pin.blocked ? t('blocked') : t('pin.tries', { count: result.pin.triesLeft, max: result.pin.max })}`);
     }
     return result.pin.blocked ? ExitCode.PIN_BLOCKED : ExitCode.OK;
   });

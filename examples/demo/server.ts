@@ -1,6 +1,8 @@
 /**
  * Demo relying party: "Se connecter avec ma carte CPS". Issues a nonce per browser session, verifies the
  * web-eid:1.0 token with cpsd/verify against the test IGC-Santé PKI (and its CRL), and shows the holder.
+ * The page is in French, in English with `/?lang=en`; its texts are in the CLI's catalogue (cli/messages.ts),
+ * one message for every error code the SDK can give.
  *
  *   node dist/examples/demo/server.js [--port 8080] [--daemon-port 24821]
  */
@@ -9,6 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { MESSAGES, type MessageKey, type Text } from '../../cli/messages.js';
+import type { Lang } from '../../cli/i18n.js';
 import { MemoryNonceStore, TokenError, TrustError, consumeNonce, issueNonce, verify, type VerifiedHolder } from '../../pkcs/verify.js';
 
 /** The repository root, from the sources (examples/demo) or the build (dist/examples/demo). */
@@ -26,13 +30,73 @@ export interface DemoOptions {
   now?: () => Date;
 }
 
-const PAGE = (daemonPort: number): string => `<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>Démo cpsd — connexion par carte CPS</title>
+/** The page's texts: one per error code the SDK can give (client/cpsd.d.ts CpsdErrorCode), and its own. */
+export const DEMO_ERRORS = {
+  DAEMON_UNREACHABLE: 'demo.error.DAEMON_UNREACHABLE',
+  LOCAL_NETWORK_DENIED: 'demo.error.LOCAL_NETWORK_DENIED',
+  ORIGIN_NOT_ALLOWED: 'demo.error.ORIGIN_NOT_ALLOWED',
+  USER_CANCELLED: 'demo.error.USER_CANCELLED',
+  PIN_BLOCKED: 'demo.error.PIN_BLOCKED',
+  PIN_INCORRECT: 'demo.error.PIN_INCORRECT',
+  PIN_LAST_TRY: 'demo.error.PIN_LAST_TRY',
+  PIN_FORMAT: 'demo.error.PIN_FORMAT',
+  PIN_NOT_ALLOWED: 'demo.error.PIN_NOT_ALLOWED',
+  CONTACTLESS_NOT_ALLOWED: 'demo.error.CONTACTLESS_NOT_ALLOWED',
+  CARD_ABSENT: 'demo.error.CARD_ABSENT',
+  CARD_UNSUPPORTED: 'demo.error.CARD_UNSUPPORTED',
+  CARD_ERROR: 'demo.error.CARD_ERROR',
+  READER_NOT_FOUND: 'demo.error.READER_NOT_FOUND',
+  PCSC_UNAVAILABLE: 'demo.error.PCSC_UNAVAILABLE',
+  TIMEOUT: 'demo.error.TIMEOUT',
+  BUSY: 'demo.error.BUSY',
+  RATE_LIMITED: 'demo.error.RATE_LIMITED',
+  INVALID_REQUEST: 'demo.error.INVALID_REQUEST',
+  METHOD_NOT_FOUND: 'demo.error.METHOD_NOT_FOUND',
+  INTERNAL: 'demo.error.INTERNAL',
+  SERVER_REFUSED: 'demo.error.SERVER_REFUSED',
+} as const satisfies Readonly<Record<string, MessageKey>>;
+
+const DEMO_TEXTS = {
+  title: 'demo.title',
+  heading: 'demo.heading',
+  login: 'demo.login',
+  logout: 'demo.logout',
+  reading: 'demo.reading',
+  connected: 'demo.connected',
+  nationalId: 'demo.nationalId',
+  profession: 'demo.profession',
+  idKind: 'demo.idKind',
+  other: 'demo.error.other',
+  wrongPin: 'demo.error.PIN_INCORRECT.unknownTries',
+} as const satisfies Readonly<Record<string, MessageKey>>;
+
+/** The demo's language: `?lang=fr|en`, French otherwise (a French relying party's page). */
+export function demoLang(url: string): Lang {
+  return new URL(url, 'http://localhost').searchParams.get('lang') === 'en' ? 'en' : 'fr';
+}
+
+const texts = <K extends string>(table: Readonly<Record<K, MessageKey>>, l: Lang): Record<K, Text> =>
+  Object.fromEntries(Object.entries<MessageKey>(table).map(([k, key]) => [k, MESSAGES[key][l]])) as Record<K, Text>;
+
+/** JSON for an inline script: no "</script>" can close it early. */
+const inline = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c');
+
+const PAGE = (daemonPort: number, l: Lang): string => {
+  const page = texts(DEMO_TEXTS, l);
+  const esc = (s: Text): string => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html>
+<html lang="${l}"><head><meta charset="utf-8"><title>${esc(page.title)}</title>
 <style>body{font:16px system-ui;margin:2em;max-width:40em} button{font-size:1.1em;padding:.4em 1em} .err{color:#b00} dt{font-weight:bold}</style></head>
-<body><h1>Démo : connexion par carte CPS</h1>
+<body><h1>${esc(page.heading)}</h1>
 <div id="out"></div>
 <script type="module">
 import { authenticate, connect } from '/cpsd.js';
+const LANG = ${inline(l)};
+const TEXT = ${inline(page)};
+const ERRORS = ${inline(texts(DEMO_ERRORS, l))};
+const plural = new Intl.PluralRules(LANG);
+// A message of the catalogue: a plural { one, other } takes its form from count; {count} is filled in.
+const say = (text, count) => (typeof text === 'string' ? text : text[plural.select(count) === 'one' ? 'one' : 'other']).replace('{count}', String(count));
 const out = document.getElementById('out');
 const show = (html) => (out.innerHTML = html);
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';');
@@ -40,19 +104,19 @@ async function refresh() {
   const me = await (await fetch('/api/me')).json();
   if (me.holder) {
     const h = me.holder;
-    show('<p id="welcome">Connecté : <strong>' + esc(h.givenName) + ' ' + esc(h.surname) + '</strong></p>' +
-      '<dl><dt>Identifiant national</dt><dd id="idnat">' + esc(h.nationalId) + '</dd><dt>RPPS</dt><dd id="rpps">' + esc(h.rpps ?? '—') + '</dd>' +
-      '<dt>Profession</dt><dd id="profession">' + esc(h.profession?.label ?? '—') + '</dd><dt>Type d\\'identifiant</dt><dd>' + esc(h.idKind) + '</dd></dl>' +
-      '<button id="logout">Se déconnecter</button>');
+    show('<p id="welcome">' + esc(TEXT.connected) + ' <strong>' + esc(h.givenName) + ' ' + esc(h.surname) + '</strong></p>' +
+      '<dl><dt>' + esc(TEXT.nationalId) + '</dt><dd id="idnat">' + esc(h.nationalId) + '</dd><dt>RPPS</dt><dd id="rpps">' + esc(h.rpps ?? '—') + '</dd>' +
+      '<dt>' + esc(TEXT.profession) + '</dt><dd id="profession">' + esc(h.profession?.label ?? '—') + '</dd><dt>' + esc(TEXT.idKind) + '</dt><dd>' + esc(h.idKind) + '</dd></dl>' +
+      '<button id="logout">' + esc(TEXT.logout) + '</button>');
     document.getElementById('logout').onclick = async () => { await fetch('/api/logout', { method: 'POST', headers: { 'X-CSRF': me.csrf } }); refresh(); };
   } else {
-    show('<button id="login">Se connecter avec ma carte CPS</button><p id="status"></p>');
+    show('<button id="login">' + esc(TEXT.login) + '</button><p id="status"></p>');
     document.getElementById('login').onclick = () => login(me.csrf);
   }
 }
 async function login(csrf) {
   const status = document.getElementById('status');
-  status.textContent = 'Lecture de la carte…';
+  status.textContent = TEXT.reading;
   try {
     const { nonce } = await (await fetch('/api/nonce', { method: 'POST', headers: { 'X-CSRF': csrf } })).json();
     const token = await authenticate(nonce, { port: ${daemonPort} });
@@ -60,23 +124,17 @@ async function login(csrf) {
     if (!res.ok) throw Object.assign(new Error((await res.json()).error), { code: 'SERVER_REFUSED' });
     refresh();
   } catch (e) {
-    const messages = {
-      PIN_INCORRECT: 'Code porteur erroné : ' + e.triesLeft + ' essai(s) restant(s).',
-      PIN_BLOCKED: 'Carte bloquée : débloquez-la avec votre code de déblocage.',
-      CARD_ABSENT: 'Aucune carte : insérez votre carte CPS.',
-      USER_CANCELLED: 'Connexion annulée.',
-      ORIGIN_NOT_ALLOWED: 'Ce site n\\'est pas autorisé par cpsd sur ce poste.',
-      DAEMON_UNREACHABLE: 'Le service cpsd n\\'est pas lancé sur ce poste.',
-      LOCAL_NETWORK_DENIED: 'Le navigateur bloque l\\'accès au service local cpsd.',
-    };
     status.className = 'err';
     status.id = 'error';
     status.dataset.code = e.code ?? 'ERROR';
-    status.textContent = messages[e.code] ?? (e.message || String(e));
+    const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : ERRORS[e.code];
+    // An unknown code (a newer cpsd): the generic message, with the SDK's own text for support.
+    status.textContent = text ? say(text, e.triesLeft) : TEXT.other + (e.message ? ' (' + e.message + ')' : '');
   }
 }
 refresh();
 </script></body></html>`;
+};
 
 export function startDemo(options: DemoOptions = {}): Promise<{ server: Server; port: number; origin: string }> {
   const store = new MemoryNonceStore();
@@ -118,9 +176,9 @@ export function startDemo(options: DemoOptions = {}): Promise<{ server: Server; 
     void (async () => {
       const s = session(req, res);
       const url = req.url ?? '/';
-      if (req.method === 'GET' && url === '/') {
+      if (req.method === 'GET' && new URL(url, 'http://localhost').pathname === '/') {
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; connect-src 'self' ws://127.0.0.1:* http://127.0.0.1:*; style-src 'unsafe-inline'" });
-        res.end(PAGE(options.daemonPort ?? 24821));
+        res.end(PAGE(options.daemonPort ?? 24821, demoLang(url)));
         return;
       }
       if (req.method === 'GET' && url === '/cpsd.js') {

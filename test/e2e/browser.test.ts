@@ -95,7 +95,7 @@ describe('login with the CPS card in Chromium', () => {
     await login(context, page, '9999');
     await page.waitForSelector('#error');
     expect(await page.getAttribute('#error', 'data-code')).toBe('PIN_INCORRECT');
-    expect(await page.textContent('#error')).toContain('2 essai(s) restant(s)');
+    expect(await page.textContent('#error')).toContain('2 essais restants');
     await page.screenshot({ path: `${OUTPUT}login-wrong-pin.png` });
     await context.close();
     await vr.remove();

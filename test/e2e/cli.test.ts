@@ -3,7 +3,7 @@
  * profile: JSON contracts, identity equal to the fixture, PIN handling, certificates, exit codes.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,7 +116,46 @@ describe('cpsd identity / status', () => {
   });
 });
 
+describe('cpsd in French and English', () => {
+  it('shows an error on stderr in French from its code, the technical detail kept', async () => {
+    await insert('doctor');
+    const r = await cpsd(['pin', 'verify'], '9999\n', { LANG: 'fr_FR.UTF-8' });
+    expect(r.stderr).toBe('cpsd: code porteur erroné : 2 essais restants [PIN_INCORRECT]\n  détail : wrong PIN, 2 tries left (63C2)\n');
+  });
+
+  it('lets --lang en win over LANG=fr', async () => {
+    await insert('doctor');
+    const r = await cpsd(['--lang', 'en', 'status'], undefined, { LANG: 'fr_FR.UTF-8' });
+    expect(r.stdout).toContain('PIN: 3/3 tries left');
+  });
+
+  it('prints the help of a command and of its options in French', async () => {
+    const r = await cpsd(['pin', 'verify', '--help'], undefined, { LANG: 'fr_FR.UTF-8' });
+    expect(r.stdout).toContain('essayer même s’il ne reste qu’un essai');
+  });
+
+  it('says a usage error in French, with exit 2', async () => {
+    const r = await cpsd(['status', '--bogus'], undefined, { LANG: 'fr_FR.UTF-8' });
+    expect([r.code, r.stderr.split('\n')[0]]).toEqual([2, 'cpsd: option inconnue --bogus']);
+  });
+
+  it('lists the readers in French', async () => {
+    await insert('doctor');
+    const r = await cpsd(['readers'], undefined, { LANG: 'fr_FR.UTF-8' });
+    expect(r.stdout).toContain(`${VPCD_READER}\tcarte 3BAC00402A001225006480000310009000 (contact)`);
+  });
+});
+
 describe('cpsd pin', () => {
+  it('names --allow-last-try when one try is left', async () => {
+    await insert('doctor');
+    await cpsd(['pin', 'verify'], '9999\n');
+    await cpsd(['pin', 'verify'], '9999\n');
+    const last = await cpsd(['pin', 'verify'], '1234\n');
+    expect(last.stderr).toContain('run the command again with --allow-last-try');
+  });
+
+
   it('verifies a PIN read from stdin, refuses a wrong one with the tries left, never prints it', async () => {
     await insert('doctor');
     const ok = await cpsd(['pin', 'verify', '--json'], '1234\n');
@@ -171,6 +210,12 @@ describe('cpsd certs and doctor', () => {
     }
   });
 
+  it('certs --verify without --trust says to pass it', async () => {
+    await insert('doctor');
+    const r = await cpsd(['certs', '--verify']);
+    expect(r.stderr).toContain('Pass --trust FILE with the root and the intermediate certificates');
+  });
+
   it('prints PEM certificates', async () => {
     await insert('doctor');
     const r = await cpsd(['certs', '--pem']);
@@ -189,5 +234,40 @@ describe('cpsd certs and doctor', () => {
     const blocked = await cpsd(['doctor']);
     expect(blocked.code).toBe(7);
     expect(blocked.stdout).toContain('cpsd pin unblock');
+  });
+
+  it('doctor: one PIN try left is a warning with advice', async () => {
+    await insert('doctor');
+    await cpsd(['pin', 'verify'], '9999\n');
+    await cpsd(['pin', 'verify'], '9999\n');
+    const r = await cpsd(['doctor']);
+    expect(r.stdout).toMatch(/\[warn\] PIN: 1 of 3 try left\n +→ one try left: do not guess; unblock with cpsd pin unblock if unsure/);
+  });
+
+  it('doctor: without a card, every check is still listed, the PIN and certificates skipped', async () => {
+    const r = await cpsd(['doctor', '--json']);
+    const checks = (JSON.parse(r.stdout) as { checks: { id: string; status: string; detail: string }[] }).checks;
+    expect(checks.map((c) => `${c.id}:${c.status}`).slice(2, 6)).toEqual(['card:fail', 'pin:skip', 'certificate-auth:skip', 'certificate-sign:skip']);
+  });
+
+  it('doctor --json is the same whatever the language', async () => {
+    await insert('doctor');
+    const strip = (text: string): unknown => (JSON.parse(text) as { checks: unknown }).checks;
+    expect(strip((await cpsd(['doctor', '--json'], undefined, { LANG: 'fr_FR.UTF-8' })).stdout)).toEqual(strip((await cpsd(['doctor', '--json'])).stdout));
+  });
+
+  it('doctor --bundle carries versions, readers and ATRs, and no serial or identity', async () => {
+    await insert('doctor');
+    const file = join(mkdtempSync(join(tmpdir(), 'cpsd-bundle-')), 'bundle.json');
+    await cpsd(['doctor', '--bundle', file, ...trust]);
+    const text = readFileSync(file, 'utf8');
+    const p = loadProfile('doctor');
+    expect({ versions: Object.keys((JSON.parse(text) as { versions: object }).versions), atr: text.includes('3BAC00402A001225006480000310009000'), serial: text.includes(p.serial), id: text.includes(p.holder.idNat), name: text.includes(p.holder.lastName) }).toEqual({
+      versions: ['cpsd', 'node', 'os', 'pcscd'],
+      atr: true,
+      serial: false,
+      id: false,
+      name: false,
+    });
   });
 });
