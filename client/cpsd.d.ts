@@ -44,7 +44,9 @@ export interface AuthToken {
 }
 
 export interface ConnectOptions {
+  /** The daemon's port on this workstation (default 24821: `port` in its configuration, `cpsd serve --port`). */
   port?: number;
+  /** How long to wait for the connection (default 5000 ms). */
   timeoutMs?: number;
 }
 
@@ -64,5 +66,5 @@ export declare class CpsdClient {
 
 export declare function connect(options?: ConnectOptions): Promise<CpsdClient>;
 export declare function openPinWindow(): Window | undefined;
-/** From a click handler: opens the PIN window, connects, authenticates, closes. */
+/** From a click handler: opens the PIN window, connects (to `options.port`), authenticates, closes. */
 export declare function authenticate(nonce: string, options?: ConnectOptions): Promise<AuthToken>;

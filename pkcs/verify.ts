@@ -7,6 +7,10 @@
  * also proves the origin and the nonce. The certificate goes through `validateCertificate` (validate.ts:
  * RFC 5280 path, IGC-Santé profile, revocation fail-closed). Every failure has a stable code: a
  * TokenError for the token, a TrustError for the certificate.
+ *
+ * A token made by a local application (a program on the workstation, no browser: the daemon binds it to
+ * the origin "null") verifies only when the caller says so, `{ localApplication: true }` instead of
+ * `origin`: a web login never accepts one, a local-application login accepts nothing else.
  */
 import { constants, verify as verifySignature } from 'node:crypto';
 import { TOKEN_FORMAT, TOKEN_MAX_LENGTH, TOKEN_MIN_LENGTH, TokenError, checkNonce, checkOrigin, signedData, type AuthToken } from './token.js';
@@ -14,20 +18,60 @@ import type { Assurance, ValidatedHolder, ValidationOptions } from './trust-type
 import { validateCertificate } from './validate.js';
 import { parseCertificate, publicKeyOf } from './x509.js';
 
-export interface VerifyOptions extends ValidationOptions {
-  /** The relying party's own origin (never taken from the token or the request). */
-  origin: string;
-  /** The nonce this server issued for this session (already taken out of its store). */
+/** The origin the daemon binds a local application's token to (its connection has no Origin header). */
+export const LOCAL_APPLICATION_ORIGIN = 'null';
+
+interface CommonVerifyOptions extends ValidationOptions {
+  /** The nonce this server issued for this login (already taken out of its store). */
   nonce: string;
-  /** Development only: accept http://localhost origins. */
-  allowHttpLocalhost?: boolean;
 }
+
+/** A token made by a web page: bound to the relying party's origin. */
+export interface WebVerifyOptions extends CommonVerifyOptions {
+  /** The relying party's own origin, https://host[:port] (never taken from the token or the request). */
+  origin: string;
+  /** Development only: accept http://localhost, http://127.0.0.1 and http://[::1] origins. */
+  allowHttpLocalhost?: boolean;
+  localApplication?: false;
+}
+
+/**
+ * A token made by a local application (no browser): bound to the origin "null". Only for the endpoint of
+ * your desktop application; a web page can never get such a token (the daemon refuses `Origin: null`).
+ */
+export interface LocalApplicationVerifyOptions extends CommonVerifyOptions {
+  /** Exactly `true`: accept only a token bound to "null". */
+  localApplication: true;
+  origin?: never;
+  allowHttpLocalhost?: never;
+}
+
+export type VerifyOptions = WebVerifyOptions | LocalApplicationVerifyOptions;
 
 export interface VerifiedHolder extends ValidatedHolder {
   /** How the key was protected: 'card+pin', or 'card' for a contactless technical certificate. */
   assurance: Assurance;
   /** The verified authentication certificate (base64 DER). */
   certificate: string;
+  /** The origin the signature was checked for: yours, or "null" for a local application's token. */
+  origin: string;
+}
+
+/** The origin to rebuild the signed data with: the caller's own choice, never a value from the token. */
+function expectedOrigin(options: VerifyOptions): string {
+  const o = options as { origin?: unknown; localApplication?: unknown; allowHttpLocalhost?: unknown };
+  if (o.localApplication === true) {
+    if (o.origin !== undefined || o.allowHttpLocalhost === true) {
+      throw new TokenError('ORIGIN_INVALID', 'localApplication takes no origin: a local application\'s token is bound to "null"');
+    }
+    return LOCAL_APPLICATION_ORIGIN;
+  }
+  if (o.localApplication !== undefined && o.localApplication !== false) {
+    throw new TokenError('ORIGIN_INVALID', 'localApplication is true or false');
+  }
+  if (typeof o.origin !== 'string') throw new TokenError('ORIGIN_INVALID', 'origin (your own) is required, or localApplication: true');
+  // "null" is not an origin checkOrigin accepts: a local application's token needs localApplication.
+  return checkOrigin(o.origin, { allowHttpLocalhost: o.allowHttpLocalhost === true });
 }
 
 function parseToken(token: unknown): AuthToken {
@@ -66,7 +110,7 @@ function base64(value: string, what: string): Buffer {
 }
 
 export async function verify(token: unknown, options: VerifyOptions): Promise<VerifiedHolder> {
-  const origin = checkOrigin(options.origin, { allowHttpLocalhost: options.allowHttpLocalhost ?? false });
+  const origin = expectedOrigin(options);
   const nonce = checkNonce(options.nonce);
   const t = parseToken(token);
   const der = base64(t.unverifiedCertificate, 'unverifiedCertificate');
@@ -84,10 +128,10 @@ export async function verify(token: unknown, options: VerifyOptions): Promise<Ve
   const params = t.algorithm === 'PS256' ? { key: leaf.node.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : leaf.node.publicKey;
   // The cheap check first: a token for another origin or nonce goes no further (no OCSP request).
   if (!verifySignature('sha256', data, params, signature)) {
-    throw new TokenError('SIGNATURE_INVALID', 'the signature does not match this origin and nonce');
+    throw new TokenError('SIGNATURE_INVALID', `the signature does not match ${origin === LOCAL_APPLICATION_ORIGIN ? 'a local application (origin "null")' : 'this origin'} and nonce`);
   }
   const result = await validateCertificate(leaf.der, options);
-  return { ...result.holder, assurance: result.assurance, certificate: der.toString('base64') };
+  return { ...result.holder, assurance: result.assurance, certificate: der.toString('base64'), origin };
 }
 
 export { MemoryNonceStore, NONCE_TTL_MS, consumeNonce, issueNonce, type NonceStore } from './nonce.js';
