@@ -1,7 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: pure unit tests and trust-layer tests run in parallel; tests that drive the machine's single pcscd
-// (and may kill and restart it) run one file at a time.
+// Four projects: pure unit tests and trust-layer tests run in parallel; tests that drive the machine's single pcscd
+// (and may kill and restart it) run one file at a time, on the default PC/SC binding, then those that touch
+// PC/SC run again on the other binding.
+// The end-to-end files that touch PC/SC through cpsd's own PcscService (opensc.test.ts is OpenSC's).
+const PCSC_FILES = ['pcsc', 'binding', 'restart', 'daemon-restart', 'sessions', 'cli', 'field', 'readers', 'daemon'].map((f) => `test/e2e/${f}.test.ts`);
+
 export default defineConfig({
   test: {
     projects: [
@@ -28,6 +32,20 @@ export default defineConfig({
           fileParallelism: false,
           testTimeout: 30_000,
           hookTimeout: 30_000,
+        },
+      },
+      {
+        // The end-to-end files that drive PC/SC (cards, pulls, pcscd restarts, the CLI and the daemon on a
+        // reader) once more on the other native binding (apdu/pcsc/binding.ts; the default is 'pcsclite').
+        // After every other project (groupOrder 1): the machine's one pcscd is never shared by two files.
+        test: {
+          name: 'pcsc-smartcard',
+          include: PCSC_FILES,
+          env: { CPSD_PCSC_BINDING: 'smartcard' },
+          fileParallelism: false,
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

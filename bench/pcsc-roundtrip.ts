@@ -1,23 +1,26 @@
 /**
- * Per-APDU round trip through the real PC/SC stack: cpsd (pcsclite) → pcscd → vpcd → the test card in a
- * child process. Measured twice: the card connecting to 127.0.0.2 (where `scripts/start-pcscd.sh` sets
- * the loopback `quickack` route) and to 127.0.0.1 (plain loopback, where Debian's vpcd 3.3 stalls on
- * delayed ACKs). Needs pcscd with a vpcd reader: `sudo bash scripts/start-pcscd.sh`.
+ * Per-APDU round trip through the real PC/SC stack: cpsd (each native binding: pcsclite, smartcard) →
+ * pcscd → vpcd → the test card in a child process. Measured twice per binding: the card connecting to
+ * 127.0.0.2 (where `scripts/start-pcscd.sh` sets the loopback `quickack` route) and to 127.0.0.1 (plain
+ * loopback, where Debian's vpcd 3.3 stalls on delayed ACKs); then pcsc-lite's C client for reference.
+ * Needs pcscd with a vpcd reader: `sudo bash scripts/start-pcscd.sh`.
  *
- *   npm run bench:pcsc                   # 2000 APDUs with quickack, 100 without
+ *   npm run bench:pcsc                   # 2000 APDUs with quickack, 100 without, both bindings
  *   BENCH_APDUS=5000 npm run bench:pcsc
+ *   BENCH_BINDINGS=smartcard npm run bench:pcsc
  */
 import { execFileSync, fork } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PcscService, type PcscEvent } from '../apdu/pcsc/index.js';
+import { PCSC_BINDINGS, PcscService, isPcscBindingName, type PcscBindingName, type PcscEvent } from '../apdu/pcsc/index.js';
 import { TestCard } from '../sim/test-card.js';
 
 const READER = 'Virtual PCD 00 00';
 const FAST_COUNT = Number(process.env.BENCH_APDUS ?? 2000);
 const SLOW_COUNT = Number(process.env.BENCH_SLOW_APDUS ?? 100);
 const ICC = fileURLToPath(new URL('../sim/icc-process.js', import.meta.url));
+const BINDINGS: PcscBindingName[] = (process.env.BENCH_BINDINGS ?? PCSC_BINDINGS.join(',')).split(',').filter(isPcscBindingName);
 const SELECT = Uint8Array.from([0x00, 0xa4, 0x04, 0x0c, TestCard.AID.length, ...TestCard.AID]);
 
 function waitEvent(service: PcscService, type: PcscEvent['type'], timeoutMs = 5000): Promise<void> {
@@ -93,33 +96,42 @@ function cBaseline(): ((count: number) => number[]) | undefined {
   return (count) => execFileSync(binary, [READER, String(count)]).toString().trim().split(' ').map(Number);
 }
 
-const service = new PcscService();
+const rows: string[][] = [];
+const fmt = (us: number): string => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`);
+let fastest: number | undefined;
+let last: PcscService | undefined;
+for (const binding of BINDINGS) {
+  const service = new PcscService({ binding });
+  try {
+    await service.settled(5000);
+    if (!service.readers().some((r) => r.name === READER)) throw new Error(`no "${READER}": start pcscd with vpcd first`);
+    for (const [label, host, count] of [
+      ['127.0.0.2 (quickack route)', '127.0.0.2', FAST_COUNT],
+      ['127.0.0.1 (plain loopback)', '127.0.0.1', SLOW_COUNT],
+    ] as const) {
+      const t = await measure(service, host, count);
+      if (host === '127.0.0.2') fastest = Math.min(fastest ?? Infinity, percentile(t, 50));
+      rows.push([binding, label, String(count), fmt(percentile(t, 50)), fmt(percentile(t, 90)), fmt(percentile(t, 99))]);
+    }
+  } finally {
+    if (binding === BINDINGS.at(-1)) last = service;
+    else await service.close();
+  }
+}
 try {
-  await service.settled(5000);
-  if (!service.readers().some((r) => r.name === READER)) throw new Error(`no "${READER}": start pcscd with vpcd first`);
-  const rows: string[][] = [];
-  for (const [label, host, count] of [
-    ['127.0.0.2 (quickack route)', '127.0.0.2', FAST_COUNT],
-    ['127.0.0.1 (plain loopback)', '127.0.0.1', SLOW_COUNT],
-  ] as const) {
-    const t = await measure(service, host, count);
-    const fmt = (us: number): string => (us >= 1000 ? `${(us / 1000).toFixed(2)} ms` : `${us.toFixed(0)} µs`);
-    rows.push([label, String(count), fmt(percentile(t, 50)), fmt(percentile(t, 90)), fmt(percentile(t, 99))]);
-  }
-  // The same round trip from C on libpcsclite: what pcscd + vpcd cost without Node and the binding.
+  // The same round trip from C on libpcsclite: what pcscd + vpcd cost without Node and a binding.
   const c = cBaseline();
-  if (c) {
-    const t = await measure(service, '127.0.0.2', FAST_COUNT, () => c(FAST_COUNT));
-    const ours = Number.parseFloat(rows[0]?.[2] ?? 'NaN');
-    rows.push(['C libpcsclite client, 127.0.0.2', String(FAST_COUNT), `${(t[0] ?? NaN).toFixed(0)} µs`, `${(t[1] ?? NaN).toFixed(0)} µs`, `${(t[2] ?? NaN).toFixed(0)} µs`]);
-    console.log(`ratio cpsd / C (median): ${(ours / (t[0] ?? NaN)).toFixed(2)}`);
+  if (c && last) {
+    const t = await measure(last, '127.0.0.2', FAST_COUNT, () => c(FAST_COUNT));
+    rows.push(['C libpcsclite client', '127.0.0.2', String(FAST_COUNT), `${(t[0] ?? NaN).toFixed(0)} µs`, `${(t[1] ?? NaN).toFixed(0)} µs`, `${(t[2] ?? NaN).toFixed(0)} µs`]);
+    console.log(`ratio fastest binding / C (median): ${((fastest ?? NaN) / (t[0] ?? NaN)).toFixed(2)}`);
   }
-  const header = ['card side connects to', 'APDUs', 'median', 'p90', 'p99'];
+  const header = ['client', 'card side connects to', 'APDUs', 'median', 'p90', 'p99'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ');
-  console.log('SELECT round trip, cpsd → pcsclite → pcscd → vpcd → test card (child process)');
+  const line = (cells: string[]): string => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ');
+  console.log('SELECT round trip, cpsd → binding → pcscd → vpcd → test card (child process)');
   console.log(line(header));
   for (const r of rows) console.log(line(r));
 } finally {
-  await service.close();
+  await last?.close();
 }

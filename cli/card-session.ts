@@ -8,6 +8,7 @@ import type { CpsCard } from '../cards/card.js';
 import { PcscBackend } from '../cards/backends.js';
 import { CardSessions, type PinPad } from '../cards/session.js';
 import { CardTwins } from '../cards/twins.js';
+import { pcscBindingSetting } from '../daemon/config.js';
 
 export interface CardContext {
   reader: string;
@@ -18,7 +19,7 @@ export interface CardContext {
 }
 
 export async function withService<T>(fn: (service: PcscService) => Promise<T>): Promise<T> {
-  const service = new PcscService();
+  const service = new PcscService({ binding: pcscBindingSetting() });
   try {
     await service.settled();
     return await fn(service);
@@ -54,7 +55,7 @@ export async function withCard<T>(
 
 /** Card sessions over PC/SC for one command, and which readers show the same card. */
 export async function withSessions<T>(fn: (sessions: CardSessions, twins: CardTwins) => Promise<T>): Promise<T> {
-  const backend = new PcscBackend();
+  const backend = new PcscBackend(new PcscService({ binding: pcscBindingSetting() }));
   const sessions = new CardSessions(backend);
   const twins = new CardTwins(sessions);
   try {

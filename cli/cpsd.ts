@@ -8,6 +8,8 @@ import { certs, type CertsOptions } from './commands/certs.js';
 import { doctor } from './commands/doctor.js';
 import { identity } from './commands/identity.js';
 import { pin } from './commands/pin.js';
+import { proxy, type ProxyCommandOptions } from './commands/proxy.js';
+import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptions } from './commands/policy.js';
 import { readers } from './commands/readers.js';
 import { serve, type ServeOptions } from './commands/serve.js';
 import { service, type ServiceOptions } from './commands/service.js';
@@ -200,6 +202,17 @@ export function buildProgram(): Command {
       process.exitCode = await serve(o).catch(fail);
     });
 
+  program
+    .command('proxy')
+    .description(t('help.proxy'))
+    .option('--port <port>', t('help.proxy.port'), port)
+    .option('--config <file>', t('help.proxy.config'), collect)
+    .option('--runtime-root <dir>', t('help.proxy.runtimeRoot'))
+    .action(async (o: ProxyCommandOptions) => {
+      oneShot = false;
+      process.exitCode = await proxy(o).catch(fail);
+    });
+
   const serviceCommand = program.command('service').description(t('help.service'));
   for (const action of ['install', 'uninstall'] as const) {
     serviceCommand
@@ -213,6 +226,17 @@ export function buildProgram(): Command {
         process.exitCode = await service(action, o).catch(fail);
       });
   }
+
+  program
+    .command('policy')
+    .description(t('help.policy'))
+    .requiredOption('--origin <url>', t('help.policy.origin'), originOption)
+    .addOption(new Option('--browser <name>', t('help.policy.browser')).choices([...POLICY_BROWSERS, 'all']).default('all'))
+    .addOption(new Option('--format <system>', t('help.policy.format')).choices(POLICY_FORMATS))
+    .option('--out <dir>', t('help.policy.out'))
+    .action(async (o: PolicyOptions) => {
+      process.exitCode = await policy(o).catch(fail);
+    });
 
   return program;
 }

@@ -78,11 +78,23 @@ export const MESSAGES = {
   'help.service.dryRun': { en: 'print what would be written and run, change nothing', fr: 'afficher ce qui serait écrit et lancé, sans rien changer' },
   'help.service.platform': { en: 'plan for this platform: linux, darwin or win32 (default: this one)', fr: 'prévoir pour cette plate-forme : linux, darwin ou win32 (par défaut : celle-ci)' },
   'help.service.root': { en: 'install below this directory instead of / (images, tests)', fr: 'installer sous ce répertoire au lieu de / (images, tests)' },
+  'help.proxy': { en: 'terminal server (several users at once): hold the well-known port and forward each connection to the daemon of the user it comes from (as root)', fr: 'serveur de terminaux (plusieurs utilisateurs à la fois) : tenir le port habituel et passer chaque connexion au service de l’utilisateur dont elle vient (en root)' },
+  'help.proxy.port': { en: 'TCP port on 127.0.0.1 and ::1 (default: the configuration\'s port, 24821)', fr: 'port TCP sur 127.0.0.1 et ::1 (par défaut : celui de la configuration, 24821)' },
+  'help.proxy.config': { en: 'configuration file (repeatable; default /etc/cpsd/config.json)', fr: 'fichier de configuration (répétable ; par défaut /etc/cpsd/config.json)' },
+  'help.proxy.runtimeRoot': { en: 'where the users\' runtime directories are: each daemon registers in <dir>/<uid>/cpsd/port', fr: 'où sont les répertoires d’exécution des utilisateurs : chaque service s’inscrit dans <dir>/<uid>/cpsd/port' },
+  'help.policy': { en: 'print the browser policies (Chrome, Edge, Chromium, Firefox) that let these sites reach cpsd through Local Network Access', fr: "afficher les stratégies des navigateurs (Chrome, Edge, Chromium, Firefox) qui laissent ces sites joindre cpsd malgré le contrôle d'accès au réseau local" },
+  'help.policy.origin': { en: 'origin of a web application to allow, https://host[:port] (repeatable; http://localhost for development)', fr: "origine d'une application web à autoriser, https://hôte[:port] (répétable ; http://localhost pour le développement)" },
+  'help.policy.browser': { en: 'only the policies of this browser', fr: 'seulement les stratégies de ce navigateur' },
+  'help.policy.format': { en: 'only this system: linux (managed JSON), windows (.reg), macos (.mobileconfig) (default: all three)', fr: 'seulement ce système : linux (JSON géré), windows (.reg), macos (.mobileconfig) (par défaut : les trois)' },
+  'help.policy.out': { en: 'write the files into this folder, laid out as packaging/policies/, instead of printing them', fr: 'écrire les fichiers dans ce dossier, rangés comme packaging/policies/, au lieu de les afficher' },
   'arg.port': { en: 'must be a TCP port (1-65535)', fr: 'doit être un port TCP (1-65535)' },
   'arg.personality': { en: 'must be one of {values}', fr: 'doit être une de : {values}' },
   'arg.atrHex': { en: 'must be hex bytes, e.g. {example}', fr: 'doit être des octets en hexadécimal, par exemple {example}' },
   'arg.atrInvalid': { en: 'not a well-formed ATR: {detail}', fr: 'ATR mal formé : {detail}' },
   'arg.slot': { en: 'must be a slot number (0-15)', fr: "doit être un numéro d'emplacement (0-15)" },
+  'arg.origin.notUrl': { en: 'not a URL: {value} (expected https://host[:port])', fr: "pas une URL : {value} (attendu : https://hôte[:port])" },
+  'arg.origin.notOrigin': { en: 'an origin is scheme://host[:port] only, without path, query or user: {value}', fr: "une origine est seulement schéma://hôte[:port], sans chemin, paramètres ni utilisateur : {value}" },
+  'arg.origin.notHttps': { en: 'must be an https origin (http only for localhost, in development): {value}', fr: "doit être une origine https (http seulement pour localhost, en développement) : {value}" },
   'usage.unknownOption': { en: 'unknown option {option}', fr: 'option inconnue {option}' },
   'usage.unknownCommand': { en: 'unknown command {command}', fr: 'commande inconnue {command}' },
   'usage.missingValue': { en: 'option {option} needs a value', fr: "l'option {option} demande une valeur" },
@@ -187,6 +199,9 @@ export const MESSAGES = {
   },
   'serve.listening': { en: 'cpsd listening on ws://127.0.0.1:{port} (origins: {origins})', fr: 'cpsd à l’écoute sur ws://127.0.0.1:{port} (origines : {origins})' },
   'serve.localOnly': { en: 'local applications only', fr: 'applications locales seulement' },
+  'proxy.listening': { en: 'cpsd proxy listening on 127.0.0.1:{port} and [::1]:{port}; users\' daemons registered in {dir}', fr: 'cpsd proxy à l’écoute sur 127.0.0.1:{port} et [::1]:{port} ; services des utilisateurs inscrits dans {dir}' },
+  'proxy.needsRoot': { en: 'cpsd proxy must run as root (the users\' daemons trust only root to say whose connection it forwards)', fr: 'cpsd proxy doit tourner en root (les services des utilisateurs ne croient que root sur l’utilisateur d’une connexion)' },
+  'proxy.unsupported': { en: 'cpsd proxy cannot tell which user a connection comes from on {platform} yet (Linux only)', fr: 'cpsd proxy ne sait pas encore dire de quel utilisateur vient une connexion sous {platform} (Linux seulement)' },
 
   // ------------------------------------------------------------------ doctor
   'doctor.title': { en: 'cpsd doctor', fr: 'cpsd doctor — diagnostic' },
@@ -194,6 +209,7 @@ export const MESSAGES = {
   'doctor.section.readers': { en: 'Readers', fr: 'Lecteurs' },
   'doctor.section.checks': { en: 'Checks', fr: 'Vérifications' },
   'doctor.version.os': { en: 'OS', fr: 'Système' },
+  'doctor.version.pcscBinding': { en: 'PC/SC binding', fr: 'Module PC/SC' },
   'doctor.unknown': { en: 'unknown', fr: 'inconnu' },
   'doctor.yes': { en: 'yes', fr: 'oui' },
   'doctor.no': { en: 'no', fr: 'non' },
@@ -279,6 +295,10 @@ export const MESSAGES = {
   'service.started': { en: 'Started: systemctl --user status cpsd', fr: 'Démarré : systemctl --user status cpsd' },
   'service.notStarted': { en: 'Not started now ({message}): it starts at your next login, or run systemctl --user start cpsd.', fr: 'Pas démarré maintenant ({message}) : il démarrera à votre prochaine connexion, ou lancez systemctl --user start cpsd.' },
   'service.planOnly': { en: 'On {platform} cpsd creates nothing: here is what to do.', fr: 'Sous {platform}, cpsd ne crée rien : voici quoi faire.' },
+
+  // ------------------------------------------------------------------ cpsd policy
+  'policy.file': { en: '# ==> {file}  (goes to: {target})', fr: '# ==> {file}  (à déposer : {target})' },
+  'policy.written': { en: 'Written: {path}  (goes to: {target})', fr: 'Écrit : {path}  (à déposer : {target})' },
 
   // ------------------------------------------------------------------ demo login page (examples/demo)
   'demo.title': { en: 'cpsd demo — log in with a CPS card', fr: 'Démo cpsd — connexion par carte CPS' },

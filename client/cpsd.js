@@ -14,17 +14,22 @@ export class CpsdError extends Error {
   }
 }
 
-async function localNetworkDenied() {
-  // Chrome/Edge Local Network Access: a denied permission is detectable where the API exists.
+/** The state of the browser's Local Network Access permission, 'denied' first ('unknown' without the API). */
+async function localNetworkState() {
+  const states = [];
   for (const name of ['loopback-network', 'local-network-access', 'local-network']) {
     try {
-      const status = await navigator.permissions.query({ name });
-      if (status.state === 'denied') return true;
+      states.push((await navigator.permissions.query({ name })).state);
     } catch {
       // unknown permission name in this browser
     }
   }
-  return false;
+  return states.includes('denied') ? 'denied' : states.includes('prompt') ? 'prompt' : states[0] ?? 'unknown';
+}
+
+async function localNetworkDenied() {
+  // Chrome/Edge Local Network Access: a denied permission is detectable where the API exists.
+  return (await localNetworkState()) === 'denied';
 }
 
 /** Why the WebSocket could not open: daemon absent, browser refusal, or our origin not allowed. */
@@ -131,9 +136,15 @@ export function connect({ port = DEFAULT_PORT, timeoutMs = 5000 } = {}) {
       reject(new CpsdError('DAEMON_UNREACHABLE', String(error)));
       return;
     }
-    const timer = setTimeout(() => {
+    const timer = setTimeout(async () => {
       ws.close();
-      reject(new CpsdError('TIMEOUT', 'cpsd did not answer'));
+      // A connection neither open nor refused while the permission is still to be asked: the browser
+      // (Firefox) holds it on its Local Network Access prompt.
+      reject(
+        (await localNetworkState()) === 'prompt'
+          ? new CpsdError('LOCAL_NETWORK_DENIED', 'the browser is waiting for permission to reach the local cpsd service: allow it, or ask IT to allow this site')
+          : new CpsdError('TIMEOUT', 'cpsd did not answer'),
+      );
     }, timeoutMs);
     ws.addEventListener('open', () => {
       clearTimeout(timer);

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_PCSC_BINDING, PCSC_BINDINGS, PCSC_BINDING_ENV, isPcscBindingName, type PcscBindingName } from '../apdu/pcsc/binding.js';
 import { CpsdError } from '../core/errors.js';
 
 export class ConfigError extends CpsdError {
@@ -37,6 +38,18 @@ export interface DaemonConfig {
   /** How long a pending PIN entry waits for the user. */
   pinTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** The native PC/SC binding (apdu/pcsc/binding.ts); the environment variable CPSD_PCSC_BINDING overrides the files. */
+  pcscBinding: PcscBindingName;
+  /**
+   * A terminal server: `cpsd proxy` (root) holds `port`; this daemon listens on a free loopback port,
+   * registers it in $XDG_RUNTIME_DIR/cpsd/port and accepts the proxy's word for the client's user.
+   */
+  behindProxy: boolean;
+  /**
+   * Where the OS has no way (yet) to tell the owner of a client socket (daemon/peer.ts): "allow" serves
+   * every local connection (a single-user workstation), "refuse" refuses them all (a shared computer).
+   */
+  peerCheckUnsupported: 'allow' | 'refuse';
 }
 
 export const DEFAULT_PORT = 24821;
@@ -55,6 +68,9 @@ export const DEFAULTS: DaemonConfig = {
   operationTimeoutMs: 30_000,
   pinTimeoutMs: 120_000,
   logLevel: 'info',
+  pcscBinding: DEFAULT_PCSC_BINDING,
+  behindProxy: false,
+  peerCheckUnsupported: 'allow',
 };
 
 export const SYSTEM_CONFIG = '/etc/cpsd/config.json';
@@ -112,6 +128,15 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
     if (!['debug', 'info', 'warn', 'error'].includes(String(r.logLevel))) throw new ConfigError(`${source}: "logLevel" must be debug, info, warn or error`);
     out.logLevel = r.logLevel as DaemonConfig['logLevel'];
   }
+  set('behindProxy', bool('behindProxy'));
+  if (r.peerCheckUnsupported !== undefined) {
+    if (r.peerCheckUnsupported !== 'allow' && r.peerCheckUnsupported !== 'refuse') throw new ConfigError(`${source}: "peerCheckUnsupported" must be allow or refuse`);
+    out.peerCheckUnsupported = r.peerCheckUnsupported;
+  }
+  if (r.pcscBinding !== undefined) {
+    if (!isPcscBindingName(r.pcscBinding)) throw new ConfigError(`${source}: "pcscBinding" must be ${PCSC_BINDINGS.join(' or ')}`);
+    out.pcscBinding = r.pcscBinding;
+  }
   const http = out.allowHttpLocalhost ?? false;
   if (r.allowedOrigins !== undefined) {
     if (!Array.isArray(r.allowedOrigins) || !r.allowedOrigins.every((o) => typeof o === 'string')) {
@@ -151,7 +176,24 @@ export function loadConfig(files: readonly string[] = [SYSTEM_CONFIG, USER_CONFI
     }
     config = { ...config, ...validateConfig(raw, file) };
   }
+  const binding = process.env[PCSC_BINDING_ENV];
+  if (binding !== undefined && binding !== '') config = { ...config, ...validateConfig({ pcscBinding: binding }, PCSC_BINDING_ENV) };
   const merged = { ...config, ...overrides };
   merged.allowedOrigins = [...new Set([...config.allowedOrigins, ...(overrides.allowedOrigins ?? [])])];
   return merged;
+}
+
+/**
+ * The PC/SC binding for a one-shot command: CPSD_PCSC_BINDING, else the configuration files' setting.
+ * Those commands do not otherwise read the files, so a broken file does not stop them: they use the
+ * default binding (`cpsd serve` refuses the file, `cpsd doctor` reports it).
+ */
+export function pcscBindingSetting(files?: readonly string[]): PcscBindingName {
+  const env = process.env[PCSC_BINDING_ENV];
+  if (env !== undefined && env !== '') return validateConfig({ pcscBinding: env }, PCSC_BINDING_ENV).pcscBinding ?? DEFAULT_PCSC_BINDING;
+  try {
+    return loadConfig(files).pcscBinding;
+  } catch {
+    return DEFAULT_PCSC_BINDING;
+  }
 }

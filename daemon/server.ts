@@ -11,7 +11,7 @@
  * pin-entry.ts and pin-page.ts the PIN window, limits.ts the limits, cards/session.ts the card queue.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { MemoryCardCache } from '../cards/public-data.js';
 import { CardSessions, SessionClosedError, type CardBackend, type CardEvent } from '../cards/session.js';
@@ -22,9 +22,20 @@ import type { Logger } from './log.js';
 import { METHODS, isMethod, type MethodContext } from './methods.js';
 import { PinGuard, type Caller } from './pin-guard.js';
 import { PinEntries } from './pin-entry.js';
+import { currentUser, peerOwner, peerOwnerSource, type PeerOwnerSource } from './peer.js';
+import { readPreamble, refuse, registerBehindProxy, unregisterBehindProxy } from './proxy.js';
 import { ProtocolError, checkParams, parseRequest, toRpcError, type Request } from './protocol.js';
 
 const RATE_LIMITED = new ProtocolError('RATE_LIMITED', 'too many requests');
+
+/** What the refused peer reads: nothing about whose daemon this is. */
+const NOT_YOURS = 'cpsd: this daemon serves only the applications of the user who runs it\n';
+
+/** How a connection was admitted (docs/security.md, "Several users on one computer"). */
+interface Admission {
+  /** Through `cpsd proxy`: the Host then names the proxy's port (the configured `port`). */
+  viaProxy: boolean;
+}
 
 interface Client extends Caller {
   socket: WebSocket;
@@ -40,6 +51,11 @@ export class CpsdServer {
   readonly #sessions: CardSessions;
   readonly #log: Logger;
   readonly #http: Server[] = [];
+  readonly #tcp: TcpServer[] = [];
+  readonly #admitted = new WeakMap<Socket, Admission>();
+  readonly #peers: PeerOwnerSource;
+  readonly #user = currentUser();
+  #registration: string | undefined;
   readonly #wss: WebSocketServer;
   readonly #clients = new Set<Client>();
   readonly #cache = new MemoryCardCache();
@@ -52,8 +68,10 @@ export class CpsdServer {
   #pcscDown = false;
 
   /** `cards`: a backend (PC/SC or in process) or card sessions already made over one. */
-  constructor(config: DaemonConfig, cards: CardBackend | CardSessions, log: Logger) {
+  /** `peers`: who owns a client's socket (default: this OS's way, daemon/peer.ts). */
+  constructor(config: DaemonConfig, cards: CardBackend | CardSessions, log: Logger, peers: PeerOwnerSource = peerOwnerSource()) {
     this.#config = config;
+    this.#peers = peers;
     this.#sessions = cards instanceof CardSessions ? cards : new CardSessions(cards, { operationTimeoutMs: config.operationTimeoutMs });
     this.#twins = new CardTwins(this.#sessions);
     this.#log = log;
@@ -61,8 +79,10 @@ export class CpsdServer {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxMessageBytes });
     this.#entries = new PinEntries({
       timeoutMs: config.pinTimeoutMs,
-      baseUrl: () => `http://127.0.0.1:${this.#port}`,
-      ownOrigins: () => [`http://127.0.0.1:${this.#port}`, `http://localhost:${this.#port}`, `http://[::1]:${this.#port}`],
+      // Behind the proxy the PIN page is reached through it, on the well-known port.
+      baseUrl: () => `http://127.0.0.1:${config.behindProxy ? config.port : this.#port}`,
+      ownOrigins: () =>
+        [...new Set([this.#port, ...(config.behindProxy ? [config.port] : [])])].flatMap((p) => [`http://127.0.0.1:${p}`, `http://localhost:${p}`, `http://[::1]:${p}`]),
     });
     this.#guard = new PinGuard({
       sessions: this.#sessions,
@@ -84,18 +104,26 @@ export class CpsdServer {
 
   /** Listens on 127.0.0.1 and, when the machine has IPv6, on ::1; never on another interface. */
   async listen(): Promise<void> {
-    const first = await this.#listenOn('127.0.0.1', this.#config.port);
+    // Behind the proxy, `port` is the proxy's: this daemon takes any free port and registers it.
+    const first = await this.#listenOn('127.0.0.1', this.#config.behindProxy ? 0 : this.#config.port);
     this.#port = first;
     try {
       await this.#listenOn('::1', first);
     } catch (error) {
       this.#log.warn('ipv6-loopback-unavailable', { error });
     }
-    this.#log.info('listening', { port: this.#port, origins: this.#config.allowedOrigins });
+    if (!this.#peers.supported) {
+      this.#log.warn('peer-check-unsupported', { method: this.#peers.method, then: this.#config.peerCheckUnsupported });
+    }
+    if (this.#config.behindProxy) this.#registration = await registerBehindProxy(this.#port);
+    this.#log.info('listening', { port: this.#port, origins: this.#config.allowedOrigins, ...(this.#config.behindProxy ? { behindProxy: this.#config.port } : {}) });
   }
 
   #listenOn(host: string, port: number): Promise<number> {
     const server = createServer((req, res) => this.#onHttp(req, res));
+    // Every connection is admitted (its owner checked) before HTTP sees a byte of it: the WebSocket
+    // upgrade, the PIN page and its POST alike.
+    const tcp = createTcpServer({ pauseOnConnect: true }, (socket) => void this.#admit(socket, server));
     server.on('upgrade', (req, socket, head) => {
       const refusal = this.#checkUpgrade(req);
       if (refusal) {
@@ -106,17 +134,65 @@ export class CpsdServer {
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onConnection(ws, req));
     });
     return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port, exclusive: true }, () => {
-        server.off('error', reject);
+      tcp.once('error', reject);
+      tcp.listen({ host, port, exclusive: true }, () => {
+        tcp.off('error', reject);
+        // The HTTP server is handed connections rather than listening itself: 'listening' starts its
+        // connection tracking (closeAllConnections, the header and request timeouts).
+        server.emit('listening');
         this.#http.push(server);
-        resolve((server.address() as AddressInfo).port);
+        this.#tcp.push(tcp);
+        resolve((tcp.address() as AddressInfo).port);
       });
     });
   }
 
+  // ------------------------------------------------------------ whose connection is it
+
+  /** Hands the connection to HTTP if its process is of this daemon's user; else 403 and closed. */
+  async #admit(socket: Socket, server: Server): Promise<void> {
+    socket.on('error', () => undefined); // a peer gone while we look it up
+    const admission = await this.#identify(socket).catch(() => undefined);
+    if (socket.destroyed) return;
+    if (!admission) {
+      refuse(socket, 403, 'Forbidden', NOT_YOURS);
+      return;
+    }
+    this.#admitted.set(socket, admission);
+    server.emit('connection', socket);
+    socket.resume();
+  }
+
+  async #identify(socket: Socket): Promise<Admission | undefined> {
+    if (!this.#peers.supported) {
+      if (this.#config.peerCheckUnsupported === 'allow') return { viaProxy: false };
+      this.#log.warn('peer-refused', { reason: 'owner-check-unsupported' });
+      return undefined;
+    }
+    const owner = await peerOwner(socket, this.#peers);
+    if (!owner) {
+      this.#log.warn('peer-refused', { reason: 'owner-unknown' });
+      return undefined;
+    }
+    // The proxy runs as root and says, in a first line, whose connection it forwards (daemon/proxy.ts).
+    // Only root's word counts: root could read this daemon's memory anyway.
+    if (owner.uid === 0 && this.#config.behindProxy) {
+      const said = await readPreamble(socket);
+      if (said === 'none' && owner.user === this.#user) return { viaProxy: false };
+      if (typeof said === 'number' && String(said) === this.#user) return { viaProxy: true };
+      this.#log.warn('peer-refused', { reason: said === 'invalid' ? 'bad-proxy-preamble' : 'another-user' });
+      return undefined;
+    }
+    if (owner.user === this.#user) return { viaProxy: false };
+    // No uid, no name: the refused user's identity is none of this log's business.
+    this.#log.warn('peer-refused', { reason: 'another-user' });
+    return undefined;
+  }
+
   /** Ends every pending PIN entry and operation, closes every connection; the card sessions stay open. */
   async close(): Promise<void> {
+    if (this.#registration) await unregisterBehindProxy(this.#registration);
+    this.#registration = undefined;
     const stopping = new SessionClosedError('the daemon is stopping');
     this.#entries.cancelAll(stopping);
     for (const c of this.#clients) {
@@ -126,11 +202,12 @@ export class CpsdServer {
     this.#wss.close();
     this.#twins.close();
     await Promise.all(
-      this.#http.map(
-        (s) =>
+      this.#tcp.map(
+        (tcp, i) =>
           new Promise((r) => {
-            s.close(r);
-            s.closeAllConnections(); // PIN pages' event streams would keep it open
+            tcp.close(r);
+            this.#http[i]?.closeAllConnections(); // PIN pages' event streams would keep it open
+            this.#http[i]?.close(() => undefined); // its timers (it never listened itself: no error to see)
           }),
       ),
     );
@@ -138,14 +215,16 @@ export class CpsdServer {
 
   // ------------------------------------------------------------ handshake checks
 
-  #hostAllowed(host: string | undefined): boolean {
+  #hostAllowed(req: IncomingMessage): boolean {
+    const host = req.headers.host;
     if (!host) return false;
-    const p = this.#port;
-    return host === `127.0.0.1:${p}` || host === `[::1]:${p}` || host === `localhost:${p}`;
+    // Through the proxy the browser wrote the proxy's port, which the proxy leaves as it is.
+    const ports = this.#admitted.get(req.socket)?.viaProxy ? [this.#port, this.#config.port] : [this.#port];
+    return ports.some((p) => host === `127.0.0.1:${p}` || host === `[::1]:${p}` || host === `localhost:${p}`);
   }
 
   #checkUpgrade(req: IncomingMessage): { status: number; reason: string } | undefined {
-    if (!this.#hostAllowed(req.headers.host)) return { status: 421, reason: 'Misdirected Request' };
+    if (!this.#hostAllowed(req)) return { status: 421, reason: 'Misdirected Request' };
     const origin = req.headers.origin;
     if (origin !== undefined && !this.#config.allowedOrigins.includes(origin)) return { status: 403, reason: 'Forbidden' };
     if (this.#limits.admit(origin ?? null) === 'full') return { status: 503, reason: 'Service Unavailable' };
@@ -259,7 +338,7 @@ export class CpsdServer {
   // ------------------------------------------------------------ the PIN page
 
   #onHttp(req: IncomingMessage, res: ServerResponse): void {
-    if (!this.#hostAllowed(req.headers.host)) {
+    if (!this.#hostAllowed(req)) {
       res.writeHead(421).end();
       return;
     }

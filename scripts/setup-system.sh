@@ -3,12 +3,14 @@
 # libpcsclite-dev must be there before `npm ci`: the pcsclite addon compiles against it.
 # vsmartcard-vpcd is a test/demo dependency only: its virtual reader listens on all interfaces.
 # chromium drives the end-to-end login test (test/e2e/browser.test.ts) through playwright-core.
+# firefox-esr drives the Local Network Access tests with Chromium (test/e2e/lna.test.ts), through puppeteer-core
+# over WebDriver BiDi (no browser download).
 # openssl judges the trust layer (openssl verify, openssl ocsp as a real OCSP responder); redis-server backs
 # the shared nonce store's tests (test/trust/). tmux captures `cpsd doctor` as a terminal shows it
 # (test/e2e/doctor-screens.test.ts).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium openssl redis-server tmux)
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

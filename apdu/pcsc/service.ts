@@ -1,6 +1,6 @@
 import type { PcscError } from './errors.js';
 import { PcscUnavailableError, ReaderNotFoundError, toPcscError } from './errors.js';
-import { pcscliteContextFactory } from './pcsclite.js';
+import { bindingFromEnvironment, contextFactoryFor, DEFAULT_PCSC_BINDING, type PcscBindingName } from './binding.js';
 import {
   ReaderStateFlags,
   type ConnectOptions,
@@ -14,8 +14,13 @@ import {
 } from './types.js';
 
 export interface PcscServiceOptions {
-  /** Where contexts come from; the pcsclite binding by default. Tests pass a fake. */
+  /** Where contexts come from; overrides `binding`. Unit tests pass a fake. */
   factory?: PcscContextFactory;
+  /**
+   * The native binding (binding.ts); without it `CPSD_PCSC_BINDING`, else the default. The CLI passes
+   * the `pcscBinding` setting (daemon/config.ts, where `CPSD_PCSC_BINDING` overrides the files).
+   */
+  binding?: PcscBindingName;
   /** First delay before re-creating a dead context, doubled up to `maxRetryMs`. */
   initialRetryMs?: number;
   maxRetryMs?: number;
@@ -37,6 +42,7 @@ interface ReaderRecord {
  */
 export class PcscService implements PcscBackend {
   readonly #factory: PcscContextFactory;
+  readonly #binding: PcscBindingName | undefined;
   readonly #initialRetry: number;
   readonly #maxRetry: number;
   readonly #listeners = new Set<(event: PcscEvent) => void>();
@@ -54,7 +60,12 @@ export class PcscService implements PcscBackend {
   #closed = false;
 
   constructor(options: PcscServiceOptions = {}) {
-    this.#factory = options.factory ?? pcscliteContextFactory;
+    if (options.factory) {
+      this.#factory = options.factory;
+    } else {
+      this.#binding = options.binding ?? bindingFromEnvironment() ?? DEFAULT_PCSC_BINDING;
+      this.#factory = contextFactoryFor(this.#binding);
+    }
     this.#initialRetry = options.initialRetryMs ?? 100;
     this.#maxRetry = options.maxRetryMs ?? 2000;
     this.#retryDelay = this.#initialRetry;
@@ -63,6 +74,11 @@ export class PcscService implements PcscBackend {
 
   get available(): boolean {
     return this.#up;
+  }
+
+  /** The native binding in use; undefined with a custom `factory`. */
+  get binding(): PcscBindingName | undefined {
+    return this.#binding;
   }
 
   /** Why the service is unavailable, when it is. */

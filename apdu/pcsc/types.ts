@@ -87,8 +87,17 @@ export interface ContextListener {
   failed(error: PcscError): void;
 }
 
-/** One PC/SC context as a binding provides it. Created by a factory, never revived once failed. */
+/**
+ * One PC/SC context as a binding provides it (the seam between `PcscService` and a native binding:
+ * pcsclite.ts, smartcard.ts; binding.ts picks one). Created by a factory, never revived once failed.
+ * Every binding error comes out as a typed PcscError (errors.ts), never as a throw from a listener or
+ * an unhandled 'error' event; reader states keep pcsc-lite's event counter in bits 16-31.
+ */
 export interface PcscContext {
+  /**
+   * One live connection per reader: a second connect to the same reader fails with CardBusyError until
+   * the first is disconnected (a connect waits for a disconnect still in flight).
+   */
   connect(reader: string, options: ConnectOptions): Promise<PcscConnection>;
   /** Releases every handle and thread of the context. Must not throw or emit. */
   close(): void;

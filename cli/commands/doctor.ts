@@ -16,7 +16,8 @@ import { isCpsAtr } from '../../cards/atr-table.js';
 import { readPublicData } from '../../cards/public-data.js';
 import { CpsdError } from '../../core/errors.js';
 import { toHex } from '../../core/bytes.js';
-import { DEFAULT_PORT, loadConfig } from '../../daemon/config.js';
+import { bindingVersion } from '../../apdu/pcsc/binding.js';
+import { DEFAULT_PORT, loadConfig, pcscBindingSetting } from '../../daemon/config.js';
 import { connectDaemon, DaemonConnectError, type RpcClient } from '../../daemon/client.js';
 import { withCard, withService } from '../card-session.js';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
@@ -62,6 +63,12 @@ export interface ReaderReport {
   pinPad: boolean | null;
   /** The IFD handler serving it, when pcscd's configuration tells; null otherwise. */
   driver: string | null;
+}
+
+/** The native PC/SC binding cpsd uses here (`pcscBinding`, CPSD_PCSC_BINDING) and its package's version. */
+export interface BindingReport {
+  name: string;
+  version: string;
 }
 
 /** What `daemon.config` answers (docs/protocol.md). */
@@ -134,6 +141,16 @@ function osName(): string {
 
 async function versions(): Promise<Versions> {
   return { cpsd: packageVersion(), node: process.version, os: osName(), pcscd: await pcscdVersion() };
+}
+
+function pcscBinding(): BindingReport {
+  try {
+    const name = pcscBindingSetting();
+    return { name, version: bindingVersion(name) };
+  } catch (error) {
+    // an invalid CPSD_PCSC_BINDING: the pcsc-service check reports it
+    return { name: error instanceof Error ? error.message : String(error), version: 'unknown' };
+  }
 }
 
 // ------------------------------------------------------------------ readers: PIN pad and driver
@@ -347,7 +364,7 @@ function yesNo(value: boolean | null, l: Lang): string {
 }
 
 /** The screen: versions, readers, then one line per check (advice underneath), in language `l`. */
-export function renderDoctor(v: Versions, readers: ReaderReport[] | undefined, findings: readonly Finding[], l: Lang = lang()): string {
+export function renderDoctor(v: Versions, readers: ReaderReport[] | undefined, findings: readonly Finding[], l: Lang = lang(), binding?: BindingReport): string {
   const lines: string[] = [t('doctor.title', {}, l), '', t('doctor.section.versions', {}, l)];
   const unknown = (s: string): string => (s === 'unknown' ? t('doctor.unknown', {}, l) : s);
   const rows: [string, string][] = [
@@ -356,6 +373,7 @@ export function renderDoctor(v: Versions, readers: ReaderReport[] | undefined, f
     [t('doctor.version.os', {}, l), v.os],
     ['pcscd', unknown(v.pcscd)],
   ];
+  if (binding) rows.push([t('doctor.version.pcscBinding', {}, l), `${binding.name} ${unknown(binding.version)}`]);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, value] of rows) lines.push(`  ${k.padEnd(width)}  ${value}`);
   lines.push('', t('doctor.section.readers', {}, l));
@@ -385,12 +403,14 @@ export async function doctor(options: DoctorOptions): Promise<number> {
   ]);
   const { findings, daemon } = await runChecks(options, readers, serviceError);
   const checks = findings.map(asJson);
+  const binding = pcscBinding();
   if (options.bundle) {
     // A support file with nothing personal: versions, readers, ATRs, the checks. No PIN, no identity, no serial.
     const bundle = {
       format: 'cpsd-doctor-bundle/1',
       createdAt: new Date().toISOString(),
       versions: v,
+      pcscBinding: binding,
       platform: process.platform,
       lang: lang(),
       readers: readers ?? [],
@@ -399,9 +419,9 @@ export async function doctor(options: DoctorOptions): Promise<number> {
     };
     writeFileSync(options.bundle, `${JSON.stringify(bundle, null, 2)}\n`, { mode: 0o600 });
   }
-  if (options.json) json({ checks, versions: v, readers: readers ?? [] });
+  if (options.json) json({ checks, versions: v, pcscBinding: binding, readers: readers ?? [] });
   else {
-    out(renderDoctor(v, readers, findings));
+    out(renderDoctor(v, readers, findings, lang(), binding));
     if (options.bundle) out(t('doctor.bundleWritten', { path: options.bundle }));
   }
   return findings.find((f) => f.status === 'fail')?.exit ?? ExitCode.OK;

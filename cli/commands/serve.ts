@@ -1,4 +1,5 @@
 /** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
+import { PcscService } from '../../apdu/pcsc/service.js';
 import { InProcessBackend, PcscBackend } from '../../cards/backends.js';
 import type { CardBackend } from '../../cards/session.js';
 import { loadConfig, normaliseOrigin, type DaemonConfig } from '../../daemon/config.js';
@@ -34,7 +35,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   if (options.sim) {
     cards = new InProcessBackend(fixtureCard(options.sim, { personality: options.personality, atr: options.atr }));
   } else {
-    const source = new PcscBackend();
+    const source = new PcscBackend(new PcscService({ binding: config.pcscBinding }));
     await source.settled();
     cards = source;
   }
