@@ -23,6 +23,7 @@ import { withCard, withService } from '../card-session.js';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
 import { lang, t, type Lang, type MessageKey, type Params } from '../i18n.js';
 import { checkCertificate } from './certs.js';
+import { installedPolicies, type InstalledPolicy } from './policy.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 
 export type CheckId = 'pcsc-service' | 'readers' | 'card' | 'pin' | 'certificate-auth' | 'certificate-sign' | 'config' | 'daemon';
@@ -364,7 +365,14 @@ function yesNo(value: boolean | null, l: Lang): string {
 }
 
 /** The screen: versions, readers, then one line per check (advice underneath), in language `l`. */
-export function renderDoctor(v: Versions, readers: ReaderReport[] | undefined, findings: readonly Finding[], l: Lang = lang(), binding?: BindingReport): string {
+export function renderDoctor(
+  v: Versions,
+  readers: ReaderReport[] | undefined,
+  findings: readonly Finding[],
+  l: Lang = lang(),
+  binding?: BindingReport,
+  policies?: InstalledPolicy[],
+): string {
   const lines: string[] = [t('doctor.title', {}, l), '', t('doctor.section.versions', {}, l)];
   const unknown = (s: string): string => (s === 'unknown' ? t('doctor.unknown', {}, l) : s);
   const rows: [string, string][] = [
@@ -382,6 +390,10 @@ export function renderDoctor(v: Versions, readers: ReaderReport[] | undefined, f
     const card = r.cardPresent ? t('readers.card', { atr: r.atr || t('readers.mute', {}, l) }, l) : t('readers.noCard', {}, l);
     lines.push(`  ${r.name}: ${t('doctor.reader.line', { card, pinPad: yesNo(r.pinPad, l), driver: r.driver ?? t('doctor.unknown', {}, l) }, l)}`);
   }
+  lines.push('', t('doctor.section.policies', {}, l));
+  if (policies === undefined) lines.push(`  ${t('doctor.policies.notLooked', {}, l)}`);
+  else if (policies.length === 0) lines.push(`  ${t('doctor.policies.none', {}, l)}`);
+  for (const p of policies ?? []) lines.push(`  ${p.browser}: ${p.allowed.join(', ')} (${p.file})`);
   lines.push('', t('doctor.section.checks', {}, l));
   const label = (s: DoctorCheck['status']): string => `[${t(STATUS_KEY[s], {}, l)}]`;
   const pad = Math.max(...(['ok', 'warn', 'fail', 'skip'] as const).map((s) => label(s).length));
@@ -404,6 +416,7 @@ export async function doctor(options: DoctorOptions): Promise<number> {
   const { findings, daemon } = await runChecks(options, readers, serviceError);
   const checks = findings.map(asJson);
   const binding = pcscBinding();
+  const policies = installedPolicies();
   if (options.bundle) {
     // A support file with nothing personal: versions, readers, ATRs, the checks. No PIN, no identity, no serial.
     const bundle = {
@@ -414,14 +427,15 @@ export async function doctor(options: DoctorOptions): Promise<number> {
       platform: process.platform,
       lang: lang(),
       readers: readers ?? [],
+      browserPolicies: policies ?? null,
       checks,
       daemon: daemon.kind === 'cpsd' ? { running: true, version: daemon.version, config: daemon.config ?? null } : { running: false },
     };
     writeFileSync(options.bundle, `${JSON.stringify(bundle, null, 2)}\n`, { mode: 0o600 });
   }
-  if (options.json) json({ checks, versions: v, pcscBinding: binding, readers: readers ?? [] });
+  if (options.json) json({ checks, versions: v, pcscBinding: binding, readers: readers ?? [], browserPolicies: policies ?? null });
   else {
-    out(renderDoctor(v, readers, findings, lang(), binding));
+    out(renderDoctor(v, readers, findings, lang(), binding, policies));
     if (options.bundle) out(t('doctor.bundleWritten', { path: options.bundle }));
   }
   return findings.find((f) => f.status === 'fail')?.exit ?? ExitCode.OK;

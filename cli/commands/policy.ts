@@ -14,7 +14,7 @@
  * - Firefox: `LocalNetworkAccess.SkipDomains` (Firefox ≥ 145, ESR ≥ 153), a list of host names.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { ExitCode } from '../exit-codes.js';
@@ -99,9 +99,57 @@ const LINUX_TARGET: Readonly<Record<PolicyBrowser, string>> = {
   chromium: '/etc/chromium/policies/managed/cpsd.json',
   chrome: '/etc/opt/chrome/policies/managed/cpsd.json',
   edge: '/etc/opt/edge/policies/managed/cpsd.json',
-  // Mozilla's system-wide location; Debian's firefox-esr reads /etc/firefox-esr/policies/policies.json (README).
+  // Mozilla's system-wide location, which Debian's firefox-esr reads (not /etc/firefox-esr/policies/:
+  // test/e2e/lna.test.ts shows both).
   firefox: '/etc/firefox/policies/policies.json',
 };
+
+/** Where each browser reads machine policies on Linux (Firefox also from its distribution folder). */
+const LINUX_POLICY_PLACES: Readonly<Record<PolicyBrowser, readonly string[]>> = {
+  chromium: ['/etc/chromium/policies/managed'],
+  chrome: ['/etc/opt/chrome/policies/managed'],
+  edge: ['/etc/opt/edge/policies/managed'],
+  firefox: ['/etc/firefox/policies/policies.json', '/usr/lib/firefox-esr/distribution/policies.json', '/usr/lib/firefox/distribution/policies.json'],
+};
+
+export interface InstalledPolicy {
+  browser: PolicyBrowser;
+  file: string;
+  /** What the file lets reach the local network: Chromium URL patterns, Firefox host names. */
+  allowed: string[];
+}
+
+/**
+ * The Local Network Access policies installed on this machine (Linux: the managed-policy files; on
+ * Windows and macOS policies live in the registry and configuration profiles: undefined, not looked for).
+ * Only files that allow something are listed (a browser's other policies are none of ours).
+ */
+export function installedPolicies(root = '/'): InstalledPolicy[] | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const found: InstalledPolicy[] = [];
+  for (const browser of POLICY_BROWSERS) {
+    for (const place of LINUX_POLICY_PLACES[browser]) {
+      const path = join(root, place);
+      const files = place.endsWith('.json') ? (existsSync(path) ? [path] : []) : existsSync(path) ? readdirSync(path).filter((f) => f.endsWith('.json')).map((f) => join(path, f)) : [];
+      for (const file of files) {
+        let allowed: string[] = [];
+        try {
+          const policy = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+          allowed =
+            browser === 'firefox'
+              ? strings((((policy.policies as Record<string, unknown> | undefined)?.LocalNetworkAccess as Record<string, unknown> | undefined) ?? {}).SkipDomains)
+              : [...new Set(CHROMIUM_POLICIES.flatMap((name) => strings(policy[name])))];
+        } catch {
+          // unreadable or not JSON: listed, allowing nothing
+        }
+        if (allowed.length > 0) found.push({ browser, file, allowed });
+      }
+    }
+  }
+  return found;
+}
+
+const strings = (value: unknown): string[] => (Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : []);
 
 const REGISTRY_KEY: Readonly<Record<PolicyBrowser, string>> = {
   chromium: 'HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Chromium',

@@ -12,7 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_SCRIPT, createUser, removeUser, runAs, spawnAs, stop, type OsUser } from '../helpers/os-users.js';
+import { CLIENT_SCRIPT, createUser, removeUser, runAs, spawnAs, stop, traversable, type OsUser } from '../helpers/os-users.js';
+
+/** Where the run's transcript goes (test-output/, next to the browsers' screenshots). */
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli/cpsd.js');
@@ -103,16 +106,25 @@ interface Outcome {
   answers?: { result?: Record<string, unknown>; error?: { data: { code: string } } }[];
 }
 
+/** What each user asked and got, for test-output/terminal-server.txt (the run's transcript). */
+const transcript: string[] = [];
+
 /** The client, run as `user`. */
 async function as(user: OsUser | 'root', spec: unknown): Promise<Outcome> {
   const out = await runAs(user, ['env', `CPSD_ROOT=${ROOT}`, 'node', client, JSON.stringify(spec)]);
-  return JSON.parse(out.trim().split('\n')[0] ?? '{}') as Outcome;
+  const outcome = JSON.parse(out.trim().split('\n')[0] ?? '{}') as Outcome;
+  const got = outcome.answers?.map((a) => a.error?.data.code ?? String(a.result?.surname ?? a.result?.serial ?? 'ok')).join(', ') ?? `HTTP ${outcome.status ?? outcome.error ?? '?'}`;
+  transcript.push(`${user === 'root' ? 'root' : `${user.name} (uid ${user.uid})`}  ${JSON.stringify(spec)}\n    → ${got}`);
+  return outcome;
 }
 
 const identity = (user: OsUser, port = proxyPort): Promise<Outcome> => as(user, { rpc: { port, calls: [{ method: 'card.identity' }, { method: 'card.status' }] } });
 
 describe.runIf(isRoot)('a terminal server: one daemon per user behind cpsd proxy', () => {
+  let untraversable: (() => void) | undefined;
+
   beforeAll(async () => {
+    untraversable = traversable(ROOT); // the users run this checkout's dist/ and node_modules/
     dir = mkdtempSync(join(tmpdir(), 'cpsd-ts-'));
     chmodSync(dir, 0o755);
     runtime = join(dir, 'run-user');
@@ -132,7 +144,10 @@ describe.runIf(isRoot)('a terminal server: one daemon per user behind cpsd proxy
   }, 60_000);
 
   afterAll(async () => {
+    mkdirSync(OUTPUT, { recursive: true });
+    writeFileSync(join(OUTPUT, 'terminal-server.txt'), `cpsd proxy on 127.0.0.1:${proxyPort}; ${names.a}: doctor card, ${names.b}: nurse card, ${names.c}: no daemon\n\n${transcript.join('\n')}\n`);
     await Promise.all([proxy, daemons.a?.child, daemons.b?.child].map((c) => (c ? stop(c) : undefined)));
+    untraversable?.();
     const left = Object.values(names).filter((n) => !removeUser(n));
     if (dir) rmSync(dir, { recursive: true, force: true });
     expect(left).toEqual([]);

@@ -4,6 +4,8 @@
  * `node`, not vitest): CLIENT_SCRIPT, written to a file the test gives them.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 export interface OsUser {
   name: string;
@@ -160,3 +162,22 @@ if (spec.rpc) {
   process.stdin.on('end', () => process.exit(0));
 }
 `;
+
+/**
+ * Lets other users reach `dir` (the checkout, wherever CI cloned it: often under a 0700 temporary or home
+ * directory) by adding search permission (o+x, not read) to each ancestor that lacks it; returns the undo.
+ */
+export function traversable(dir: string): () => void {
+  const changed: { path: string; mode: number }[] = [];
+  for (let path = resolve(dir); ; path = dirname(path)) {
+    const mode = statSync(path).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      chmodSync(path, mode | 0o001);
+      changed.push({ path, mode });
+    }
+    if (path === dirname(path)) break;
+  }
+  return () => {
+    for (const { path, mode } of changed.reverse()) chmodSync(path, mode);
+  };
+}

@@ -1,10 +1,11 @@
 /** `cpsd policy` (cli/commands/policy.ts): the shipped files of packaging/policies/, the formats, the origins it accepts. */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PLACEHOLDER_ORIGIN, PolicyOriginError, macosProfile, originOption, policy, policyFiles, policyOrigin, windowsReg } from '../../cli/commands/policy.js';
+import { PLACEHOLDER_ORIGIN, PolicyOriginError, installedPolicies, macosProfile, originOption, policy, policyFiles, policyOrigin, windowsReg } from '../../cli/commands/policy.js';
 import { setLang } from '../../cli/i18n.js';
 
 const SHIPPED = fileURLToPath(new URL('../../packaging/policies/', import.meta.url));
@@ -137,5 +138,40 @@ describe('the origins cpsd policy accepts', () => {
 
   it('collects a repeated --origin once each', () => {
     expect(originOption('https://b.example', originOption('https://a.example', originOption('https://A.example')))).toEqual(['https://a.example', 'https://b.example']);
+  });
+});
+
+describe('installedPolicies (what cpsd doctor reports)', () => {
+  /** A machine root with the files `cpsd policy` prints for these origins, put where the browsers read them. */
+  function machine(origins: string[], browsers: Parameters<typeof policyFiles>[1]): string {
+    const root = mkdtempSync(join(tmpdir(), 'cpsd-policies-'));
+    for (const f of policyFiles(origins, browsers, ['linux'])) {
+      const path = join(root, f.target);
+      mkdirSync(join(path, '..'), { recursive: true });
+      writeFileSync(path, f.content);
+    }
+    return root;
+  }
+
+  it('finds none on a machine without policies', () => {
+    expect(installedPolicies(mkdtempSync(join(tmpdir(), 'cpsd-empty-')))).toEqual([]);
+  });
+
+  it('finds the Chromium file and the origins it allows', () => {
+    const root = machine(['https://dpi.chu.example'], ['chromium']);
+    expect(installedPolicies(root)).toEqual([{ browser: 'chromium', file: join(root, '/etc/chromium/policies/managed/cpsd.json'), allowed: ['https://dpi.chu.example'] }]);
+  });
+
+  it('finds the Firefox policies.json and its skipped domains', () => {
+    const root = machine(['https://dpi.chu.example'], ['firefox']);
+    expect(installedPolicies(root)).toEqual([{ browser: 'firefox', file: join(root, '/etc/firefox/policies/policies.json'), allowed: ['dpi.chu.example'] }]);
+  });
+
+  it('passes over a browser policy file that allows nothing of ours', () => {
+    const root = mkdtempSync(join(tmpdir(), 'cpsd-other-'));
+    mkdirSync(join(root, 'etc/chromium/policies/managed'), { recursive: true });
+    writeFileSync(join(root, 'etc/chromium/policies/managed/homepage.json'), '{"HomepageLocation":"https://intranet.example"}');
+    writeFileSync(join(root, 'etc/chromium/policies/managed/broken.json'), '{');
+    expect(installedPolicies(root)).toEqual([]);
   });
 });
