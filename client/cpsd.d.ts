@@ -50,6 +50,20 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+/** One reader as `readers.list` gives it. */
+export interface ReaderInfo {
+  name: string;
+  cardPresent: boolean;
+  atr: string | null;
+  /** The card is a CPx card cpsd drives. */
+  supported: boolean;
+  interface: 'contact' | 'contactless' | null;
+  /** Another application holds the card exclusively. */
+  busy: boolean;
+  /** The other readers that show this same card (a dual-interface reader). */
+  sameCardAs: string[];
+}
+
 export interface Notifications {
   'readers.changed': { readers: { name: string; cardPresent: boolean; atr: string | null }[] };
   'card.inserted': { reader: string; atr: string };
@@ -60,11 +74,13 @@ export interface Notifications {
 export declare class CpsdClient {
   on<E extends keyof Notifications>(event: E, fn: (params: Notifications[E]) => void): () => void;
   call(method: string, params?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<unknown>;
-  authenticate(nonce: string, options?: { popup?: Window }): Promise<AuthToken>;
+  readers(): Promise<ReaderInfo[]>;
+  /** `reader`: the one the holder chose when several hold a CPS card (default: the daemon's choice). */
+  authenticate(nonce: string, options?: { popup?: Window; reader?: string }): Promise<AuthToken>;
   close(): void;
 }
 
 export declare function connect(options?: ConnectOptions): Promise<CpsdClient>;
 export declare function openPinWindow(): Window | undefined;
 /** From a click handler: opens the PIN window, connects (to `options.port`), authenticates, closes. */
-export declare function authenticate(nonce: string, options?: ConnectOptions): Promise<AuthToken>;
+export declare function authenticate(nonce: string, options?: ConnectOptions & { reader?: string }): Promise<AuthToken>;

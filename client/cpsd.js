@@ -100,11 +100,17 @@ export class CpsdClient {
     });
   }
 
+  /** The readers, which hold a supported CPx card, and which show the same card (`readers.list`). */
+  async readers() {
+    return (await this.call('readers.list')).readers;
+  }
+
   /**
    * Gets a web-eid:1.0 token for the server's nonce. Call it from a click handler with a popup opened
-   * by `openPinWindow()` (or let `authenticate()` below do both).
+   * by `openPinWindow()` (or let `authenticate()` below do both). `reader`: the reader the holder chose
+   * when several hold a CPS card (default: the daemon's choice, the first free CPx card by contact).
    */
-  async authenticate(nonce, { popup } = {}) {
+  async authenticate(nonce, { popup, reader } = {}) {
     const off = this.on('pin.required', ({ url, pinPad }) => {
       if (pinPad) {
         // The PIN is typed on the reader itself: no window needed.
@@ -115,7 +121,7 @@ export class CpsdClient {
       else window.open(url, 'cpsd-pin', 'popup,width=460,height=420');
     });
     try {
-      return await this.call('auth.authenticate', { nonce });
+      return await this.call('auth.authenticate', reader === undefined ? { nonce } : { nonce, reader });
     } finally {
       off();
       if (popup && !popup.closed) popup.close();
@@ -170,7 +176,7 @@ export async function authenticate(nonce, options = {}) {
   try {
     const client = await connect(options);
     try {
-      return await client.authenticate(nonce, { popup });
+      return await client.authenticate(nonce, { popup, reader: options.reader });
     } finally {
       client.close();
     }

@@ -198,3 +198,17 @@ export function toPcscError(error: unknown, operation?: string): PcscError {
 export function isServiceFailure(error: PcscError): boolean {
   return error instanceof PcscUnavailableError || error.pcscCode === 0x80100003; // stale context handle
 }
+
+/** An operation on a connection this side already closed (both bindings). */
+export function notConnected(reader: string, operation: string): PcscError {
+  return new PcscError(`${operation}: connection to ${reader} is closed`, { operation });
+}
+
+/** Runs a close that may fail: closing is best effort, a dead context may refuse to be closed. */
+export function safely(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // nothing to do: the handle is gone either way
+  }
+}

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { CardAbsentError, CardBusyError, CardResetError, PcscError, pcscError, toPcscError } from './errors.js';
+import { CardAbsentError, CardBusyError, CardResetError, notConnected, pcscError, safely, toPcscError } from './errors.js';
 import type {
   ConnectOptions,
   ContextListener,
@@ -204,17 +204,5 @@ class PcscliteConnection implements PcscConnection {
     });
     this.#release(done);
     return done;
-  }
-}
-
-function notConnected(reader: string, operation: string): PcscError {
-  return new PcscError(`${operation}: connection to ${reader} is closed`, { operation });
-}
-
-function safely(action: () => void): void {
-  try {
-    action();
-  } catch {
-    // Closing is best effort: a dead context may refuse to be closed.
   }
 }

@@ -7,7 +7,9 @@ import {
   PcscUnavailableError,
   UnsupportedFeatureError,
   isServiceFailure,
+  notConnected,
   pcscError,
+  safely,
 } from './errors.js';
 import type {
   ConnectOptions,
@@ -402,17 +404,5 @@ class SmartcardConnection implements PcscConnection {
       safely(() => this.#context.close());
     })();
     return this.#disposed;
-  }
-}
-
-function notConnected(reader: string, operation: string): PcscError {
-  return new PcscError(`${operation}: connection to ${reader} is closed`, { operation });
-}
-
-function safely(action: () => void): void {
-  try {
-    action();
-  } catch {
-    // Closing is best effort: a dead context may refuse to be closed.
   }
 }

@@ -3,6 +3,9 @@
  * a card that is not one and a card another application holds exclusively, and a caller chooses with
  * `reader` when two CPS cards are present; `readers.list` says which readers hold a supported card.
  */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PcscConnection } from '../../apdu/pcsc/index.js';
 import { PcscBackend } from '../../cards/backends.js';
@@ -10,6 +13,7 @@ import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { loadProfile } from '../../sim/cps/fixtures.js';
+import { launchChromium } from '../helpers/browser.js';
 import { IccProcess } from '../helpers/icc.js';
 import { VPCD_READER } from '../helpers/pcscd.js';
 import { rpcClient, type RpcClient } from '../helpers/rpc.js';
@@ -22,12 +26,29 @@ let second: IccProcess;
 let backend: PcscBackend;
 let server: CpsdServer;
 let rpc: RpcClient;
+let page: { origin: string; server: Server };
+
+/** A page origin serving the SDK, as a relying party would. */
+async function pageServer(): Promise<{ origin: string; server: Server }> {
+  const sdk = readFileSync(new URL('../../client/cpsd.js', import.meta.url));
+  const http = createServer((req, res) => {
+    if (req.url === '/cpsd.js') res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(sdk);
+    else res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>rp</title>');
+  });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  return { origin: `http://localhost:${(http.address() as AddressInfo).port}`, server: http };
+}
 
 beforeAll(async () => {
   second = new IccProcess();
   backend = new PcscBackend();
   await backend.settled();
-  server = new CpsdServer({ ...DEFAULTS, port: 0, ratePerSecond: 1000 }, backend, new Logger('error', () => undefined));
+  page = await pageServer();
+  server = new CpsdServer(
+    { ...DEFAULTS, port: 0, ratePerSecond: 1000, allowHttpLocalhost: true, allowedOrigins: [page.origin] },
+    backend,
+    new Logger('error', () => undefined),
+  );
   await server.listen();
   rpc = await rpcClient(server.port);
 });
@@ -38,6 +59,7 @@ afterAll(async () => {
   await rpc?.close();
   await server?.close();
   await server?.sessions.close();
+  page?.server.close();
 });
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -98,6 +120,29 @@ describe('several readers and cards', () => {
       expect((await rpc.call('card.status')).result).toMatchObject({ reader: VPCD_READER });
     } finally {
       await held?.disconnect('leave');
+      await removeSecond();
+    }
+  });
+
+  it('the browser SDK lists the readers and sends the reader the page chose', async () => {
+    await cards({ profile: 'nurse' }, { profile: 'doctor' });
+    const browser = await launchChromium();
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(page.origin);
+      // As a page's own script (a string: the test's transform must not touch its dynamic import).
+      const seen = (await tab.evaluate(`(async () => {
+        const sdk = await import('/cpsd.js');
+        const client = await sdk.connect({ port: ${server.port} });
+        const readers = await client.readers();
+        // A reader that is not there: the daemon's answer proves the choice reached it (no PIN asked).
+        const refused = await client.authenticate('${'A'.repeat(43)}=', { reader: 'no such reader' }).then(() => 'ok', (e) => e.code);
+        client.close();
+        return { readers: readers.filter((r) => r.supported).map((r) => r.name), refused };
+      })()`)) as { readers: string[]; refused: string };
+      expect(seen).toEqual({ readers: [VPCD_READER, SECOND_READER], refused: 'READER_NOT_FOUND' });
+    } finally {
+      await browser.close();
       await removeSecond();
     }
   });
