@@ -220,6 +220,9 @@ export const METHODS = {
           pinTimeoutMs: c.pinTimeoutMs,
         },
         logLevel: c.logLevel,
+        pcscBinding: c.pcscBinding,
+        behindProxy: c.behindProxy,
+        peerCheckUnsupported: c.peerCheckUnsupported,
       };
     },
   },

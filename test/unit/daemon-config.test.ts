@@ -45,7 +45,7 @@ describe('daemon.config', () => {
   it('answers with exactly the documented fields (nothing else leaks)', async () => {
     await start();
     const answer = await (await connect(null)).call('daemon.config');
-    expect(Object.keys(answer.result ?? {}).sort()).toEqual(['allowHttpLocalhost', 'allowPinInRequest', 'allowedOrigins', 'contactlessOrigins', 'limits', 'logLevel', 'port', 'ssoSeconds']);
+    expect(Object.keys(answer.result ?? {}).sort()).toEqual(['allowHttpLocalhost', 'allowPinInRequest', 'allowedOrigins', 'behindProxy', 'contactlessOrigins', 'limits', 'logLevel', 'pcscBinding', 'peerCheckUnsupported', 'port', 'ssoSeconds']);
   });
 
   it('refuses a web page, even an allowed origin, with ORIGIN_NOT_ALLOWED', async () => {
