@@ -7,6 +7,7 @@ import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/pers
 import { certs, type CertsOptions } from './commands/certs.js';
 import { doctor } from './commands/doctor.js';
 import { identity } from './commands/identity.js';
+import { idp, type IdpCommandOptions } from './commands/idp.js';
 import { pin } from './commands/pin.js';
 import { proxy, type ProxyCommandOptions } from './commands/proxy.js';
 import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptions } from './commands/policy.js';
@@ -102,7 +103,7 @@ function localisedHelp(): Partial<Help> {
 }
 
 /** The program; its texts are in the language of `--lang`, else of the environment (set before building it). */
-/** False for the commands that run until stopped (serve, sim). */
+/** False for the commands that run until stopped (serve, sim, proxy, idp). */
 let oneShot = true;
 
 export function buildProgram(): Command {
@@ -200,6 +201,21 @@ export function buildProgram(): Command {
     .action(async (o: ServeOptions) => {
       oneShot = false;
       process.exitCode = await serve(o).catch(fail);
+    });
+
+  program
+    .command('idp')
+    .description(t('help.idp'))
+    .option('--port <port>', t('help.idp.port'), port, 9000)
+    .option('--sim <profile>', t('help.idp.sim'))
+    .option('--daemon-port <port>', t('help.idp.daemonPort'), port)
+    .option('--clients <file>', t('help.idp.clients'))
+    .option('--trust-dir <dir>', t('help.idp.trustDir'))
+    .option('--issuer <url>', t('help.idp.issuer'))
+    .option('--demo-redirect-uri <url>', t('help.idp.demoRedirectUri'))
+    .action(async (o: IdpCommandOptions) => {
+      oneShot = false;
+      process.exitCode = await idp(o).catch(fail);
     });
 
   program

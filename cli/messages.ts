@@ -6,7 +6,8 @@
  * that every key is used. JSON output never goes through this table.
  *
  * Conventions: `help.*` is `--help`, `error.<CODE>` the stable error codes the CLI shows, `doctor.*` the
- * doctor's checks and advice, `demo.*` the demo login page (examples/demo/server.ts).
+ * doctor's checks and advice, `demo.*` the demo login page (examples/demo/server.ts), `idp.*` cpsd idp and
+ * the IdP's login page (idp/interaction.ts, which also takes the SDK's error texts from `demo.error.*`).
  */
 export interface Plural {
   readonly one: string;
@@ -64,6 +65,14 @@ export const MESSAGES = {
   'help.doctor.crl': { en: 'DER CRL (repeatable)', fr: 'CRL DER (répétable)' },
   'help.doctor.bundle': { en: 'write a redacted support archive (no PIN, no identity)', fr: "écrire un fichier pour le support, sans donnée personnelle (ni code porteur, ni identité)" },
   'help.serve': { en: 'run the daemon: WebSocket API on 127.0.0.1 and ::1 (docs/protocol.md)', fr: 'lancer le service : API WebSocket sur 127.0.0.1 et ::1 (docs/protocol.md)' },
+  'help.idp': { en: 'run cpsd-idp, the OpenID Connect provider whose login is the CPS card (docs/idp.md)', fr: 'lancer cpsd-idp, le fournisseur OpenID Connect dont la connexion est la carte CPS (docs/idp.md)' },
+  'help.idp.port': { en: 'TCP port of the provider on 127.0.0.1', fr: 'port TCP du fournisseur sur 127.0.0.1' },
+  'help.idp.sim': { en: 'start an in-process daemon with the virtual card of this profile, the test PKI and a demo client', fr: 'lancer un démon dans le processus avec la carte virtuelle de ce profil, la PKI de test et un client de démonstration' },
+  'help.idp.daemonPort': { en: "the daemon's port (with --sim: its own; default 24821, else any free one)", fr: 'le port du démon (avec --sim : le sien ; par défaut 24821, sinon un port libre)' },
+  'help.idp.clients': { en: 'the clients: a JSON file, a list of OpenID Connect client metadata', fr: 'les clients : un fichier JSON, une liste de métadonnées de clients OpenID Connect' },
+  'help.idp.trustDir': { en: 'the IGC-Santé trust material: a folder with anchors/, intermediates/, crls/', fr: 'la confiance IGC-Santé : un dossier avec anchors/, intermediates/, crls/' },
+  'help.idp.issuer': { en: 'the issuer URL (default http://localhost:<port>)', fr: "l'URL de l'émetteur (par défaut http://localhost:<port>)" },
+  'help.idp.demoRedirectUri': { en: "with --sim: the demo client's redirect_uri (default http://localhost:3000/callback)", fr: 'avec --sim : la redirect_uri du client de démonstration (par défaut http://localhost:3000/callback)' },
   'help.serve.port': { en: 'TCP port (default 24821)', fr: 'port TCP (par défaut 24821)' },
   'help.serve.allowOrigin': { en: 'allow this https origin (repeatable)', fr: 'autoriser cette origine https (répétable)' },
   'help.serve.allowHttpLocalhost': { en: 'also allow http://localhost origins (development)', fr: 'autoriser aussi les origines http://localhost (développement)' },
@@ -197,6 +206,25 @@ export const MESSAGES = {
     en: '{what} inserted in vpcd slot {slot} ({host}:{port}), ATR {atr} ({seen}). Ctrl-C removes it.',
     fr: '{what} insérée dans l’emplacement vpcd {slot} ({host}:{port}), ATR {atr} ({seen}). Ctrl-C la retire.',
   },
+  'idp.listening': { en: 'cpsd-idp: OpenID Connect provider {issuer} (discovery: {discovery})', fr: 'cpsd-idp : fournisseur OpenID Connect {issuer} (découverte : {discovery})' },
+  'idp.simDaemon': { en: 'in-process cpsd daemon with the virtual card "{profile}" on ws://127.0.0.1:{port} (PIN 1234, test PKI: never in production)', fr: 'démon cpsd dans le processus avec la carte virtuelle « {profile} » sur ws://127.0.0.1:{port} (PIN 1234, PKI de test : jamais en production)' },
+  'idp.demoClient': { en: 'demo client: client_id {id}, client_secret {secret}, redirect_uri {redirect}', fr: 'client de démonstration : client_id {id}, client_secret {secret}, redirect_uri {redirect}' },
+  'idp.needsTrust': { en: 'cpsd idp needs --trust-dir (anchors/, intermediates/, crls/) unless --sim', fr: 'cpsd idp a besoin de --trust-dir (anchors/, intermediates/, crls/), sauf avec --sim' },
+  'idp.noClients': { en: 'no client: give --clients <file> (a JSON list of client metadata)', fr: 'aucun client : donnez --clients <fichier> (une liste JSON de métadonnées de clients)' },
+  'idp.page.title': { en: 'Sign in with a CPS card', fr: 'Connexion par carte CPS' },
+  'idp.page.heading': { en: 'Sign in with your CPS card', fr: 'Connexion avec votre carte CPS' },
+  'idp.page.client': { en: 'The application {client} asks who you are.', fr: 'L’application {client} demande à vous identifier.' },
+  'idp.page.login': { en: 'Sign in with my CPS card', fr: 'Se connecter avec ma carte CPS' },
+  'idp.page.reading': { en: 'Reading the card…', fr: 'Lecture de la carte…' },
+  'idp.page.redirecting': { en: 'Signed in: back to the application…', fr: 'Connecté : retour à l’application…' },
+  'idp.page.wrongPin': { en: { one: 'Wrong PIN: {count} try left.', other: 'Wrong PIN: {count} tries left.' }, fr: { one: 'Code erroné : {count} essai restant.', other: 'Code erroné : {count} essais restants.' } },
+  'idp.page.refused': { en: 'The sign-in was refused ({code}).', fr: 'La connexion a été refusée ({code}).' },
+  'idp.page.expired': { en: 'This sign-in has expired: go back to the application and start again.', fr: 'Cette connexion a expiré : revenez à l’application et recommencez.' },
+  'idp.logout.title': { en: 'Sign out', fr: 'Déconnexion' },
+  'idp.logout.question': { en: 'Sign out of the CPS card sign-in service?', fr: 'Vous déconnecter du service de connexion par carte CPS ?' },
+  'idp.logout.yes': { en: 'Yes, sign me out', fr: 'Oui, me déconnecter' },
+  'idp.logout.no': { en: 'No, stay signed in', fr: 'Non, rester connecté' },
+  'idp.logout.done': { en: 'You are signed out.', fr: 'Vous êtes déconnecté.' },
   'serve.listening': { en: 'cpsd listening on ws://127.0.0.1:{port} (origins: {origins})', fr: 'cpsd à l’écoute sur ws://127.0.0.1:{port} (origines : {origins})' },
   'serve.localOnly': { en: 'local applications only', fr: 'applications locales seulement' },
   'proxy.listening': { en: 'cpsd proxy listening on 127.0.0.1:{port} and [::1]:{port}; users\' daemons registered in {dir}', fr: 'cpsd proxy à l’écoute sur 127.0.0.1:{port} et [::1]:{port} ; services des utilisateurs inscrits dans {dir}' },

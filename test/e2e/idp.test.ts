@@ -1,0 +1,247 @@
+/**
+ * cpsd-idp, first slice (docs/idp.md): `cpsd idp --sim doctor` started as a child process (the built CLI:
+ * run `npm run build` first), an independent relying party on its own port with openid-client (discovery,
+ * authorization code + PKCE), Chromium clicking "Se connecter avec ma carte CPS" on the IdP's login page and
+ * typing the PIN on the daemon's PIN page. No pcscd: the daemon runs in the IdP's process over the virtual card.
+ * Screenshots: test-output/idp-*.png.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../helpers/browser.js';
+import { freePort, run, type Run } from '../helpers/doc-app.js';
+import { ROOT } from '../helpers/doc-blocks.js';
+
+const OUTPUT = join(ROOT, 'test-output');
+const IDENTITY = {
+  sub: '899700012349',
+  SubjectNameID: '899700012349',
+  preferred_username: '899700012349',
+  given_name: 'JEANNE',
+  family_name: 'MEDECIN-TEST',
+  SubjectRole: ['10^1.2.250.1.71.1.2.7'],
+  SubjectProfession: 'Médecin',
+};
+
+let browser: Browser;
+let idp: Run;
+let issuer: string;
+let rp: Server;
+let rpOrigin: string;
+let config: oidc.Configuration;
+/** What the RP's callback got, by state. */
+const results = new Map<string, oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>();
+const verifiers = new Map<string, string>();
+
+/** The relying party: /login sends to the IdP with PKCE, /callback exchanges the code. */
+function startRp(port: number): Promise<Server> {
+  const redirectUri = `http://localhost:${port}/callback`;
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', `http://localhost:${port}`);
+      if (url.pathname === '/login') {
+        const verifier = oidc.randomPKCECodeVerifier();
+        const state = oidc.randomState();
+        verifiers.set(state, verifier);
+        const target = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: redirectUri,
+          scope: 'openid profile scope_all',
+          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+          state,
+          acr_values: 'eidas1',
+        });
+        res.writeHead(302, { Location: target.href }).end();
+        return;
+      }
+      if (url.pathname === '/callback') {
+        const state = url.searchParams.get('state') ?? '';
+        try {
+          const tokens = await oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: verifiers.get(state) ?? '', expectedState: state });
+          results.set(state, tokens);
+          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
+        } catch (error) {
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`RP error: ${String(error)}`);
+        }
+        return;
+      }
+      if (url.pathname === '/') {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p id="rp-home">RP: déconnecté</p>');
+        return;
+      }
+      res.writeHead(404).end();
+    })();
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
+}
+
+/** From the RP's /login to the IdP's login page; clicks the button and types `pin` on the daemon's PIN page. */
+async function login(pin: string, shots: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${rpOrigin}/login`);
+  await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+  await page.screenshot({ path: join(OUTPUT, `idp-${shots}-login.png`) });
+  const popup = context.waitForEvent('page');
+  await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).click();
+  const pinPage = await popup;
+  await pinPage.waitForURL(/\/pin\/[0-9a-f]{32}$/);
+  await pinPage.fill('input[name=pin]', pin);
+  await pinPage.screenshot({ path: join(OUTPUT, `idp-${shots}-pin.png`) });
+  await pinPage.click('button[type=submit]:not([name])');
+  return { context, page };
+}
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true });
+  const [idpPort, rpPort] = [await freePort(), await freePort()];
+  issuer = `http://localhost:${idpPort}`;
+  rpOrigin = `http://localhost:${rpPort}`;
+  idp = run(ROOT, ['dist/cli/cpsd.js', 'idp', '--sim', 'doctor', '--port', String(idpPort), '--demo-redirect-uri', `${rpOrigin}/callback`, '--lang', 'en'], {});
+  await idp.waitFor('demo client:');
+  const secret = /client_secret (\S+),/.exec(idp.stdout())?.[1] ?? '';
+  config = await oidc.discovery(new URL(issuer), 'demo', secret, undefined, { execute: [oidc.allowInsecureRequests] });
+  rp = await startRp(rpPort);
+  browser = await launchChromium();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await new Promise((resolve) => (rp ? rp.close(resolve) : resolve(undefined)));
+  idp?.child.kill('SIGTERM');
+  await idp?.exited;
+});
+
+describe('cpsd idp --sim doctor', () => {
+  it('prints its issuer, its in-process daemon and the demo client with its redirect_uri', () => {
+    expect(idp.stdout()).toContain(`OpenID Connect provider ${issuer}`);
+    expect(idp.stdout()).toMatch(/virtual card "doctor" on ws:\/\/127\.0\.0\.1:\d+/);
+    expect(idp.stdout()).toContain(`redirect_uri ${rpOrigin}/callback`);
+  });
+
+  it('publishes a discovery document: code only, PKCE S256, the PSC scope and claims, acr eidas1, logout', () => {
+    const meta = config.serverMetadata();
+    expect(meta.issuer).toBe(issuer);
+    expect(meta.response_types_supported).toEqual(['code']);
+    expect(meta.code_challenge_methods_supported).toEqual(['S256']);
+    expect(meta.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'scope_all']));
+    expect(meta.claims_supported).toEqual(expect.arrayContaining(['SubjectNameID', 'SubjectRole', 'given_name', 'family_name']));
+    expect(meta.acr_values_supported).toEqual(['eidas1']);
+    expect(meta.end_session_endpoint).toBe(`${issuer}/session/end`);
+  });
+
+  it('refuses an authorization request without PKCE', async () => {
+    const url = new URL(config.serverMetadata().authorization_endpoint ?? '');
+    for (const [k, v] of Object.entries({ client_id: 'demo', response_type: 'code', scope: 'openid', redirect_uri: `${rpOrigin}/callback`, state: 'x' })) url.searchParams.set(k, v);
+    const res = await fetch(url, { redirect: 'manual' });
+    const location = new URL(res.headers.get('location') ?? '', issuer);
+    expect(location.searchParams.get('error')).toBe('invalid_request');
+    expect(location.searchParams.get('error_description')).toMatch(/PKCE/);
+  });
+
+  let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+
+  /** The browser of the holder who logged in: the IdP's session cookie, for the logout below. */
+  let holderBrowser: BrowserContext | undefined;
+
+  it('logs in with the card and PIN 1234: the RP gets an id_token with the card holder’s identity, acr eidas1, amr sc+pin', async () => {
+    const { context, page } = await login('1234', 'ok');
+    holderBrowser = context;
+    await page.waitForURL(new RegExp(`^${rpOrigin}/callback`), { timeout: 20_000 });
+    expect(await page.textContent('#rp')).toBe('RP: connecté JEANNE MEDECIN-TEST');
+    await page.screenshot({ path: join(OUTPUT, 'idp-ok-rp.png') });
+    const state = new URL(page.url()).searchParams.get('state') ?? '';
+    tokens = results.get(state) as typeof tokens;
+    expect(tokens).toBeDefined();
+    const claims = tokens.claims();
+    expect(claims).toMatchObject({ ...IDENTITY, iss: issuer, aud: 'demo', acr: 'eidas1', amr: ['sc', 'pin'] });
+  }, 60_000);
+
+  it('answers UserInfo with the same identity for the access token', async () => {
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, IDENTITY.sub);
+    expect(info).toMatchObject(IDENTITY);
+  });
+
+  it('refreshes: a new access token and an id_token for the same holder', async () => {
+    expect(tokens.refresh_token).toBeTruthy();
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token ?? '');
+    expect(refreshed.access_token).not.toBe(tokens.access_token);
+    expect(refreshed.claims()).toMatchObject({ sub: IDENTITY.sub, SubjectNameID: IDENTITY.SubjectNameID, acr: 'eidas1', amr: ['sc', 'pin'] });
+    expect(await oidc.fetchUserInfo(config, refreshed.access_token, IDENTITY.sub)).toMatchObject(IDENTITY);
+  });
+
+  it('logs out at the RP’s request (RP-initiated logout) and sends the browser back to the RP', async () => {
+    const context = holderBrowser;
+    expect(context).toBeDefined();
+    if (!context) return;
+    try {
+      const page = await context.newPage();
+      await page.goto(oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token ?? '', post_logout_redirect_uri: `${rpOrigin}/` }).href);
+      await page.screenshot({ path: join(OUTPUT, 'idp-logout.png') });
+      await page.click('#logout-yes');
+      await page.waitForURL(`${rpOrigin}/`);
+      expect(await page.textContent('#rp-home')).toBe('RP: déconnecté');
+      // The IdP's session is gone: a new authorization asks for the card again.
+      await page.goto(`${rpOrigin}/login`);
+      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+      expect(await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).count()).toBe(1);
+    } finally {
+      await context.close();
+      holderBrowser = undefined;
+    }
+  }, 30_000);
+
+  it('refuses a POST to the interaction from another origin', async () => {
+    const res = await fetch(`${issuer}/interaction/abc/nonce`, { method: 'POST', headers: { Origin: 'https://evil.example', 'Content-Type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(403);
+  });
+
+  it('refuses a POST from the login page itself without the page’s CSRF token', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${rpOrigin}/login`);
+      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+      const path = new URL(page.url()).pathname;
+      const status = await page.evaluate(async (p) => (await fetch(`${p}/nonce`, { method: 'POST', headers: { 'X-CSRF': 'forged' } })).status, path);
+      expect(status).toBe(403);
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  it('serves the login page under a strict CSP (no inline script without its nonce, no eval)', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const responses: string[] = [];
+      page.on('response', (r) => {
+        if (r.url().includes('/interaction/')) responses.push(r.headers()['content-security-policy'] ?? '');
+      });
+      await page.goto(`${rpOrigin}/login`);
+      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+      const csp = responses.at(-1) ?? '';
+      expect(csp).toMatch(/default-src 'none'/);
+      expect(csp).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+'(;|$)/);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+      expect(csp).toMatch(/frame-ancestors 'none'/);
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  it('says a wrong PIN clearly on the login page, with the tries left, and stays there', async () => {
+    const { context, page } = await login('9999', 'wrong-pin');
+    try {
+      await page.waitForFunction(() => document.getElementById('status')?.dataset.code === 'PIN_INCORRECT', undefined, { timeout: 20_000 });
+      expect(await page.textContent('#status')).toBe('Code erroné : 2 essais restants.');
+      expect(page.url()).toMatch(new RegExp(`^${issuer}/interaction/`));
+      await page.screenshot({ path: join(OUTPUT, 'idp-wrong-pin.png') });
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+});
