@@ -7,7 +7,7 @@ import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/pers
 import { certs, type CertsOptions } from './commands/certs.js';
 import { doctor } from './commands/doctor.js';
 import { identity } from './commands/identity.js';
-import { idp, type IdpCommandOptions } from './commands/idp.js';
+import type { IdpCommandOptions } from './commands/idp.js';
 import { pin } from './commands/pin.js';
 import { proxy, type ProxyCommandOptions } from './commands/proxy.js';
 import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptions } from './commands/policy.js';
@@ -215,6 +215,8 @@ export function buildProgram(): Command {
     .option('--demo-redirect-uri <url>', t('help.idp.demoRedirectUri'))
     .action(async (o: IdpCommandOptions) => {
       oneShot = false;
+      // Loaded on demand: oidc-provider warns about Node 20 as soon as it is imported, and only `cpsd idp` needs it.
+      const { idp } = await import('./commands/idp.js');
       process.exitCode = await idp(o).catch(fail);
     });
 
