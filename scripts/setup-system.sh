@@ -7,10 +7,11 @@
 # over WebDriver BiDi (no browser download).
 # openssl judges the trust layer (openssl verify, openssl ocsp as a real OCSP responder); redis-server backs
 # the shared nonce store's tests (test/trust/). tmux captures `cpsd doctor` as a terminal shows it
-# (test/e2e/doctor-screens.test.ts).
+# (test/e2e/doctor-screens.test.ts). systemd gives systemd-analyze and systemctl, which judge `cpsd service`
+# (test/e2e/service.test.ts); it is not started.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux)
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux systemd)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

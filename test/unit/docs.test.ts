@@ -2,6 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ATR_ROWS } from '../../cards/atr-table.js';
+import { InProcessBackend } from '../../cards/backends.js';
+import { CardSessions } from '../../cards/session.js';
+import { CardTwins } from '../../cards/twins.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 import { CPSD_ERROR_CODES } from '../../core/errors.js';
 import { protocolCode } from '../../daemon/protocol.js';
@@ -49,5 +53,19 @@ describe('docs/errors.md', () => {
     const explained = new Set([...layers.matchAll(/^\| ([^|]+)\|/gm)].flatMap((m) => [...(m[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((c) => c[1])));
     expect(CPSD_ERROR_CODES.filter((c) => !explained.has(c))).toEqual([]);
     expect([...explained].filter((c) => !(CPSD_ERROR_CODES as readonly string[]).includes(c ?? ''))).toEqual([]);
+  });
+});
+
+describe('client/cpsd.d.ts', () => {
+  it('ReaderInfo names exactly the fields readers.list sends', async () => {
+    const dts = readFileSync(new URL('../../client/cpsd.d.ts', import.meta.url), 'utf8');
+    const body = /export interface ReaderInfo \{([\s\S]*?)\n\}/.exec(dts)?.[1] ?? '';
+    const declared = [...body.matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]).sort();
+    const sessions = new CardSessions(new InProcessBackend(fixtureCard('doctor')));
+    const twins = new CardTwins(sessions);
+    const [sent] = await twins.placements();
+    twins.close();
+    await sessions.close();
+    expect(declared).toEqual(Object.keys(sent ?? {}).sort());
   });
 });
