@@ -29,6 +29,12 @@ function port(value: string): number {
   return n;
 }
 
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(t('arg.positive'));
+  return n;
+}
+
 function personality(value: string): PersonalityName {
   if (!(value in PERSONALITIES)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
   return value as PersonalityName;
@@ -213,6 +219,10 @@ export function buildProgram(): Command {
     .option('--trust-dir <dir>', t('help.idp.trustDir'))
     .option('--issuer <url>', t('help.idp.issuer'))
     .option('--demo-redirect-uri <url>', t('help.idp.demoRedirectUri'))
+    .option('--config <file>', t('help.idp.config'))
+    .option('--redis <url>', t('help.idp.redis'))
+    .option('--rotate-keys <jwks>', t('help.idp.rotateKeys'))
+    .option('--keep <n>', t('help.idp.keep'), positive)
     .action(async (o: IdpCommandOptions) => {
       oneShot = false;
       // Loaded on demand: oidc-provider warns about Node 20 as soon as it is imported, and only `cpsd idp` needs it.

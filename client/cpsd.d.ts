@@ -43,6 +43,55 @@ export interface AuthToken {
   appVersion: string;
 }
 
+/** The holder as the card names it (`card.identity`): certificate subject and card data (the specialty is only there). */
+export interface CardIdentity {
+  nationalId: string;
+  idKind: 'RPPS' | 'ADELI' | 'ADELI_CABINET' | 'FINESS' | 'SIREN' | 'SIRET' | 'RPPS_CABINET' | 'UNKNOWN';
+  /** The 11-digit RPPS number when the national id is RPPS-based. */
+  rpps: string | null;
+  surname: string;
+  givenName: string;
+  /** TRE_G15 code (null when the card data has none) and label. */
+  profession: { code: string | null; label: string } | null;
+  /** e.g. "SM26" (the end of CPS_INFO_PS). */
+  specialty: string | null;
+  cardType: string | null;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+}
+
+/** One practice situation (CPS_ACTIVITY_nn_PS) as the card holds it. */
+export interface PracticeSituation {
+  /** nn of CPS_ACTIVITY_nn_PS (1..16; there may be gaps). */
+  index: number;
+  /** Raison sociale. */
+  structureName: string;
+  /** As on the card: the TRE_G07 type digit, then the identifier (e.g. "10B0307377": FINESS 0B0307377). */
+  structureId: string;
+  structureIdKind: 'ADELI_CABINET' | 'FINESS' | 'SIREN' | 'SIRET' | 'RPPS_CABINET' | 'FINESS_EJ' | 'UNKNOWN';
+  /** Secteur d'activité, e.g. "SA07" (OID 1.2.250.1.71.4.2.4). */
+  sector: string;
+}
+
+/**
+ * `authenticate(nonce, { situations: true })`: the token (unchanged, for the server's verifier) and what
+ * the card says of its holder, read with the same PIN entry. NOT covered by the card's signature.
+ * `situations` is null, with `situationsError`, when they could not be read after the signature
+ * (the login itself succeeded).
+ */
+export type AuthenticationWithSituations = { token: AuthToken; identity: CardIdentity } & (
+  | { situations: PracticeSituation[] }
+  | { situations: null; situationsError: { code: CpsdErrorCode; message: string } }
+);
+
+export interface AuthenticateOptions {
+  /** The reader the holder chose when several hold a CPS card (default: the daemon's choice). */
+  reader?: string;
+  /** Also return the card identity and practice situations (PIN-protected on the card). */
+  situations?: boolean;
+}
+
 export interface ConnectOptions {
   /** The daemon's port on this workstation (default 24821: `port` in its configuration, `cpsd serve --port`). */
   port?: number;
@@ -72,15 +121,21 @@ export interface Notifications {
 }
 
 export declare class CpsdClient {
+  /** Over an open WebSocket to the daemon (`connect()` opens it and makes the client). */
+  constructor(ws: WebSocket);
   on<E extends keyof Notifications>(event: E, fn: (params: Notifications[E]) => void): () => void;
   call(method: string, params?: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<unknown>;
   readers(): Promise<ReaderInfo[]>;
   /** `reader`: the one the holder chose when several hold a CPS card (default: the daemon's choice). */
-  authenticate(nonce: string, options?: { popup?: Window; reader?: string }): Promise<AuthToken>;
+  authenticate(nonce: string, options: AuthenticateOptions & { popup?: Window; situations: true }): Promise<AuthenticationWithSituations>;
+  authenticate(nonce: string, options?: AuthenticateOptions & { popup?: Window; situations?: false }): Promise<AuthToken>;
+  authenticate(nonce: string, options?: AuthenticateOptions & { popup?: Window }): Promise<AuthToken | AuthenticationWithSituations>;
   close(): void;
 }
 
 export declare function connect(options?: ConnectOptions): Promise<CpsdClient>;
 export declare function openPinWindow(): Window | undefined;
 /** From a click handler: opens the PIN window, connects (to `options.port`), authenticates, closes. */
-export declare function authenticate(nonce: string, options?: ConnectOptions & { reader?: string }): Promise<AuthToken>;
+export declare function authenticate(nonce: string, options: ConnectOptions & AuthenticateOptions & { situations: true }): Promise<AuthenticationWithSituations>;
+export declare function authenticate(nonce: string, options?: ConnectOptions & AuthenticateOptions & { situations?: false }): Promise<AuthToken>;
+export declare function authenticate(nonce: string, options?: ConnectOptions & AuthenticateOptions): Promise<AuthToken | AuthenticationWithSituations>;

@@ -109,8 +109,12 @@ export class CpsdClient {
    * Gets a web-eid:1.0 token for the server's nonce. Call it from a click handler with a popup opened
    * by `openPinWindow()` (or let `authenticate()` below do both). `reader`: the reader the holder chose
    * when several hold a CPS card (default: the daemon's choice, the first free CPx card by contact).
+   * `situations: true`: resolves to `{ token, identity, situations }` instead of the token alone (the
+   * holder's card identity and practice situations, read with the same PIN entry; `situations` is null
+   * with `situationsError` when the card could not give them). They are not covered by the card's
+   * signature: a server treats them as what the workstation says (docs/integration.md).
    */
-  async authenticate(nonce, { popup, reader } = {}) {
+  async authenticate(nonce, { popup, reader, situations } = {}) {
     const off = this.on('pin.required', ({ url, pinPad }) => {
       if (pinPad) {
         // The PIN is typed on the reader itself: no window needed.
@@ -121,7 +125,10 @@ export class CpsdClient {
       else window.open(url, 'cpsd-pin', 'popup,width=460,height=420');
     });
     try {
-      return await this.call('auth.authenticate', reader === undefined ? { nonce } : { nonce, reader });
+      const params = { nonce };
+      if (reader !== undefined) params.reader = reader;
+      if (situations === true) params.situations = true;
+      return await this.call('auth.authenticate', params);
     } finally {
       off();
       if (popup && !popup.closed) popup.close();
@@ -170,13 +177,13 @@ export function openPinWindow() {
   return popup ?? undefined;
 }
 
-/** One call from a click handler: connect, authenticate with the nonce, close. */
+/** One call from a click handler: connect, authenticate with the nonce, close (`situations`: as `CpsdClient.authenticate`). */
 export async function authenticate(nonce, options = {}) {
   const popup = openPinWindow();
   try {
     const client = await connect(options);
     try {
-      return await client.authenticate(nonce, { popup, reader: options.reader });
+      return await client.authenticate(nonce, { popup, reader: options.reader, situations: options.situations });
     } finally {
       client.close();
     }

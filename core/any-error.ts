@@ -28,6 +28,8 @@ import type { NoInputError } from '../cli/prompt.js';
 import type { ConfigError } from '../daemon/config.js';
 import type { ProtocolError } from '../daemon/protocol.js';
 import type { CertificateFormatError } from '../pkcs/holder.js';
+import type { StoreError } from '../idp/store.js';
+import type { UpstreamError } from '../idp/upstream.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
 import type { TokenError } from '../pkcs/token.js';
 import type { TrustError } from '../pkcs/trust-types.js';
@@ -67,6 +69,8 @@ export type AnyCpsdError =
   | TokenError
   | TrustError
   | NonceStoreError
+  | StoreError
+  | UpstreamError
   | ConfigError
   | ProtocolError
   | VpcdError

@@ -82,6 +82,13 @@ export const CPSD_ERROR_CODES = [
   'NO_INPUT',
   'PIN_MISMATCH',
   'CARD_DATA_INVALID',
+  // OpenID Connect provider (idp/)
+  'STORE_UNAVAILABLE',
+  'UPSTREAM_STATE',
+  'UPSTREAM_REFUSED',
+  'UPSTREAM_INVALID',
+  'UPSTREAM_CLAIMS',
+  'UPSTREAM_UNAVAILABLE',
 ] as const;
 
 export type CpsdErrorCode = (typeof CPSD_ERROR_CODES)[number];

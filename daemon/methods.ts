@@ -4,15 +4,15 @@
  */
 import { createHash } from 'node:crypto';
 import { CpsCard } from '../cards/card.js';
-import { readPublicData, type CardCache } from '../cards/public-data.js';
+import { readPublicData, type CardCache, type PublicCardData } from '../cards/public-data.js';
 import type { CardSessions } from '../cards/session.js';
 import type { CardTwins } from '../cards/twins.js';
-import { holderIdentity } from '../pkcs/holder.js';
+import { holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../pkcs/holder.js';
 import { TOKEN_FORMAT, signedData, type AuthToken } from '../pkcs/token.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import type { Caller, PinGuard } from './pin-guard.js';
-import { PROTOCOL, ProtocolError, toRpcError, type Field } from './protocol.js';
+import { PROTOCOL, ProtocolError, toRpcError, type ErrorCode, type Field } from './protocol.js';
 
 export const VERSION = '0.1.0';
 const APP_VERSION = `https://github.com/cpsd/cpsd/releases/tag/v${VERSION}`;
@@ -62,14 +62,65 @@ async function audited<T>(ctx: MethodContext, operation: string, run: (setSerial
   }
 }
 
-async function authenticate(ctx: MethodContext): Promise<AuthToken> {
+/**
+ * `auth.authenticate` with `situations: true` (docs/protocol.md): the token, unchanged, next to what the
+ * card says of its holder. `identity` is `card.identity`'s; `situations` the practice situations read in
+ * the same card job as the signature, while the PIN is verified, or null with `situationsError` when
+ * they could not be read (the token stays valid: the relying party decides). Neither is covered by the
+ * card's signature: the workstation read them.
+ */
+export type AuthWithSituations = { token: AuthToken; identity: HolderIdentity } & (
+  | { situations: PracticeSituation[] }
+  | { situations: null; situationsError: { code: ErrorCode; message: string } }
+);
+
+/** The holder as the card names it (`card.identity`): the authentication certificate, or the signing one on a card without it. */
+async function cardIdentity(card: CpsCard, cache: CardCache, data: PublicCardData): Promise<HolderIdentity> {
+  const certificate = data.authCertificate ?? (await readPublicData(card, cache)).signCertificate;
+  if (!certificate) throw new ProtocolError('CARD_ERROR', 'the card holds no certificate');
+  return holderIdentity({ certificate, serial: data.serial, data: data.data });
+}
+
+/** The practice situations (CPS_ACTIVITY_nn_PS, PIN-protected): only called with the PIN verified, in the job that verified it. */
+async function readSituations(card: CpsCard): Promise<PracticeSituation[]> {
+  const out: PracticeSituation[] = [];
+  for (const label of await card.situationLabels()) {
+    const s = practiceSituation(label, (await card.dataObject(label)) ?? new Uint8Array(0));
+    if (s) out.push(s);
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+async function authenticate(ctx: MethodContext): Promise<AuthToken | AuthWithSituations> {
   const nonce = ctx.params.nonce as string;
   const origin = ctx.caller.origin ?? 'null';
+  const withSituations = ctx.params.situations === true;
   // Web eID: the card signs H(origin) ‖ H(nonce), the origin being the browser-enforced one.
   const sign = async (card: CpsCard, cert: Uint8Array | undefined): Promise<AuthToken> => {
     const digest = createHash('sha256').update(signedData(origin, nonce)).digest();
     const signature = await card.authenticate(CpsCard.digestInfo('sha256', digest));
     return { unverifiedCertificate: b64(cert ?? new Uint8Array(0)), algorithm: 'RS256', signature: b64(signature), format: TOKEN_FORMAT, appVersion: APP_VERSION };
+  };
+  /**
+   * The login inside the card job. `pinVerified`: the job verified the PIN (or found it verified for the
+   * SSO window) just before; only then are the situations read. A failure reading them after the
+   * signature does not throw away the signature: the result says why they are missing.
+   */
+  const login = async (card: CpsCard, data: PublicCardData, pinVerified: boolean): Promise<AuthToken | AuthWithSituations> => {
+    // Parsed before the signature: a card whose certificate does not parse fails without signing.
+    const identity = withSituations ? await cardIdentity(card, ctx.cache, data) : undefined;
+    const token = await sign(card, data.authCertificate);
+    if (!identity) return token;
+    if (!pinVerified) {
+      return { token, identity, situations: null, situationsError: { code: 'CONTACTLESS_NOT_ALLOWED', message: 'the practice situations need the PIN: a contactless login cannot read them' } };
+    }
+    try {
+      return { token, identity, situations: await readSituations(card) };
+    } catch (error) {
+      const rpc = toRpcError(error);
+      ctx.log.warn('practice situations unreadable after the signature', { code: rpc.data.code });
+      return { token, identity, situations: null, situationsError: { code: rpc.data.code, message: rpc.message } };
+    }
   };
   return audited(ctx, 'authenticate', async (setSerial) => {
     // A card shown contactless and by contact (dual-interface reader) logs in by contact, with its PIN:
@@ -82,23 +133,25 @@ async function authenticate(ctx: MethodContext): Promise<AuthToken> {
       if (!ctx.caller.origin || !ctx.config.contactlessOrigins.includes(ctx.caller.origin)) {
         throw new ProtocolError('CONTACTLESS_NOT_ALLOWED', 'a contactless card cannot log in here: insert it in a contact reader');
       }
-      return ctx.sessions.run((card) => sign(card, look.data.authCertificate), { ...readOnly(ctx), reader, retryOnReset: false, exclusive: true, after: 'reset' });
+      return ctx.sessions.run((card) => login(card, look.data, false), { ...readOnly(ctx), reader, retryOnReset: false, exclusive: true, after: 'reset' });
     }
     const sso = ssoSeconds(ctx);
     const session = ctx.caller.origin ? ctx.sso.get(ctx.caller.origin) : undefined;
-    const token = await ctx.guard.withPin(ctx.caller, {
+    const result = await ctx.guard.withPin(ctx.caller, {
       requestId: ctx.requestId,
       reader,
       purpose: 'authentication',
       pin: ctx.params.pin as string | undefined,
       after: sso > 0 ? 'leave' : 'reset',
+      // The SSO shortcut runs `run` only when the card still reports the PIN verified, in the same job.
       ...(session
         ? { reuse: async (data, card) => session.serial === data.serial && session.until > Date.now() && (await card.pinStatus()).verified }
         : {}),
-      run: (card, data) => sign(card, data.authCertificate),
+      // withPin calls `run` only after the PIN was verified in this job (page, request, PIN pad or SSO reuse).
+      run: (card, data) => login(card, data, true),
     }, look);
     if (ctx.caller.origin && sso > 0) ctx.sso.set(ctx.caller.origin, { serial: look.data.serial, until: Date.now() + sso * 1000 });
-    return token;
+    return result;
   });
 }
 
@@ -164,10 +217,7 @@ export const METHODS = {
     run: (ctx) =>
       ctx.sessions.run(async (card) => {
         const data = await readPublicData(card, ctx.cache, { signCertificate: false });
-        // The authentication certificate names the holder; the signing one only on a card without it.
-        const certificate = data.authCertificate ?? (await readPublicData(card, ctx.cache)).signCertificate;
-        if (!certificate) throw new ProtocolError('CARD_ERROR', 'the card holds no certificate');
-        return { ...holderIdentity({ certificate, serial: data.serial, data: data.data }) };
+        return { ...(await cardIdentity(card, ctx.cache, data)) };
       }, readOnly(ctx)),
   },
   'card.certificates': {
@@ -182,7 +232,7 @@ export const METHODS = {
       }, readOnly(ctx)),
   },
   'auth.authenticate': {
-    params: { nonce: 'nonce', reader: 'reader?', pin: 'pin?' },
+    params: { nonce: 'nonce', reader: 'reader?', pin: 'pin?', situations: 'boolean?' },
     run: authenticate,
   },
   'sign.hash': {

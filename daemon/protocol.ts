@@ -114,6 +114,12 @@ const TO_PROTOCOL = {
   REVOCATION_UNKNOWN: 'INTERNAL',
   NONCE_STORE_UNAVAILABLE: 'INTERNAL',
   NONCE_STORE_CONFLICT: 'INTERNAL',
+  STORE_UNAVAILABLE: 'INTERNAL',
+  UPSTREAM_STATE: 'INTERNAL',
+  UPSTREAM_REFUSED: 'INTERNAL',
+  UPSTREAM_INVALID: 'INTERNAL',
+  UPSTREAM_CLAIMS: 'INTERNAL',
+  UPSTREAM_UNAVAILABLE: 'INTERNAL',
   CONFIG_INVALID: 'INTERNAL',
   INVALID_REQUEST: same('INVALID_REQUEST'),
   METHOD_NOT_FOUND: same('METHOD_NOT_FOUND'),
@@ -184,7 +190,7 @@ export function parseRequest(text: string): Request {
   return { id: m.id, method: m.method, params: params as Record<string, unknown> };
 }
 
-export type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce' | 'document?';
+export type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce' | 'document?' | 'boolean?';
 
 /** Checks params against a flat schema; unknown params are refused. */
 export function checkParams(params: Record<string, unknown>, schema: Readonly<Record<string, Field>>): void {
@@ -194,6 +200,10 @@ export function checkParams(params: Record<string, unknown>, schema: Readonly<Re
     const optional = type.endsWith('?');
     if (v === undefined) {
       if (!optional) throw new ProtocolError('INVALID_REQUEST', `missing parameter "${key}"`);
+      continue;
+    }
+    if (type === 'boolean?') {
+      if (typeof v !== 'boolean') throw new ProtocolError('INVALID_REQUEST', `"${key}" must be true or false`);
       continue;
     }
     if (typeof v !== 'string') throw new ProtocolError('INVALID_REQUEST', `"${key}" must be a string`);

@@ -7,14 +7,18 @@
  * Consent is implicit for the configured clients (first-party): the grant is made here without a page.
  * Every POST: same Origin, the interaction's cookie (oidc-provider's) and the page's CSRF token.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
-import { MemoryNonceStore, TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
-import { ACR_CARD_PIN, AMR_CARD_PIN, holderClaims } from './claims.js';
+import { TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
+import { ACR_CARD_PIN, AMR_CARD_PIN, holderClaims, type HolderClaims } from './claims.js';
+import type { RateLimiter } from './limits.js';
+import { errorPage, esc, pageLang, plain, STATIC_CSP, STYLE_SRC, type PageLang } from './pages.js';
 import type { AccountStore } from './provider.js';
+import type { KeyValueStore } from './store.js';
+import type { Upstream, UpstreamLogin } from './upstream.js';
 
 /** The trust material and revocation settings of verify(), without origin and nonce (the IdP's own). */
 export type TrustOptions = Omit<Extract<VerifyOptions, { origin: string }>, 'origin' | 'nonce' | 'allowHttpLocalhost'>;
@@ -28,11 +32,34 @@ export interface InteractionOptions {
   /** The IdP's origin: the one the card signs for, and the only one the POSTs may come from. */
   origin: () => string;
   allowHttpLocalhost?: boolean;
-  nonces?: NonceStore;
+  /** The challenge nonces (shared by the instances: the page may be served by one, the POST reach another). */
+  nonces: NonceStore;
+  /** Shared records: the interaction's current nonce. */
+  store: KeyValueStore;
+  /** Key of the pages' CSRF tokens (HMAC of the interaction's uid): the same on every instance. */
+  csrfKey: string;
   /** The browser SDK (client/cpsd.js). */
   sdk: Buffer;
+  /** Login attempts per client address. */
+  limiter: RateLimiter;
+  /** The client's address (the socket's, or the reverse proxy's X-Forwarded-For when configured). */
+  clientAddress: (req: IncomingMessage) => string;
+  /** One line per login and per refused login. */
+  audit: (event: AuditEvent) => void;
+  /** Delegation to an upstream OIDC provider (Pro Santé Connect for e-CPS), when configured. */
+  upstream?: UpstreamRoute;
 }
 
+/** The audit record of a login: who (national id only), which application, which assurance. No other personal data. */
+export type AuditEvent =
+  | { event: 'login'; method: 'card' | 'upstream'; sub: string; client: string; acr: string; amr: string[] }
+  | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string };
+
+/** The federation (idp/upstream.ts) and the path of its callback on this IdP (its redirect_uri's). */
+export interface UpstreamRoute {
+  upstream: Pick<Upstream, 'label' | 'begin' | 'complete'>;
+  callbackPath: string;
+}
 /** The page's texts (French: the holders are French health professionals), from the CLI's catalogue. */
 const PAGE_TEXTS = {
   title: 'idp.page.title',
@@ -55,26 +82,34 @@ const SDK_ERRORS = [
   'TIMEOUT', 'BUSY', 'RATE_LIMITED',
 ] as const;
 
-const fr = (key: MessageKey): Text => MESSAGES[key].fr;
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** The verifier's refusals that the holder can act on, in words; any other is shown by its code. */
+const SERVER_ERRORS = {
+  CERT_REVOKED: 'idp.page.CERT_REVOKED',
+  CERT_EXPIRED: 'idp.page.CERT_EXPIRED',
+  CERT_UNTRUSTED: 'idp.page.CERT_UNTRUSTED',
+  REVOCATION_UNKNOWN: 'idp.page.REVOCATION_UNKNOWN',
+  CERT_POLICY: 'idp.page.CERT_POLICY',
+  RATE_LIMITED: 'idp.error.rate_limited',
+} as const satisfies Readonly<Record<string, MessageKey>>;
+
+const say = (lang: PageLang, key: MessageKey): Text => MESSAGES[key][lang];
 /** JSON for an inline script: no "</script>" can close it early. */
 const inline = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c');
-const plain = (t: Text): string => (typeof t === 'string' ? t : t.other);
 
-interface Pending {
-  csrf: string;
-  nonce?: string;
-}
-
-function page(uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string): string {
-  const text = Object.fromEntries(Object.entries<MessageKey>(PAGE_TEXTS).map(([k, key]) => [k, fr(key)]));
-  const errors = Object.fromEntries(SDK_ERRORS.map((code) => [code, fr(`demo.error.${code}` as MessageKey)]));
+function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
+  const text = Object.fromEntries(Object.entries<MessageKey>(PAGE_TEXTS).map(([k, key]) => [k, say(lang, key)]));
+  const errors = Object.fromEntries(SDK_ERRORS.map((code) => [code, say(lang, `demo.error.${code}` as MessageKey)]));
+  const server = Object.fromEntries(Object.entries<MessageKey>(SERVER_ERRORS).map(([code, key]) => [code, say(lang, key)]));
+  const other = upstream
+    ? `<p>${esc(plain(say(lang, 'idp.page.orUpstream')))}</p><button id="upstream" type="button">${esc(upstream)}</button>`
+    : '';
   return `<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>${esc(plain(fr('idp.page.title')))}</title>
+<html lang="${lang}"><head><meta charset="utf-8"><title>${esc(plain(say(lang, 'idp.page.title')))}</title>
 <style nonce="${scriptNonce}">body{font:16px system-ui;margin:2em;max-width:40em} button{font-size:1.1em;padding:.4em 1em} .err{color:#b00}</style></head>
-<body><h1>${esc(plain(fr('idp.page.heading')))}</h1>
-<p>${esc(plain(fr('idp.page.client')).replace('{client}', clientId))}</p>
-<button id="login" type="button">${esc(plain(fr('idp.page.login')))}</button>
+<body><h1>${esc(plain(say(lang, 'idp.page.heading')))}</h1>
+<p>${esc(plain(say(lang, 'idp.page.client')).replace('{client}', clientId))}</p>
+<button id="login" type="button">${esc(plain(say(lang, 'idp.page.login')))}</button>
+${other}
 <p id="status" role="status"></p>
 <script type="module" nonce="${scriptNonce}">
 import { authenticate } from '/cpsd.js';
@@ -83,31 +118,48 @@ const CSRF = ${inline(csrf)};
 const PORT = ${inline(daemonPort)};
 const TEXT = ${inline(text)};
 const ERRORS = ${inline(errors)};
-const plural = new Intl.PluralRules('fr');
+const SERVER = ${inline(server)};
+const plural = new Intl.PluralRules(${inline(lang)});
 const say = (t, count) => (typeof t === 'string' ? t : t[plural.select(count) === 'one' ? 'one' : 'other']).replace('{count}', String(count));
 const status = document.getElementById('status');
 const post = (path, body) => fetch('/interaction/' + UID + path, { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json', 'X-CSRF': CSRF }, body: JSON.stringify(body ?? {}) });
+const refused = async (res) => {
+  const answer = await res.json().catch(() => ({}));
+  return Object.assign(new Error(answer.error), { code: res.status === 404 ? 'EXPIRED' : 'SERVER_REFUSED', detail: answer.error });
+};
+const show = (e) => {
+  status.className = 'err';
+  status.dataset.code = e.code === 'SERVER_REFUSED' ? (e.detail ?? e.code) : (e.code ?? 'ERROR');
+  status.textContent = e.code === 'PIN_INCORRECT'
+    ? (typeof e.triesLeft === 'number' ? say(TEXT.wrongPin, e.triesLeft) : say(TEXT.wrongPinUnknown))
+    : e.code === 'SERVER_REFUSED' ? (SERVER[e.detail] ? say(SERVER[e.detail]) : TEXT.refused.replace('{code}', e.detail ?? ''))
+    : e.code === 'EXPIRED' ? TEXT.expired
+    : ERRORS[e.code] ? say(ERRORS[e.code], e.triesLeft) : TEXT.other + (e.message ? ' (' + e.message + ')' : '');
+};
 document.getElementById('login').onclick = async () => {
   status.className = '';
   status.textContent = TEXT.reading;
   try {
     const issued = await post('/nonce');
-    if (!issued.ok) throw Object.assign(new Error('nonce'), { code: issued.status === 404 ? 'EXPIRED' : 'SERVER_REFUSED' });
+    if (!issued.ok) throw await refused(issued);
     const { nonce } = await issued.json();
     const token = await authenticate(nonce, { port: PORT });   // opens the daemon's PIN window from this click
     const res = await post('/login', { token });
-    const answer = await res.json();
-    if (!res.ok) throw Object.assign(new Error(answer.error), { code: res.status === 404 ? 'EXPIRED' : 'SERVER_REFUSED', detail: answer.error });
+    if (!res.ok) throw await refused(res);
     status.textContent = TEXT.redirecting;
-    location.assign(answer.redirect);
+    location.assign((await res.json()).redirect);
   } catch (e) {
-    status.className = 'err';
-    status.dataset.code = e.code ?? 'ERROR';
-    status.textContent = e.code === 'PIN_INCORRECT'
-      ? (typeof e.triesLeft === 'number' ? say(TEXT.wrongPin, e.triesLeft) : say(TEXT.wrongPinUnknown))
-      : e.code === 'SERVER_REFUSED' ? TEXT.refused.replace('{code}', e.detail ?? '')
-      : e.code === 'EXPIRED' ? TEXT.expired
-      : ERRORS[e.code] ? say(ERRORS[e.code], e.triesLeft) : TEXT.other + (e.message ? ' (' + e.message + ')' : '');
+    show(e);
+  }
+};
+const upstream = document.getElementById('upstream');
+if (upstream) upstream.onclick = async () => {
+  try {
+    const res = await post('/upstream');
+    if (!res.ok) throw await refused(res);
+    location.assign((await res.json()).redirect);
+  } catch (e) {
+    show(e);
   }
 };
 </script></body></html>`;
@@ -132,20 +184,39 @@ const json = (res: ServerResponse, status: number, body: unknown): void => {
   res.writeHead(status, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(JSON.stringify(body));
 };
 
+const html = (res: ServerResponse, status: number, body: string, csp = STATIC_CSP): void => {
+  res.writeHead(status, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'Content-Security-Policy': csp }).end(body);
+};
+
+/** The interaction's current challenge nonce, in the shared store (the POST may reach another instance). */
+const NONCE_KEY = (uid: string): string => `login-nonce:${uid}`;
+
 /** The interaction routes and /cpsd.js; answers false for any other request (oidc-provider's). */
 export function interactionRoutes(options: InteractionOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
-  const { provider } = options;
-  const nonces = options.nonces ?? new MemoryNonceStore();
-  const pending = new Map<string, Pending>();
+  const { provider, nonces, store } = options;
+  // Stateless, so any instance checks what another issued: HMAC of the uid under the shared key.
+  const csrfOf = (uid: string): string => createHmac('sha256', options.csrfKey).update(`csrf:${uid}`).digest('base64url');
+  const csrfOk = (uid: string, given: unknown): boolean => {
+    const want = Buffer.from(csrfOf(uid));
+    return typeof given === 'string' && given.length === want.length && timingSafeEqual(Buffer.from(given), want);
+  };
 
   /** The interaction of the browser's cookie, if it is the one of the URL. */
   const details = async (req: IncomingMessage, res: ServerResponse, uid: string): Promise<Awaited<ReturnType<Provider['interactionDetails']>> | undefined> => {
     try {
       const found = await provider.interactionDetails(req, res);
-      return found.uid === uid ? found : undefined;
+      return uid === '' || found.uid === uid ? found : undefined;
     } catch {
       return undefined;
     }
+  };
+
+  /** Ends the login: the account for the other instances, the audit line, oidc-provider's redirect. */
+  const finish = async (req: IncomingMessage, res: ServerResponse, client: string, method: 'card' | 'upstream', claims: HolderClaims, acr: string, amr: string[]): Promise<string> => {
+    await options.accounts.set(claims);
+    const redirect = await provider.interactionResult(req, res, { login: { accountId: claims.sub, acr, amr } });
+    options.audit({ event: 'login', method, sub: claims.sub, client, acr, amr });
+    return redirect;
   };
 
   return async (req, res) => {
@@ -154,15 +225,20 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' }).end(options.sdk);
       return true;
     }
-    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login)?$/.exec(url.pathname);
+    if (req.method === 'GET' && options.upstream && url.pathname === options.upstream.callbackPath) {
+      await upstreamCallback(req, res, url);
+      return true;
+    }
+    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login|\/upstream)?$/.exec(url.pathname);
     if (!match) return false;
     const uid = match[1] ?? '';
     const action = match[2];
 
     if (req.method === 'GET' && !action) {
       const interaction = await details(req, res, uid);
+      const lang = pageLang(interaction?.params.ui_locales, req);
       if (!interaction) {
-        res.writeHead(400, { 'Content-Type': 'text/plain; charset=utf-8' }).end(plain(fr('idp.page.expired')));
+        html(res, 400, errorPage(lang, 'interaction_expired', plain(say(lang, 'idp.page.expired'))));
         return true;
       }
       if (interaction.prompt.name === 'consent') {
@@ -182,27 +258,18 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
         await provider.interactionFinished(req, res, { consent: interaction.grantId ? {} : { grantId } }, { mergeWithLastSubmission: true });
         return true;
       }
-      const csrf = randomBytes(16).toString('hex');
-      pending.set(uid, { csrf });
-      setTimeout(() => pending.delete(uid), 10 * 60_000).unref();
       const scriptNonce = randomBytes(16).toString('base64');
-      res.writeHead(200, {
-        'Content-Type': 'text/html; charset=utf-8',
-        'Cache-Control': 'no-store',
-        'X-Content-Type-Options': 'nosniff',
-        'Referrer-Policy': 'no-referrer',
-        'Content-Security-Policy': [
-          "default-src 'none'",
-          `script-src 'self' 'nonce-${scriptNonce}'`,
-          `style-src 'nonce-${scriptNonce}'`,
-          `connect-src 'self' ws://127.0.0.1:${options.daemonPort} http://127.0.0.1:${options.daemonPort}`,
-          "img-src 'self'",
-          "form-action 'self'",
-          "frame-ancestors 'none'",
-          "base-uri 'none'",
-        ].join('; '),
-      });
-      res.end(page(uid, String(interaction.params.client_id ?? ''), csrf, options.daemonPort, scriptNonce));
+      const csp = [
+        "default-src 'none'",
+        `script-src 'self' 'nonce-${scriptNonce}'`,
+        `style-src 'nonce-${scriptNonce}' ${STYLE_SRC}`,
+        `connect-src 'self' ws://127.0.0.1:${options.daemonPort} http://127.0.0.1:${options.daemonPort}`,
+        "img-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+      ].join('; ');
+      html(res, 200, page(lang, uid, String(interaction.params.client_id ?? ''), csrfOf(uid), options.daemonPort, scriptNonce, options.upstream?.upstream.label), csp);
       return true;
     }
 
@@ -210,9 +277,12 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       res.writeHead(405).end();
       return true;
     }
-    const state = pending.get(uid);
-    if (req.headers.origin !== options.origin() || !state || req.headers['x-csrf'] !== state.csrf) {
+    if (req.headers.origin !== options.origin() || !csrfOk(uid, req.headers['x-csrf'])) {
       json(res, 403, { error: 'CSRF' });
+      return true;
+    }
+    if (!options.limiter.allow(options.clientAddress(req))) {
+      json(res, 429, { error: 'RATE_LIMITED' });
       return true;
     }
     const interaction = await details(req, res, uid);
@@ -220,30 +290,62 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       json(res, 404, { error: 'INTERACTION_EXPIRED' });
       return true;
     }
+    const client = String(interaction.params.client_id ?? '');
     if (action === '/nonce') {
       // One nonce per interaction at a time: a new one replaces the last.
-      state.nonce = await issueNonce(nonces);
-      json(res, 200, { nonce: state.nonce });
+      const nonce = await issueNonce(nonces);
+      await store.put(NONCE_KEY(uid), nonce, 600);
+      json(res, 200, { nonce });
+      return true;
+    }
+    if (action === '/upstream') {
+      if (!options.upstream) {
+        json(res, 404, { error: 'NO_UPSTREAM' });
+        return true;
+      }
+      json(res, 200, { redirect: (await options.upstream.upstream.begin(uid)).href });
       return true;
     }
     // /login
-    const issued = state.nonce ?? '';
-    delete state.nonce;
+    const issued = (await store.take(NONCE_KEY(uid))) ?? '';
     try {
       const { token } = JSON.parse(await readBody(req)) as { token?: unknown };
       const nonce = await consumeNonce(nonces, issued);
       const holder = await verify(token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true });
       if (holder.assurance !== 'card+pin') throw new TrustError('CERT_POLICY', 'contactless', 'a card + PIN login is required');
-      const claims = holderClaims(holder);
-      options.accounts.set(claims);
-      const redirect = await provider.interactionResult(req, res, { login: { accountId: claims.sub, acr: ACR_CARD_PIN, amr: [...AMR_CARD_PIN] } });
-      pending.delete(uid);
-      json(res, 200, { redirect });
+      json(res, 200, { redirect: await finish(req, res, client, 'card', holderClaims(holder), ACR_CARD_PIN, [...AMR_CARD_PIN]) });
     } catch (error) {
-      json(res, 401, { error: error instanceof TokenError || error instanceof TrustError ? error.code : 'BAD_REQUEST' });
+      const code = error instanceof TokenError || error instanceof TrustError ? error.code : error instanceof SyntaxError ? 'BAD_REQUEST' : undefined;
+      if (code === undefined) throw error; // the store or the provider failed: a 500, not a refusal
+      options.audit({ event: 'login.refused', method: 'card', client, code });
+      json(res, 401, { error: code });
     }
     return true;
   };
+
+  async function upstreamCallback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const upstream = options.upstream?.upstream;
+    if (!upstream) return;
+    const lang = pageLang(undefined, req);
+    let done: UpstreamLogin;
+    try {
+      done = await upstream.complete(new URL(url.pathname + url.search, options.origin()));
+    } catch (error) {
+      const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : 'server_error';
+      options.audit({ event: 'login.refused', method: 'upstream', client: '', code });
+      html(res, 401, errorPage(lang, code, error instanceof Error ? error.message : undefined));
+      return;
+    }
+    // The transaction names the interaction; the browser's cookie must hold that same one.
+    const interaction = await details(req, res, done.interactionUid);
+    if (!interaction || interaction.prompt.name !== 'login') {
+      html(res, 400, errorPage(lang, 'interaction_expired', plain(say(lang, 'idp.page.expired'))));
+      return;
+    }
+    const client = String(interaction.params.client_id ?? '');
+    const redirect = await finish(req, res, client, 'upstream', done.claims, done.acr, done.amr);
+    res.writeHead(303, { Location: redirect, 'Cache-Control': 'no-store' }).end();
+  }
 }
 
 /** The SDK file of this package. */

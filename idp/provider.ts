@@ -5,24 +5,28 @@
  * (idp/claims.ts). Everything OIDC is oidc-provider's: discovery, JWKS, tokens, UserInfo, refresh, logout.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import Provider, { type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
-import { MESSAGES } from '../cli/messages.js';
+import Provider, { type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
 import { ACR_CARD_PIN, PSC_SCOPE, SCOPE_CLAIMS, type HolderClaims } from './claims.js';
+import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
+import type { KeyValueStore } from './store.js';
 
-/** oidc-provider's own pages (logout), in French, without inline script or outside resource. */
-const PAGE_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
-const text = (key: 'idp.logout.title' | 'idp.logout.question' | 'idp.logout.yes' | 'idp.logout.no' | 'idp.logout.done'): string => String(MESSAGES[key].fr);
-const simplePage = (body: string): string =>
-  `<!doctype html><html lang="fr"><head><meta charset="utf-8"><title>${text('idp.logout.title')}</title></head><body>${body}</body></html>`;
+/** How long a login lasts: a working day on a shared workstation, then the card again. */
+export const SESSION_SECONDS = 12 * 3600;
 
-/** The accounts logged in with a card: national id → claims. One process, lost at restart (slice 1). */
+/**
+ * The accounts logged in (national id → claims), in the instances' shared store: the instance that
+ * answers UserInfo or a refresh is not always the one that saw the card. Kept as long as a session.
+ */
 export class AccountStore {
-  readonly #accounts = new Map<string, HolderClaims>();
-  set(claims: HolderClaims): void {
-    this.#accounts.set(claims.sub, claims);
+  constructor(readonly store: KeyValueStore) {}
+
+  async set(claims: HolderClaims): Promise<void> {
+    await this.store.put(`account:${claims.sub}`, JSON.stringify(claims), SESSION_SECONDS);
   }
-  get(id: string): HolderClaims | undefined {
-    return this.#accounts.get(id);
+
+  async get(id: string): Promise<HolderClaims | undefined> {
+    const found = await this.store.get(`account:${id}`);
+    return found === undefined ? undefined : (JSON.parse(found) as HolderClaims);
   }
 }
 
@@ -33,21 +37,29 @@ export interface ProviderOptions {
   accounts: AccountStore;
   /** Signing keys (private JWKs); generated at start when absent (--sim). */
   jwks?: { keys: JWK[] };
-  /** Keys of the signed cookies; random at start when absent (--sim). */
+  /** Keys of the signed cookies; random at start when absent (--sim). Instances behind one issuer share them. */
   cookieKeys?: string[];
+  /** oidc-provider's storage (store.ts redisAdapterFactory); its in-memory one when absent. */
+  adapter?: AdapterFactory;
 }
 
-/** A fresh RS256 signing key (private JWK), for --sim and tests. */
-export function generatedJwks(): { keys: JWK[] } {
+/** A fresh RS256 signing key (private JWK) with a random kid. */
+export function newSigningKey(): JWK {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' }) as JWK;
-  return { keys: [{ ...jwk, alg: 'RS256', use: 'sig', kid: randomBytes(8).toString('hex') }] };
+  return { ...(privateKey.export({ format: 'jwk' }) as JWK), alg: 'RS256', use: 'sig', kid: randomBytes(8).toString('hex') };
+}
+
+/** Signing keys for --sim and tests: one fresh key, lost at exit. */
+export function generatedJwks(): { keys: JWK[] } {
+  return { keys: [newSigningKey()] };
 }
 
 export function createProvider(options: ProviderOptions): Provider {
   const configuration: Configuration = {
     clients: options.clients,
     jwks: options.jwks ?? generatedJwks(),
+    ...(options.adapter ? { adapter: options.adapter } : {}),
+    ttl: { Session: SESSION_SECONDS, Grant: SESSION_SECONDS, RefreshToken: SESSION_SECONDS, Interaction: 600, AccessToken: 600, AuthorizationCode: 60, IdToken: 600 },
     cookies: { keys: options.cookieKeys ?? [randomBytes(32).toString('hex')] },
     pkce: { required: () => true },
     responseTypes: ['code'],
@@ -63,25 +75,36 @@ export function createProvider(options: ProviderOptions): Provider {
         enabled: true,
         // `form` is oidc-provider's (its action and xsrf field); the buttons submit it.
         logoutSource: (ctx, form) => {
-          ctx.set('Content-Security-Policy', PAGE_CSP);
-          ctx.body = simplePage(
-            `<h1>${text('idp.logout.question')}</h1>${form}<button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">${text('idp.logout.yes')}</button> <button id="logout-no" type="submit" form="op.logoutForm">${text('idp.logout.no')}</button>`,
+          const lang = pageLang(undefined, ctx.req);
+          ctx.set('Content-Security-Policy', STATIC_CSP);
+          ctx.body = htmlPage(
+            lang,
+            text(lang, 'idp.logout.title'),
+            `<h1>${esc(text(lang, 'idp.logout.question'))}</h1>${form}<button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">${esc(text(lang, 'idp.logout.yes'))}</button> <button id="logout-no" type="submit" form="op.logoutForm">${esc(text(lang, 'idp.logout.no'))}</button>`,
           );
         },
         postLogoutSuccessSource: (ctx) => {
-          ctx.set('Content-Security-Policy', PAGE_CSP);
-          ctx.body = simplePage(`<p id="logged-out">${text('idp.logout.done')}</p>`);
+          const lang = pageLang(undefined, ctx.req);
+          ctx.set('Content-Security-Policy', STATIC_CSP);
+          ctx.body = htmlPage(lang, text(lang, 'idp.logout.title'), `<p id="logged-out">${esc(text(lang, 'idp.logout.done'))}</p>`);
         },
       },
       userinfo: { enabled: true },
       revocation: { enabled: true },
     },
+    // Unknown client, redirect_uri not registered, bad request: a page that says so (and never redirects).
+    renderError: (ctx, out) => {
+      const lang = pageLang(ctx.oidc?.params?.ui_locales, ctx.req);
+      ctx.type = 'html';
+      ctx.set('Content-Security-Policy', STATIC_CSP);
+      ctx.body = errorPage(lang, out.error, out.error_description);
+    },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // The configured clients that may refresh get a refresh token without offline_access (which
     // oidc-provider honours only with prompt=consent): PSC's clients do not ask for it either.
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    findAccount: (_ctx, sub) => {
-      const claims = options.accounts.get(sub);
+    findAccount: async (_ctx, sub) => {
+      const claims = await options.accounts.get(sub);
       if (!claims) return undefined;
       return { accountId: sub, claims: () => ({ ...claims }) };
     },

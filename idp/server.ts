@@ -1,21 +1,29 @@
 /**
  * cpsd-idp's HTTP server: one node:http server, the interaction routes (idp/interaction.ts) first, then
  * oidc-provider's own callback for everything else (discovery, /auth, /token, /me, /jwks, /session/end…).
+ * State lives in the store (memory, or Redis shared by every instance); the instance itself holds none
+ * that a login needs, so any instance behind the load balancer can serve any request.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ClientMetadata, JWK } from 'oidc-provider';
-import { interactionRoutes, sdkFile, type TrustOptions } from './interaction.js';
+import { MemoryNonceStore, RedisNonceStore, type NonceStore, type RedisNonceClient } from '../pkcs/verify.js';
+import { interactionRoutes, sdkFile, type AuditEvent, type TrustOptions, type UpstreamRoute } from './interaction.js';
+import { RateLimiter } from './limits.js';
+import { errorPage, pageLang, STATIC_CSP } from './pages.js';
 import { AccountStore, createProvider } from './provider.js';
+import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisStoreClient } from './store.js';
 
 /** The repository root, from the sources (idp/) or the build (dist/idp/). */
 export const PACKAGE_ROOT = ['../', '../../'].map((up) => fileURLToPath(new URL(up, import.meta.url))).find((d) => existsSync(`${d}client/cpsd.js`)) ?? '';
 
 export interface IdpOptions {
-  /** TCP port on 127.0.0.1 (0: any free one). */
+  /** TCP port (0: any free one). */
   port: number;
+  /** Address to listen on; 127.0.0.1 by default (a reverse proxy in front). */
   host?: string;
   /** The issuer; http://localhost:<port> by default (development, with allowHttpLocalhost). */
   issuer?: string;
@@ -25,6 +33,17 @@ export interface IdpOptions {
   allowHttpLocalhost?: boolean;
   jwks?: { keys: JWK[] };
   cookieKeys?: string[];
+  /** A connected node-redis v5 client: sessions, grants, codes, tokens, nonces and accounts in Redis. */
+  redis?: RedisStoreClient & RedisNonceClient;
+  /** Prefix of every Redis key (default `cpsd-idp:`): several IdPs can share one Redis. */
+  redisPrefix?: string;
+  /** Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host (oidc-provider's `proxy`). */
+  behindProxy?: boolean;
+  /** Login attempts per client address and minute (default 30). */
+  loginsPerMinute?: number;
+  upstream?: UpstreamRoute;
+  /** Where audit lines go (default: JSON lines on stderr). */
+  audit?: (line: string) => void;
 }
 
 export interface RunningIdp {
@@ -34,9 +53,22 @@ export interface RunningIdp {
   close(): Promise<void>;
 }
 
+/** The left-most X-Forwarded-For address when behind the proxy (the proxy appends its client), else the socket's. */
+function clientAddress(behindProxy: boolean): (req: IncomingMessage) => string {
+  return (req) => {
+    const forwarded = behindProxy ? String(req.headers['x-forwarded-for'] ?? '').split(',')[0]?.trim() : '';
+    return forwarded || req.socket.remoteAddress || '';
+  };
+}
+
 export function startIdp(options: IdpOptions): Promise<RunningIdp> {
   let issuer = options.issuer ?? '';
-  const accounts = new AccountStore();
+  const prefix = options.redisPrefix ?? 'cpsd-idp:';
+  const store: KeyValueStore = options.redis ? new RedisKeyValueStore(options.redis, { prefix }) : new MemoryKeyValueStore();
+  const nonces: NonceStore = options.redis ? new RedisNonceStore(options.redis, { prefix: `${prefix}nonce:` }) : new MemoryNonceStore();
+  const accounts = new AccountStore(store);
+  const cookieKeys = options.cookieKeys ?? [randomBytes(32).toString('hex')];
+  const audit = options.audit ?? ((line: string) => process.stderr.write(`${line}\n`));
   const server = createServer();
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -47,18 +79,27 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         issuer,
         clients: options.clients,
         accounts,
+        cookieKeys,
         ...(options.jwks ? { jwks: options.jwks } : {}),
-        ...(options.cookieKeys ? { cookieKeys: options.cookieKeys } : {}),
+        ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix }) } : {}),
       });
+      provider.proxy = options.behindProxy === true;
       const origin = new URL(issuer).origin;
       const routes = interactionRoutes({
         provider,
         accounts,
+        store,
+        nonces,
+        csrfKey: cookieKeys[0] ?? '',
         trust: options.trust,
         daemonPort: options.daemonPort,
         origin: () => origin,
         allowHttpLocalhost: options.allowHttpLocalhost === true,
         sdk: sdkFile(PACKAGE_ROOT),
+        limiter: new RateLimiter(options.loginsPerMinute ?? 30),
+        clientAddress: clientAddress(options.behindProxy === true),
+        audit: (event: AuditEvent) => audit(JSON.stringify({ time: new Date().toISOString(), ...event })),
+        ...(options.upstream ? { upstream: options.upstream } : {}),
       });
       const oidc = provider.callback();
       server.on('request', (req, res) => {
@@ -67,9 +108,11 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
             if (!handled) void oidc(req, res);
           })
           .catch((error: unknown) => {
+            // The store (Redis) or the provider failed: a page that says so, the detail in the log only.
             process.stderr.write(`cpsd-idp: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-            if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' });
-            res.end();
+            if (res.headersSent) return void res.end();
+            res.writeHead(500, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Security-Policy': STATIC_CSP, 'Cache-Control': 'no-store' });
+            res.end(errorPage(pageLang(undefined, req), 'server_error', undefined));
           });
       });
       resolve({

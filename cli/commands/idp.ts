@@ -4,14 +4,18 @@
  * PKI as trust material, fresh signing keys and one demo client `demo` (its secret printed: test data).
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClientMetadata } from 'oidc-provider';
 import { InProcessBackend } from '../../cards/backends.js';
 import { ConfigError, DEFAULTS, DEFAULT_PORT } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
-import type { TrustOptions } from '../../idp/interaction.js';
+import { readIdpConfig, rotateKeys } from '../../idp/config.js';
+import type { TrustOptions, UpstreamRoute } from '../../idp/interaction.js';
+import { Upstream } from '../../idp/upstream.js';
+import { MemoryKeyValueStore, RedisKeyValueStore, type RedisStoreClient } from '../../idp/store.js';
+import type { RedisNonceClient } from '../../pkcs/verify.js';
 import { PACKAGE_ROOT, startIdp } from '../../idp/server.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { ExitCode } from '../exit-codes.js';
@@ -25,6 +29,13 @@ export interface IdpCommandOptions {
   trustDir?: string;
   issuer?: string;
   demoRedirectUri?: string;
+  /** Production: the configuration file (idp/config.ts); the other options are then not taken. */
+  config?: string;
+  /** Sessions and grants in this Redis (with --sim; the configuration file has its own setting). */
+  redis?: string;
+  /** `--rotate-keys <jwks file>`: add a new signing key first, keep `keep` older ones, and exit. */
+  rotateKeys?: string;
+  keep?: number;
 }
 
 const der = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
@@ -47,7 +58,87 @@ function simTrust(): TrustOptions {
   };
 }
 
+/** A connected node-redis client (loaded only when Redis is configured), its errors on stderr. */
+type IdpRedis = RedisStoreClient & RedisNonceClient & { quit(): Promise<unknown> };
+
+async function connectRedis(url: string): Promise<IdpRedis> {
+  const { createClient } = await import('redis');
+  const client = createClient({ url });
+  // node-redis reports connection trouble as 'error' events (and reconnects); unhandled they would crash.
+  client.on('error', (error: unknown) => process.stderr.write(`cpsd-idp: Redis: ${error instanceof Error ? error.message : String(error)}\n`));
+  await client.connect();
+  return client;
+}
+
+async function waitForSignal(): Promise<void> {
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
+
+/** Audit lines appended to a file, one JSON object per line. */
+const auditTo = (file: string) => (line: string): void => appendFileSync(file, `${line}\n`, { mode: 0o640 });
+
 export async function idp(options: IdpCommandOptions): Promise<number> {
+  if (options.rotateKeys) {
+    const { kid, kept } = rotateKeys(options.rotateKeys, options.keep ?? 2);
+    process.stdout.write(`${t('idp.rotated', { file: options.rotateKeys, kid, kept: kept.join(', ') || '-' })}\n`);
+    return ExitCode.OK;
+  }
+  if (options.config) return fromConfig(options.config);
+  return simOrFlags(options);
+}
+
+async function fromConfig(file: string): Promise<number> {
+  const config = readIdpConfig(file);
+  const redis = config.redis ? await connectRedis(config.redis.url) : undefined;
+  let upstream: UpstreamRoute | undefined;
+  if (config.upstream) {
+    const u = config.upstream;
+    const store = redis && config.redis ? new RedisKeyValueStore(redis, { prefix: config.redis.prefix }) : new MemoryKeyValueStore();
+    const found = await Upstream.discover(
+      {
+        issuer: u.issuer,
+        clientId: u.clientId,
+        clientSecret: u.clientSecret,
+        redirectUri: u.redirectUri,
+        label: u.label,
+        ...(u.scope ? { scope: u.scope } : {}),
+        ...(u.acrValues ? { acrValues: u.acrValues } : {}),
+        allowInsecureHttp: u.allowInsecureHttp === true,
+      },
+      store,
+    );
+    upstream = { upstream: found, callbackPath: new URL(u.redirectUri).pathname };
+  }
+  const running = await startIdp({
+    port: config.port,
+    host: config.host,
+    issuer: config.issuer,
+    clients: config.clients,
+    trust: config.trust,
+    daemonPort: config.daemonPort,
+    allowHttpLocalhost: new URL(config.issuer).protocol === 'http:',
+    jwks: config.jwks,
+    cookieKeys: config.cookieKeys,
+    behindProxy: config.behindProxy,
+    loginsPerMinute: config.loginsPerMinute,
+    ...(redis && config.redis ? { redis, redisPrefix: config.redis.prefix } : {}),
+    ...(upstream ? { upstream } : {}),
+    ...(config.audit ? { audit: auditTo(config.audit) } : {}),
+  });
+  process.stdout.write(`${t('idp.listening', { issuer: running.issuer, discovery: `${running.issuer}/.well-known/openid-configuration` })}\n`);
+  process.stdout.write(`${t('idp.configured', { host: config.host, port: running.port, clients: config.clients.length, store: config.redis ? config.redis.url.replace(/\/\/[^@/]*@/, '//…@') : 'memory' })}\n`);
+  await waitForSignal();
+  const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
+  await running.close();
+  await redis?.quit().catch(() => undefined);
+  clearTimeout(deadline);
+  return ExitCode.OK;
+}
+
+async function simOrFlags(options: IdpCommandOptions): Promise<number> {
   const issuer = options.issuer ?? `http://localhost:${options.port}`;
   const origin = new URL(issuer).origin;
   const local = new URL(issuer).protocol === 'http:';
@@ -77,18 +168,17 @@ export async function idp(options: IdpCommandOptions): Promise<number> {
   }
   if (clients.length === 0) throw new ConfigError(t('idp.noClients'));
   const daemonPort = daemon?.port ?? options.daemonPort ?? DEFAULT_PORT;
-  const running = await startIdp({ port: options.port, issuer, clients, trust, daemonPort, allowHttpLocalhost: local });
+  const redis = options.redis ? await connectRedis(options.redis) : undefined;
+  const running = await startIdp({ port: options.port, issuer, clients, trust, daemonPort, allowHttpLocalhost: local, ...(redis ? { redis } : {}) });
   process.stdout.write(`${t('idp.listening', { issuer: running.issuer, discovery: `${running.issuer}/.well-known/openid-configuration` })}\n`);
   if (daemon) process.stdout.write(`${t('idp.simDaemon', { port: daemon.port, profile: options.sim ?? '' })}\n`);
   if (demo) {
     process.stdout.write(`${t('idp.demoClient', { id: demo.client_id, secret: String(demo.client_secret), redirect: demo.redirect_uris?.join(', ') ?? '' })}\n`);
   }
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await waitForSignal();
   const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
   await running.close();
+  await redis?.quit().catch(() => undefined);
   if (daemon) {
     await daemon.close();
     await daemon.sessions.close();

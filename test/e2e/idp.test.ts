@@ -6,12 +6,12 @@
  * Screenshots: test-output/idp-*.png.
  */
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
+import { cardLogin, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
 
@@ -29,71 +29,11 @@ const IDENTITY = {
 let browser: Browser;
 let idp: Run;
 let issuer: string;
-let rp: Server;
+let rp: RelyingParty;
 let rpOrigin: string;
 let config: oidc.Configuration;
-/** What the RP's callback got, by state. */
-const results = new Map<string, oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>();
-const verifiers = new Map<string, string>();
 
-/** The relying party: /login sends to the IdP with PKCE, /callback exchanges the code. */
-function startRp(port: number): Promise<Server> {
-  const redirectUri = `http://localhost:${port}/callback`;
-  const server = createServer((req, res) => {
-    void (async () => {
-      const url = new URL(req.url ?? '/', `http://localhost:${port}`);
-      if (url.pathname === '/login') {
-        const verifier = oidc.randomPKCECodeVerifier();
-        const state = oidc.randomState();
-        verifiers.set(state, verifier);
-        const target = oidc.buildAuthorizationUrl(config, {
-          redirect_uri: redirectUri,
-          scope: 'openid profile scope_all',
-          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-          code_challenge_method: 'S256',
-          state,
-          acr_values: 'eidas1',
-        });
-        res.writeHead(302, { Location: target.href }).end();
-        return;
-      }
-      if (url.pathname === '/callback') {
-        const state = url.searchParams.get('state') ?? '';
-        try {
-          const tokens = await oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: verifiers.get(state) ?? '', expectedState: state });
-          results.set(state, tokens);
-          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
-        } catch (error) {
-          res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`RP error: ${String(error)}`);
-        }
-        return;
-      }
-      if (url.pathname === '/') {
-        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p id="rp-home">RP: déconnecté</p>');
-        return;
-      }
-      res.writeHead(404).end();
-    })();
-  });
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server)));
-}
-
-/** From the RP's /login to the IdP's login page; clicks the button and types `pin` on the daemon's PIN page. */
-async function login(pin: string, shots: string): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await page.goto(`${rpOrigin}/login`);
-  await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
-  await page.screenshot({ path: join(OUTPUT, `idp-${shots}-login.png`) });
-  const popup = context.waitForEvent('page');
-  await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).click();
-  const pinPage = await popup;
-  await pinPage.waitForURL(/\/pin\/[0-9a-f]{32}$/);
-  await pinPage.fill('input[name=pin]', pin);
-  await pinPage.screenshot({ path: join(OUTPUT, `idp-${shots}-pin.png`) });
-  await pinPage.click('button[type=submit]:not([name])');
-  return { context, page };
-}
+const login = (pin: string, shots: string): Promise<{ context: BrowserContext; page: Page }> => cardLogin(browser, rp, issuer, pin, OUTPUT, shots);
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
@@ -103,14 +43,14 @@ beforeAll(async () => {
   idp = run(ROOT, ['dist/cli/cpsd.js', 'idp', '--sim', 'doctor', '--port', String(idpPort), '--demo-redirect-uri', `${rpOrigin}/callback`, '--lang', 'en'], {});
   await idp.waitFor('demo client:');
   const secret = /client_secret (\S+),/.exec(idp.stdout())?.[1] ?? '';
-  config = await oidc.discovery(new URL(issuer), 'demo', secret, undefined, { execute: [oidc.allowInsecureRequests] });
-  rp = await startRp(rpPort);
+  rp = await startRp(rpPort, issuer, 'demo', secret);
+  config = rp.config;
   browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  await new Promise((resolve) => (rp ? rp.close(resolve) : resolve(undefined)));
+  await rp?.close();
   idp?.child.kill('SIGTERM');
   await idp?.exited;
 });
@@ -142,7 +82,7 @@ describe('cpsd idp --sim doctor', () => {
     expect(location.searchParams.get('error_description')).toMatch(/PKCE/);
   });
 
-  let tokens: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+  let tokens: Tokens;
 
   /** The browser of the holder who logged in: the IdP's session cookie, for the logout below. */
   let holderBrowser: BrowserContext | undefined;
@@ -154,7 +94,7 @@ describe('cpsd idp --sim doctor', () => {
     expect(await page.textContent('#rp')).toBe('RP: connecté JEANNE MEDECIN-TEST');
     await page.screenshot({ path: join(OUTPUT, 'idp-ok-rp.png') });
     const state = new URL(page.url()).searchParams.get('state') ?? '';
-    tokens = results.get(state) as typeof tokens;
+    tokens = rp.results.get(state) as typeof tokens;
     expect(tokens).toBeDefined();
     const claims = tokens.claims();
     expect(claims).toMatchObject({ ...IDENTITY, iss: issuer, aud: 'demo', acr: 'eidas1', amr: ['sc', 'pin'] });
@@ -200,7 +140,7 @@ describe('cpsd idp --sim doctor', () => {
   });
 
   it('refuses a POST from the login page itself without the page’s CSRF token', async () => {
-    const context = await browser.newContext();
+    const context = await browser.newContext({ locale: 'fr-FR' });
     try {
       const page = await context.newPage();
       await page.goto(`${rpOrigin}/login`);
@@ -214,7 +154,7 @@ describe('cpsd idp --sim doctor', () => {
   }, 30_000);
 
   it('serves the login page under a strict CSP (no inline script without its nonce, no eval)', async () => {
-    const context = await browser.newContext();
+    const context = await browser.newContext({ locale: 'fr-FR' });
     try {
       const page = await context.newPage();
       const responses: string[] = [];
@@ -232,6 +172,77 @@ describe('cpsd idp --sim doctor', () => {
       await context.close();
     }
   }, 30_000);
+
+  /** An authorization request of `client` to `redirect`, PKCE and all, as a browser would follow it. */
+  const authorizeUrl = (client: string, redirect: string): string => {
+    const url = new URL(config.serverMetadata().authorization_endpoint ?? '');
+    const params = { client_id: client, response_type: 'code', scope: 'openid', redirect_uri: redirect, state: 's', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' };
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    return url.href;
+  };
+
+  it('shows a clear page for an unknown client, with the code for the help desk', async () => {
+    const context = await browser.newContext({ locale: 'fr-FR' });
+    try {
+      const page = await context.newPage();
+      const response = await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
+      expect(response?.status()).toBe(400);
+      expect(await page.textContent('#error')).toBe('Cette application n’est pas enregistrée auprès du service de connexion par carte CPS.');
+      expect(await page.textContent('#error-code')).toBe('invalid_client');
+      await page.screenshot({ path: join(OUTPUT, 'idp-error-client.png') });
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  it('shows a clear page for a redirect_uri the client has not registered, and never goes there', async () => {
+    const context = await browser.newContext({ locale: 'fr-FR' });
+    try {
+      const page = await context.newPage();
+      const response = await page.goto(authorizeUrl('demo', 'https://evil.example/steal'));
+      expect(response?.status()).toBe(400);
+      expect(page.url()).toMatch(new RegExp(`^${issuer}/`));
+      expect(await page.textContent('#error-code')).toBe('invalid_redirect_uri');
+      expect(await page.textContent('#error')).toMatch(/adresse qu’elle n’a pas déclarée/);
+      expect(await page.content()).not.toContain('evil.example');
+      await page.screenshot({ path: join(OUTPUT, 'idp-error-redirect.png') });
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  it('speaks English to an English-speaking browser', async () => {
+    const context = await browser.newContext({ locale: 'en-GB' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${rpOrigin}/login`);
+      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+      expect(await page.getByRole('button', { name: 'Sign in with my CPS card' }).count()).toBe(1);
+      expect(await page.getAttribute('html', 'lang')).toBe('en');
+      await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
+      expect(await page.textContent('#error')).toBe('This application is not registered with the CPS card sign-in service.');
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
+  it('refuses a replayed code (invalid_grant) and revokes what the first exchange gave', async () => {
+    const { context, page } = await login('1234', 'replay');
+    try {
+      await page.waitForURL(new RegExp(`^${rpOrigin}/callback`), { timeout: 20_000 });
+      const state = new URL(page.url()).searchParams.get('state') ?? '';
+      const first = rp.results.get(state);
+      expect(first).toBeDefined();
+      expect(await oidc.fetchUserInfo(config, first?.access_token ?? '', IDENTITY.sub)).toMatchObject({ sub: IDENTITY.sub });
+      // The same callback URL (code, state) a second time, as an attacker who read it would.
+      const replay = oidc.authorizationCodeGrant(config, rp.callbacks.get(state) ?? new URL(rpOrigin), { pkceCodeVerifier: rp.verifiers.get(state) ?? '', expectedState: state });
+      await expect(replay).rejects.toMatchObject({ error: 'invalid_grant' });
+      // oidc-provider revokes the grant of a replayed code: the first access token is no longer good.
+      await expect(oidc.fetchUserInfo(config, first?.access_token ?? '', IDENTITY.sub)).rejects.toMatchObject({ status: 401 });
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 
   it('says a wrong PIN clearly on the login page, with the tries left, and stays there', async () => {
     const { context, page } = await login('9999', 'wrong-pin');

@@ -1,0 +1,176 @@
+/**
+ * cpsd-idp's configuration file (docs/idp.md, "Configuration"): JSON, paths relative to the file.
+ * Every instance behind one issuer reads the same file: same keys, same cookie keys, same Redis.
+ * A file that breaks a rule is a ConfigError naming the file and the key; nothing is guessed.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import type { ClientMetadata, JWK } from 'oidc-provider';
+import { ConfigError } from '../daemon/config.js';
+import type { RevocationMode } from '../pkcs/trust-types.js';
+import type { TrustOptions } from './interaction.js';
+import { newSigningKey } from './provider.js';
+
+export interface UpstreamSettings {
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  /** The redirect_uri registered at the upstream: <issuer of cpsd-idp>/upstream/callback. */
+  redirectUri: string;
+  label: string;
+  scope?: string;
+  acrValues?: string;
+  /** An http:// upstream (tests, a lab); never in production. */
+  allowInsecureHttp?: boolean;
+}
+
+export interface IdpConfig {
+  issuer: string;
+  host: string;
+  port: number;
+  behindProxy: boolean;
+  daemonPort: number;
+  clients: ClientMetadata[];
+  jwks: { keys: JWK[] };
+  cookieKeys: string[];
+  redis?: { url: string; prefix: string };
+  trust: TrustOptions;
+  upstream?: UpstreamSettings;
+  loginsPerMinute: number;
+  /** A file to append audit lines to, or undefined for stderr. */
+  audit?: string;
+}
+
+const REVOCATION: readonly RevocationMode[] = ['ocsp', 'crl', 'ocsp-then-crl', 'off'];
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function readIdpConfig(file: string): IdpConfig {
+  const base = dirname(resolve(file));
+  const fail = (key: string, why: string): never => {
+    throw new ConfigError(`${file}: "${key}" ${why}`);
+  };
+  const readJson = (path: string, key: string): unknown => {
+    try {
+      return JSON.parse(readFileSync(resolve(base, path), 'utf8')) as unknown;
+    } catch (error) {
+      return fail(key, `: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`);
+    }
+  };
+  const raw = readJson(file, '(file)');
+  if (!isObject(raw)) return fail('(file)', 'must be a JSON object');
+  const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'audit'];
+  for (const key of Object.keys(raw)) if (!known.includes(key)) fail(key, `is not a setting (one of: ${known.join(', ')})`);
+
+  const string = (v: unknown, key: string): string => (typeof v === 'string' && v !== '' ? v : fail(key, 'must be a non-empty string'));
+  const port = (v: unknown, key: string): number => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? (v as number) : fail(key, 'must be a port number'));
+
+  const issuer = string(raw.issuer, 'issuer');
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    return fail('issuer', 'must be a URL');
+  }
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1';
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) fail('issuer', 'must be https:// (http:// only on localhost)');
+  if (url.search || url.hash) fail('issuer', 'must not have a query or fragment');
+
+  const listen = raw.listen === undefined ? {} : isObject(raw.listen) ? raw.listen : fail('listen', 'must be { "host", "port" }');
+  const clientsValue = typeof raw.clients === 'string' ? readJson(raw.clients, 'clients') : raw.clients;
+  if (!Array.isArray(clientsValue) || clientsValue.length === 0) fail('clients', 'must be a non-empty list of client metadata (or the file holding it)');
+  const clients = (clientsValue as unknown[]).map((c, i) => (isObject(c) && typeof c.client_id === 'string' ? (c as ClientMetadata) : fail(`clients[${i}]`, 'must be client metadata with a client_id')));
+
+  const keysValue = readJson(string(raw.keys, 'keys'), 'keys');
+  if (!isObject(keysValue) || !Array.isArray(keysValue.keys) || keysValue.keys.length === 0) fail('keys', 'must name a JWKS file ({ "keys": [private JWK, …] }, newest first)');
+  const jwks = keysValue as unknown as { keys: JWK[] };
+  for (const [i, k] of jwks.keys.entries()) if (!isObject(k) || typeof k.kty !== 'string' || (k.kty === 'RSA' && typeof k.d !== 'string')) fail(`keys[${i}]`, 'must be a private JWK');
+
+  const cookieValue = typeof raw.cookieKeys === 'string' ? readJson(raw.cookieKeys, 'cookieKeys') : raw.cookieKeys;
+  if (!Array.isArray(cookieValue) || cookieValue.length === 0 || cookieValue.some((k) => typeof k !== 'string' || k.length < 32)) {
+    fail('cookieKeys', 'must be a list of secrets of 32 characters or more, newest first (or the file holding it)');
+  }
+
+  let redis: IdpConfig['redis'];
+  if (raw.redis !== undefined) {
+    const r = typeof raw.redis === 'string' ? { url: raw.redis } : isObject(raw.redis) ? raw.redis : fail('redis', 'must be a URL or { "url", "prefix" }');
+    const redisUrl = string(r.url, 'redis.url');
+    if (!/^rediss?:\/\//.test(redisUrl)) fail('redis.url', 'must be redis://… or rediss://…');
+    redis = { url: redisUrl, prefix: r.prefix === undefined ? 'cpsd-idp:' : string(r.prefix, 'redis.prefix') };
+  }
+
+  const trustRaw = isObject(raw.trust) ? raw.trust : fail('trust', 'must be { "dir", "revocation" }');
+  const dir = resolve(base, string(trustRaw.dir, 'trust.dir'));
+  const revocation = trustRaw.revocation ?? 'ocsp-then-crl';
+  if (!REVOCATION.includes(revocation as RevocationMode)) fail('trust.revocation', `must be one of ${REVOCATION.join(', ')}`);
+  const files = (sub: string): Uint8Array[] => {
+    try {
+      return readdirSync(join(dir, sub)).map((name) => new Uint8Array(readFileSync(join(dir, sub, name))));
+    } catch {
+      return sub === 'anchors' ? fail('trust.dir', `must hold anchors/ (and intermediates/, crls/): ${dir}`) : [];
+    }
+  };
+  const trust: TrustOptions = {
+    trustAnchors: files('anchors'),
+    intermediates: files('intermediates'),
+    crls: files('crls'),
+    revocation: revocation as RevocationMode,
+    ...(trustRaw.fetchCrls === false ? { crl: { fetch: false } } : {}),
+  };
+  if (trust.trustAnchors.length === 0) fail('trust.dir', `anchors/ is empty: ${dir}`);
+
+  let upstream: UpstreamSettings | undefined;
+  if (raw.upstream !== undefined) {
+    const u = isObject(raw.upstream) ? raw.upstream : fail('upstream', 'must be an object');
+    upstream = {
+      issuer: string(u.issuer, 'upstream.issuer'),
+      clientId: string(u.clientId, 'upstream.clientId'),
+      clientSecret: string(u.clientSecret, 'upstream.clientSecret'),
+      redirectUri: u.redirectUri === undefined ? new URL('/upstream/callback', url).href : string(u.redirectUri, 'upstream.redirectUri'),
+      label: u.label === undefined ? 'e-CPS / Pro Santé Connect' : string(u.label, 'upstream.label'),
+      ...(u.scope === undefined ? {} : { scope: string(u.scope, 'upstream.scope') }),
+      ...(u.acrValues === undefined ? {} : { acrValues: string(u.acrValues, 'upstream.acrValues') }),
+      ...(u.allowInsecureHttp === true ? { allowInsecureHttp: true } : {}),
+    };
+    if (new URL(upstream.redirectUri).origin !== url.origin) fail('upstream.redirectUri', `must be on the issuer's origin ${url.origin}`);
+  }
+
+  const loginsPerMinute = raw.loginsPerMinute ?? 30;
+  if (!Number.isInteger(loginsPerMinute) || (loginsPerMinute as number) < 1) fail('loginsPerMinute', 'must be a positive integer');
+  return {
+    issuer,
+    host: listen.host === undefined ? '127.0.0.1' : string(listen.host, 'listen.host'),
+    port: listen.port === undefined ? 9000 : port(listen.port, 'listen.port'),
+    behindProxy: raw.behindProxy === true,
+    daemonPort: raw.daemonPort === undefined ? 24821 : port(raw.daemonPort, 'daemonPort'),
+    clients,
+    jwks,
+    cookieKeys: cookieValue as string[],
+    ...(redis ? { redis } : {}),
+    trust,
+    ...(upstream ? { upstream } : {}),
+    loginsPerMinute: loginsPerMinute as number,
+    ...(raw.audit === undefined || raw.audit === 'stderr' ? {} : { audit: resolve(base, string(raw.audit, 'audit')) }),
+  };
+}
+
+/**
+ * Key rotation: a new key first (oidc-provider signs with the first key of an algorithm and publishes
+ * all of them in its JWKS), the previous ones kept so that the id_tokens they signed still verify, the
+ * oldest beyond `keep` dropped. Written in place (mode 0600); restart the instances one by one.
+ */
+export function rotateKeys(file: string, keep = 2): { kid: string; kept: string[] } {
+  let current: JWK[] = [];
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as { keys?: JWK[] };
+    current = parsed.keys ?? [];
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ConfigError(`${file}: not a JWKS file (${error instanceof Error ? error.message : String(error)})`);
+  }
+  if (!Number.isInteger(keep) || keep < 1) throw new ConfigError(`--keep must be a positive integer, not ${keep}`);
+  const key = newSigningKey();
+  const keys = [key, ...current].slice(0, keep + 1);
+  writeFileSync(file, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+  return { kid: String(key.kid), kept: keys.slice(1).map((k) => String(k.kid)) };
+}

@@ -1,0 +1,104 @@
+/**
+ * An independent relying party for the cpsd-idp tests, built with openid-client: /login sends the browser
+ * to the IdP with PKCE (S256), state and acr_values=eidas1; /callback exchanges the code and shows who
+ * logged in (or the error); / is its logged-out home. And the holder's steps in Chromium: the IdP's login
+ * page, the button, the PIN on the daemon's PIN page.
+ */
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import * as oidc from 'openid-client';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+
+export type Tokens = oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
+
+export interface RelyingParty {
+  origin: string;
+  config: oidc.Configuration;
+  /** What the callback got, by state. */
+  results: Map<string, Tokens>;
+  /** The callback URLs it was called with, by state (to replay a code). */
+  callbacks: Map<string, URL>;
+  verifiers: Map<string, string>;
+  close(): Promise<void>;
+}
+
+export async function startRp(port: number, issuer: string, clientId: string, secret: string, scope = 'openid profile scope_all'): Promise<RelyingParty> {
+  const origin = `http://localhost:${port}`;
+  const redirectUri = `${origin}/callback`;
+  const config = await oidc.discovery(new URL(issuer), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
+  const results = new Map<string, Tokens>();
+  const callbacks = new Map<string, URL>();
+  const verifiers = new Map<string, string>();
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', origin);
+      if (url.pathname === '/login') {
+        const verifier = oidc.randomPKCECodeVerifier();
+        const state = oidc.randomState();
+        verifiers.set(state, verifier);
+        const target = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: redirectUri,
+          scope,
+          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+          state,
+          acr_values: 'eidas1',
+          ...Object.fromEntries(url.searchParams),
+        });
+        res.writeHead(302, { Location: target.href }).end();
+        return;
+      }
+      if (url.pathname === '/callback') {
+        const state = url.searchParams.get('state') ?? '';
+        callbacks.set(state, url);
+        try {
+          const tokens = await oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: verifiers.get(state) ?? '', expectedState: state });
+          results.set(state, tokens);
+          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
+        } catch (error) {
+          const code = error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError ? error.error : 'error';
+          res.writeHead(500, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp-error" data-code="${code}">RP error: ${String(error)}</p>`);
+        }
+        return;
+      }
+      if (url.pathname === '/') {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p id="rp-home">RP: déconnecté</p>');
+        return;
+      }
+      res.writeHead(404).end();
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    origin,
+    config,
+    results,
+    callbacks,
+    verifiers,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * From the RP's /login to the IdP's login page (French browser); clicks the card button and types `pin`
+ * on the daemon's PIN page. Screenshots `idp-<shots>-login.png` and `-pin.png` in `output`.
+ */
+export async function cardLogin(browser: Browser, rp: RelyingParty, issuer: string, pin: string, output: string, shots: string, context?: BrowserContext): Promise<{ context: BrowserContext; page: Page }> {
+  const ctx = context ?? (await browser.newContext({ locale: 'fr-FR' }));
+  const page = await ctx.newPage();
+  await page.goto(`${rp.origin}/login`);
+  await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+  await page.screenshot({ path: join(output, `idp-${shots}-login.png`) });
+  const popup = ctx.waitForEvent('page');
+  await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).click();
+  const pinPage = await popup;
+  await pinPage.waitForURL(/\/pin\/[0-9a-f]{32}$/);
+  await pinPage.fill('input[name=pin]', pin);
+  await pinPage.screenshot({ path: join(output, `idp-${shots}-pin.png`) });
+  await pinPage.click('button[type=submit]:not([name])');
+  return { context: ctx, page };
+}
