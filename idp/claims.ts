@@ -28,8 +28,15 @@ import type { VerifiedHolder } from '../pkcs/verify.js';
 
 /** PSC's scope for its own claims (`openid scope_all`): the same name, so PSC clients work unchanged. */
 export const PSC_SCOPE = 'scope_all';
-/** TRE_G15 (professions) nomenclature OID, the second half of a PSC SubjectRole. */
+/** TRE_G15 (professions) nomenclature OID (docs/card-facts.md). */
 export const TRE_G15_OID = '1.2.250.1.71.1.2.7';
+/**
+ * The OID PSC's UserInfo puts after the profession code in `SubjectRole` ("10^1.2.250.1.213.1.1.5.5"), in
+ * every PSC answer published by ANS's own projects (prosanteconnect/generate-VIHF VihfBuilderTest.java,
+ * ansforge esignsante-psc HelperTest.java) [U: examples, not a specification]. Ours is the same, so that
+ * an application matching on PSC's string works unchanged.
+ */
+export const PSC_ROLE_OID = '1.2.250.1.213.1.1.5.5';
 /** Secteur d'activité nomenclature OID (the second half of PSC's `Secteur_Activite`, docs/card-facts.md §5). */
 export const SECTOR_OID = '1.2.250.1.71.4.2.4';
 /** The acr of a card + PIN login (PSC's value). */
@@ -140,7 +147,7 @@ export function holderClaims(holder: VerifiedHolder): HolderClaims {
     family_name: holder.surname,
     preferred_username: holder.nationalId,
     SubjectNameID: holder.nationalId,
-    SubjectRole: code ? [`${code}^${TRE_G15_OID}`] : [],
+    SubjectRole: code ? [`${code}^${PSC_ROLE_OID}`] : [],
     ...(holder.profession ? { SubjectProfession: holder.profession.label } : {}),
     SubjectIdKind: holder.idKind,
     ...(holder.rpps ? { SubjectRPPS: holder.rpps } : {}),

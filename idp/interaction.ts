@@ -13,12 +13,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
 import { TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
-import { ACR_CARD_PIN, AMR_CARD_PIN, holderClaims, type HolderClaims } from './claims.js';
+import type { HolderIdentity, PracticeSituation, StructureIdKind } from '../pkcs/holder.js';
+import { ACR_CARD_PIN, AMR_CARD_PIN, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';
 import type { RateLimiter } from './limits.js';
 import { errorPage, esc, pageLang, plain, STATIC_CSP, STYLE_SRC, type PageLang } from './pages.js';
 import type { AccountStore } from './provider.js';
 import type { KeyValueStore } from './store.js';
-import type { Upstream, UpstreamLogin } from './upstream.js';
+import { UpstreamError, type Upstream, type UpstreamLogin } from './upstream.js';
 
 /** The trust material and revocation settings of verify(), without origin and nonce (the IdP's own). */
 export type TrustOptions = Omit<Extract<VerifyOptions, { origin: string }>, 'origin' | 'nonce' | 'allowHttpLocalhost'>;
@@ -143,8 +144,9 @@ document.getElementById('login').onclick = async () => {
     const issued = await post('/nonce');
     if (!issued.ok) throw await refused(issued);
     const { nonce } = await issued.json();
-    const token = await authenticate(nonce, { port: PORT });   // opens the daemon's PIN window from this click
-    const res = await post('/login', { token });
+    // Opens the daemon's PIN window from this click; the practice situations come with the token (read with the PIN).
+    const { token, identity, situations } = await authenticate(nonce, { port: PORT, situations: true });
+    const res = await post('/login', { token, identity, situations });
     if (!res.ok) throw await refused(res);
     status.textContent = TEXT.redirecting;
     location.assign((await res.json()).redirect);
@@ -191,6 +193,38 @@ const html = (res: ServerResponse, status: number, body: string, csp = STATIC_CS
 /** The interaction's current challenge nonce, in the shared store (the POST may reach another instance). */
 const NONCE_KEY = (uid: string): string => `login-nonce:${uid}`;
 
+type CardIdentity = Pick<HolderIdentity, 'nationalId' | 'profession' | 'specialty'>;
+const KINDS: readonly StructureIdKind[] = ['ADELI_CABINET', 'FINESS', 'SIREN', 'SIRET', 'RPPS_CABINET', 'FINESS_EJ', 'UNKNOWN'];
+const short = (v: unknown): v is string => typeof v === 'string' && v.length <= 200;
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The card data the page forwards from the daemon with the token (auth.authenticate, situations: true):
+ * read by the workstation, not signed by the card, so only shape-checked here; the national id must be
+ * the verified certificate's (holderClaimsWithSituations). Undefined when the page sent none.
+ */
+function cardData(body: Record<string, unknown>): { identity: CardIdentity; situations: PracticeSituation[] } | undefined {
+  const { identity, situations } = body;
+  if (identity === undefined) return undefined;
+  const bad = (): never => {
+    throw new TokenError('TOKEN_MALFORMED', 'the card data sent with the token is not what the daemon gives');
+  };
+  if (!isRecord(identity) || !short(identity.nationalId)) return bad();
+  const { profession, specialty } = identity;
+  if (profession !== null && !(isRecord(profession) && short(profession.label) && (profession.code === null || short(profession.code)))) return bad();
+  if (specialty !== null && !short(specialty)) return bad();
+  // null: the daemon could not read them (situationsError); the login goes on without.
+  const list = situations === null ? [] : Array.isArray(situations) && situations.length <= 16 ? situations : bad();
+  return {
+    identity: { nationalId: identity.nationalId, profession: profession === null ? null : { code: (profession as { code: string | null }).code, label: (profession as { label: string }).label }, specialty },
+    situations: list.map((x: unknown) =>
+      isRecord(x) && Number.isInteger(x.index) && short(x.structureName) && short(x.structureId) && short(x.sector) && KINDS.includes(x.structureIdKind as StructureIdKind)
+        ? { index: x.index as number, structureName: x.structureName, structureId: x.structureId, structureIdKind: x.structureIdKind as StructureIdKind, sector: x.sector }
+        : bad(),
+    ),
+  };
+}
+
 /** The interaction routes and /cpsd.js; answers false for any other request (oidc-provider's). */
 export function interactionRoutes(options: InteractionOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   const { provider, nonces, store } = options;
@@ -229,16 +263,20 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       await upstreamCallback(req, res, url);
       return true;
     }
-    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login|\/upstream)?$/.exec(url.pathname);
+    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login|\/upstream|\/upstream\/done)?$/.exec(url.pathname);
     if (!match) return false;
     const uid = match[1] ?? '';
     const action = match[2];
 
+    if (req.method === 'GET' && action === '/upstream/done' && options.upstream) {
+      await upstreamDone(req, res, uid, url);
+      return true;
+    }
     if (req.method === 'GET' && !action) {
       const interaction = await details(req, res, uid);
       const lang = pageLang(interaction?.params.ui_locales, req);
       if (!interaction) {
-        html(res, 400, errorPage(lang, 'interaction_expired', plain(say(lang, 'idp.page.expired'))));
+        html(res, 400, errorPage(lang, 'interaction_expired', undefined));
         return true;
       }
       if (interaction.prompt.name === 'consent') {
@@ -309,13 +347,16 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
     // /login
     const issued = (await store.take(NONCE_KEY(uid))) ?? '';
     try {
-      const { token } = JSON.parse(await readBody(req)) as { token?: unknown };
+      const body = JSON.parse(await readBody(req)) as unknown;
+      if (!isRecord(body)) throw new TokenError('TOKEN_MALFORMED', 'the login body is not a JSON object');
       const nonce = await consumeNonce(nonces, issued);
-      const holder = await verify(token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true });
+      const holder = await verify(body.token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true });
       if (holder.assurance !== 'card+pin') throw new TrustError('CERT_POLICY', 'contactless', 'a card + PIN login is required');
-      json(res, 200, { redirect: await finish(req, res, client, 'card', holderClaims(holder), ACR_CARD_PIN, [...AMR_CARD_PIN]) });
+      const card = cardData(body);
+      const claims = card ? holderClaimsWithSituations(holder, card.identity, card.situations) : holderClaims(holder);
+      json(res, 200, { redirect: await finish(req, res, client, 'card', claims, ACR_CARD_PIN, [...AMR_CARD_PIN]) });
     } catch (error) {
-      const code = error instanceof TokenError || error instanceof TrustError ? error.code : error instanceof SyntaxError ? 'BAD_REQUEST' : undefined;
+      const code = error instanceof TokenError || error instanceof TrustError || error instanceof CardDataMismatchError ? error.code : error instanceof SyntaxError ? 'BAD_REQUEST' : undefined;
       if (code === undefined) throw error; // the store or the provider failed: a 500, not a refusal
       options.audit({ event: 'login.refused', method: 'card', client, code });
       json(res, 401, { error: code });
@@ -323,27 +364,38 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
     return true;
   };
 
+  /**
+   * The upstream's redirect back: its code is exchanged here, but oidc-provider's interaction cookie is
+   * scoped to /interaction/<uid>, so the result waits in the store (single use, 5 minutes) for the
+   * browser at /interaction/<uid>/upstream/done, where the cookie proves it is the same interaction.
+   */
   async function upstreamCallback(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const upstream = options.upstream?.upstream;
     if (!upstream) return;
-    const lang = pageLang(undefined, req);
     let done: UpstreamLogin;
     try {
       done = await upstream.complete(new URL(url.pathname + url.search, options.origin()));
     } catch (error) {
-      const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : 'server_error';
-      options.audit({ event: 'login.refused', method: 'upstream', client: '', code });
-      html(res, 401, errorPage(lang, code, error instanceof Error ? error.message : undefined));
+      if (!(error instanceof UpstreamError)) throw error;
+      options.audit({ event: 'login.refused', method: 'upstream', client: '', code: error.code });
+      html(res, 401, errorPage(pageLang(undefined, req), error.code, error.upstreamError));
       return;
     }
-    // The transaction names the interaction; the browser's cookie must hold that same one.
-    const interaction = await details(req, res, done.interactionUid);
-    if (!interaction || interaction.prompt.name !== 'login') {
-      html(res, 400, errorPage(lang, 'interaction_expired', plain(say(lang, 'idp.page.expired'))));
+    const key = randomBytes(24).toString('base64url');
+    await store.put(`upstream-done:${key}`, JSON.stringify(done), 300);
+    res.writeHead(303, { Location: `/interaction/${encodeURIComponent(done.interactionUid)}/upstream/done?key=${key}`, 'Cache-Control': 'no-store' }).end();
+  }
+
+  async function upstreamDone(req: IncomingMessage, res: ServerResponse, uid: string, url: URL): Promise<void> {
+    const lang = pageLang(undefined, req);
+    const saved = await store.take(`upstream-done:${url.searchParams.get('key') ?? ''}`);
+    const done = saved === undefined ? undefined : (JSON.parse(saved) as UpstreamLogin);
+    const interaction = done?.interactionUid === uid ? await details(req, res, uid) : undefined;
+    if (!done || !interaction || interaction.prompt.name !== 'login') {
+      html(res, 400, errorPage(lang, 'interaction_expired', undefined));
       return;
     }
-    const client = String(interaction.params.client_id ?? '');
-    const redirect = await finish(req, res, client, 'upstream', done.claims, done.acr, done.amr);
+    const redirect = await finish(req, res, String(interaction.params.client_id ?? ''), 'upstream', done.claims, done.acr, done.amr);
     res.writeHead(303, { Location: redirect, 'Cache-Control': 'no-store' }).end();
   }
 }

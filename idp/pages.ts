@@ -57,6 +57,12 @@ const ERROR_TEXTS: Readonly<Record<string, MessageKey>> = {
   unauthorized_client: 'idp.error.unauthorized_client',
   rate_limited: 'idp.error.rate_limited',
   server_error: 'idp.error.server_error',
+  interaction_expired: 'idp.page.expired',
+  UPSTREAM_REFUSED: 'idp.error.upstream_refused',
+  UPSTREAM_STATE: 'idp.error.upstream_state',
+  UPSTREAM_INVALID: 'idp.error.upstream_failed',
+  UPSTREAM_CLAIMS: 'idp.error.upstream_failed',
+  UPSTREAM_UNAVAILABLE: 'idp.error.upstream_failed',
 };
 
 /**

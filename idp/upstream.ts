@@ -16,7 +16,7 @@
 import * as oidc from 'openid-client';
 import { CpsdError } from '../core/errors.js';
 import { nationalIdentity, PROFESSIONS } from '../pkcs/holder.js';
-import { PSC_SCOPE, TRE_G15_OID, type HolderClaims } from './claims.js';
+import { PSC_ROLE_OID, PSC_SCOPE, TRE_G15_OID, type HolderClaims } from './claims.js';
 import type { KeyValueStore } from './store.js';
 
 export interface UpstreamConfig {
@@ -103,7 +103,7 @@ export const AMR_DEFAULT = ['mfa'] as const;
  * uses ("10^1.2.250.1.213.1.1.5.5" in PSC sandbox answers, e.g.
  * github.com/ad2ien/prosante-connect-synapse-module, tests/test_mapping.py) [U].
  */
-const PROFESSION_OIDS: ReadonlySet<string> = new Set([TRE_G15_OID, '1.2.250.1.213.1.1.5.5']);
+const PROFESSION_OIDS: ReadonlySet<string> = new Set([TRE_G15_OID, PSC_ROLE_OID]);
 
 interface Transaction {
   state: string;

@@ -5,7 +5,7 @@
  * separate `cpsd serve --sim doctor`. The holder logs in through instance 1 in Chromium; refresh and
  * UserInfo go through instance 2; instance 1 is killed mid-session and nothing is lost.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
-import { cardLogin, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
+import { cardLogin, makeTrustDir, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
 import { connect, startRedis, stopRedis, type Client, type RedisProcess } from '../helpers/redis.js';
 
 const OUTPUT = join(ROOT, 'test-output');
@@ -92,13 +92,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => lb.listen(lbPort, '127.0.0.1', resolve));
 
-  // Trust material as an IT team lays it out, from the test PKI; its CRLs given, none fetched.
-  const pki = join(ROOT, 'fixtures', 'pki');
-  for (const sub of ['anchors', 'intermediates', 'crls']) mkdirSync(join(dir, 'trust', sub), { recursive: true });
-  copyFileSync(join(pki, 'root.der'), join(dir, 'trust', 'anchors', 'root.der'));
-  copyFileSync(join(pki, 'intermediate.der'), join(dir, 'trust', 'intermediates', 'intermediate.der'));
-  copyFileSync(join(pki, 'fort-personnes.crl'), join(dir, 'trust', 'crls', 'fort-personnes.crl'));
-  copyFileSync(join(pki, 'racine.crl'), join(dir, 'trust', 'crls', 'racine.crl'));
+  // Its CRLs given, none fetched.
+  makeTrustDir(dir);
 
   const rotated = run(ROOT, [CLI, '--lang', 'en', 'idp', '--rotate-keys', join(dir, 'jwks.json')], {});
   expect(await rotated.exited).toBe(0);

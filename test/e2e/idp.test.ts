@@ -11,6 +11,7 @@ import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
+import { DOCTOR_SUBJECT_REF_PRO } from '../helpers/psc-claims.js';
 import { cardLogin, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
@@ -22,8 +23,12 @@ const IDENTITY = {
   preferred_username: '899700012349',
   given_name: 'JEANNE',
   family_name: 'MEDECIN-TEST',
-  SubjectRole: ['10^1.2.250.1.71.1.2.7'],
+  SubjectRole: ['10^1.2.250.1.213.1.1.5.5'],
   SubjectProfession: 'Médecin',
+  // The practice situations, read by the daemon with the PIN and handed over with the token.
+  SubjectRefPro: DOCTOR_SUBJECT_REF_PRO,
+  SubjectOrganization: 'HOPITAL GENERIQUE TEST',
+  Secteur_Activite: 'SA01^1.2.250.1.71.4.2.4',
 };
 
 let browser: Browser;

@@ -4,10 +4,12 @@
  * logged in (or the error); / is its logged-out home. And the holder's steps in Chromium: the IdP's login
  * page, the button, the PIN on the daemon's PIN page.
  */
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ROOT } from './doc-blocks.js';
 
 export type Tokens = oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
 
@@ -101,4 +103,16 @@ export async function cardLogin(browser: Browser, rp: RelyingParty, issuer: stri
   await pinPage.screenshot({ path: join(output, `idp-${shots}-pin.png`) });
   await pinPage.click('button[type=submit]:not([name])');
   return { context: ctx, page };
+}
+
+/** Trust material as an IT team lays it out (anchors/, intermediates/, crls/), from the test PKI, in `dir`/trust. */
+export function makeTrustDir(dir: string): string {
+  const pki = join(ROOT, 'fixtures', 'pki');
+  const trust = join(dir, 'trust');
+  for (const sub of ['anchors', 'intermediates', 'crls']) mkdirSync(join(trust, sub), { recursive: true });
+  copyFileSync(join(pki, 'root.der'), join(trust, 'anchors', 'root.der'));
+  copyFileSync(join(pki, 'intermediate.der'), join(trust, 'intermediates', 'intermediate.der'));
+  copyFileSync(join(pki, 'fort-personnes.crl'), join(trust, 'crls', 'fort-personnes.crl'));
+  copyFileSync(join(pki, 'racine.crl'), join(trust, 'crls', 'racine.crl'));
+  return trust;
 }

@@ -63,7 +63,7 @@ describe('holderClaimsWithSituations', () => {
       SubjectOrganization: 'HOPITAL GENERIQUE TEST',
       Secteur_Activite: 'SA01^1.2.250.1.71.4.2.4',
     });
-    expect(claims.SubjectRole).toEqual(['10^1.2.250.1.71.1.2.7']);
+    expect(claims.SubjectRole).toEqual(['10^1.2.250.1.213.1.1.5.5']);
   });
 
   it('takes names from the verified certificate, not from the card data', () => {
