@@ -42,6 +42,12 @@ export const SECTOR_OID = '1.2.250.1.71.4.2.4';
 /** The acr of a card + PIN login (PSC's value). */
 export const ACR_CARD_PIN = 'eidas1';
 export const AMR_CARD_PIN = ['sc', 'pin'] as const;
+/**
+ * The acr of a contactless login (the card's technical key, no PIN: one factor), only when IT enables it
+ * and the application asks for it in acr_values: eIDAS's own URI for level "low", below PSC's eidas1.
+ */
+export const ACR_CONTACTLESS = 'http://eidas.europa.eu/LoA/low';
+export const AMR_CONTACTLESS = ['sc'] as const;
 
 /** Scope → claims, for oidc-provider's `claims` configuration. */
 export const SCOPE_CLAIMS = {

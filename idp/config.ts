@@ -37,6 +37,8 @@ export interface IdpConfig {
   trust: TrustOptions;
   upstream?: UpstreamSettings;
   loginsPerMinute: number;
+  /** Contactless logins (no PIN, acr http://eidas.europa.eu/LoA/low) for the applications that ask. */
+  allowContactless: boolean;
   /** A file to append audit lines to, or undefined for stderr. */
   audit?: string;
 }
@@ -60,7 +62,7 @@ export function readIdpConfig(file: string): IdpConfig {
   };
   const raw = readJson(file, '(file)');
   if (!isObject(raw)) return fail('(file)', 'must be a JSON object');
-  const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'audit'];
+  const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'allowContactless', 'audit'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) fail(key, `is not a setting (one of: ${known.join(', ')})`);
 
   const string = (v: unknown, key: string): string => (typeof v === 'string' && v !== '' ? v : fail(key, 'must be a non-empty string'));
@@ -151,6 +153,7 @@ export function readIdpConfig(file: string): IdpConfig {
     trust,
     ...(upstream ? { upstream } : {}),
     loginsPerMinute: loginsPerMinute as number,
+    allowContactless: raw.allowContactless === true,
     ...(raw.audit === undefined || raw.audit === 'stderr' ? {} : { audit: resolve(base, string(raw.audit, 'audit')) }),
   };
 }

@@ -14,7 +14,7 @@ import type Provider from 'oidc-provider';
 import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
 import { TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
 import type { HolderIdentity, PracticeSituation, StructureIdKind } from '../pkcs/holder.js';
-import { ACR_CARD_PIN, AMR_CARD_PIN, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';
+import { ACR_CARD_PIN, ACR_CONTACTLESS, AMR_CARD_PIN, AMR_CONTACTLESS, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';
 import type { RateLimiter } from './limits.js';
 import { errorPage, esc, pageLang, plain, STATIC_CSP, STYLE_SRC, type PageLang } from './pages.js';
 import type { AccountStore } from './provider.js';
@@ -47,6 +47,8 @@ export interface InteractionOptions {
   clientAddress: (req: IncomingMessage) => string;
   /** One line per login and per refused login. */
   audit: (event: AuditEvent) => void;
+  /** Contactless logins enabled by IT (the application must also ask for ACR_CONTACTLESS). */
+  allowContactless?: boolean;
   /** Delegation to an upstream OIDC provider (Pro Santé Connect for e-CPS), when configured. */
   upstream?: UpstreamRoute;
 }
@@ -54,7 +56,8 @@ export interface InteractionOptions {
 /** The audit record of a login: who (national id only), which application, which assurance. No other personal data. */
 export type AuditEvent =
   | { event: 'login'; method: 'card' | 'upstream'; sub: string; client: string; acr: string; amr: string[] }
-  | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string };
+  | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string }
+  | { event: 'logout'; reason: 'card.removed'; sub: string };
 
 /** The federation (idp/upstream.ts) and the path of its callback on this IdP (its redirect_uri's). */
 export interface UpstreamRoute {
@@ -350,11 +353,17 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       const body = JSON.parse(await readBody(req)) as unknown;
       if (!isRecord(body)) throw new TokenError('TOKEN_MALFORMED', 'the login body is not a JSON object');
       const nonce = await consumeNonce(nonces, issued);
-      const holder = await verify(body.token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true });
-      if (holder.assurance !== 'card+pin') throw new TrustError('CERT_POLICY', 'contactless', 'a card + PIN login is required');
-      const card = cardData(body);
+      const holder = await verify(body.token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true, allowContactless: options.allowContactless === true });
+      // Contactless (no PIN): only when IT enabled it and the application asked for its lower acr.
+      const asked = String(interaction.params.acr_values ?? '').split(' ');
+      const contactless = holder.assurance === 'card';
+      if (contactless && !(options.allowContactless === true && asked.includes(ACR_CONTACTLESS))) {
+        throw new TrustError('CERT_POLICY', 'contactless', 'a card + PIN login is required');
+      }
+      const card = contactless ? undefined : cardData(body);
       const claims = card ? holderClaimsWithSituations(holder, card.identity, card.situations) : holderClaims(holder);
-      json(res, 200, { redirect: await finish(req, res, client, 'card', claims, ACR_CARD_PIN, [...AMR_CARD_PIN]) });
+      const [acr, amr] = contactless ? [ACR_CONTACTLESS, [...AMR_CONTACTLESS]] : [ACR_CARD_PIN, [...AMR_CARD_PIN]];
+      json(res, 200, { redirect: await finish(req, res, client, 'card', claims, acr, amr) });
     } catch (error) {
       const code = error instanceof TokenError || error instanceof TrustError || error instanceof CardDataMismatchError ? error.code : error instanceof SyntaxError ? 'BAD_REQUEST' : undefined;
       if (code === undefined) throw error; // the store or the provider failed: a 500, not a refusal

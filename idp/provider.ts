@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider, { type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
-import { ACR_CARD_PIN, PSC_SCOPE, SCOPE_CLAIMS, type HolderClaims } from './claims.js';
+import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, type HolderClaims } from './claims.js';
 import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
 import type { KeyValueStore } from './store.js';
 
@@ -39,6 +39,8 @@ export interface ProviderOptions {
   jwks?: { keys: JWK[] };
   /** Keys of the signed cookies; random at start when absent (--sim). Instances behind one issuer share them. */
   cookieKeys?: string[];
+  /** Contactless logins (acr ACR_CONTACTLESS) enabled by IT. */
+  allowContactless?: boolean;
   /** oidc-provider's storage (store.ts redisAdapterFactory); its in-memory one when absent. */
   adapter?: AdapterFactory;
 }
@@ -65,7 +67,7 @@ export function createProvider(options: ProviderOptions): Provider {
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'profile', PSC_SCOPE],
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([scope, claims]) => [scope, [...claims]])),
-    acrValues: [ACR_CARD_PIN],
+    acrValues: options.allowContactless ? [ACR_CARD_PIN, ACR_CONTACTLESS] : [ACR_CARD_PIN],
     // The id_token carries the claims of the granted scopes (the holder's identity), not only UserInfo:
     // a relying party knows who logged in from the id_token alone.
     conformIdTokenClaims: false,

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { ClientMetadata, JWK } from 'oidc-provider';
 import { MemoryNonceStore, RedisNonceStore, type NonceStore, type RedisNonceClient } from '../pkcs/verify.js';
+import { cardWatchRoutes } from './card-watch.js';
 import { interactionRoutes, sdkFile, type AuditEvent, type TrustOptions, type UpstreamRoute } from './interaction.js';
 import { RateLimiter } from './limits.js';
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
@@ -42,6 +43,8 @@ export interface IdpOptions {
   /** Login attempts per client address and minute (default 30). */
   loginsPerMinute?: number;
   upstream?: UpstreamRoute;
+  /** Contactless logins (acr http://eidas.europa.eu/LoA/low, amr ["sc"]) for the applications that ask for them. */
+  allowContactless?: boolean;
   /** Where audit lines go (default: JSON lines on stderr). */
   audit?: (line: string) => void;
 }
@@ -82,15 +85,19 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         cookieKeys,
         ...(options.jwks ? { jwks: options.jwks } : {}),
         ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix }) } : {}),
+        allowContactless: options.allowContactless === true,
       });
       provider.proxy = options.behindProxy === true;
       const origin = new URL(issuer).origin;
-      const routes = interactionRoutes({
+      const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
+      const csrfKey = cookieKeys[0] ?? '';
+      const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKey, audit: auditEvent });
+      const interactions = interactionRoutes({
         provider,
         accounts,
         store,
         nonces,
-        csrfKey: cookieKeys[0] ?? '',
+        csrfKey,
         trust: options.trust,
         daemonPort: options.daemonPort,
         origin: () => origin,
@@ -98,12 +105,14 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         sdk: sdkFile(PACKAGE_ROOT),
         limiter: new RateLimiter(options.loginsPerMinute ?? 30),
         clientAddress: clientAddress(options.behindProxy === true),
-        audit: (event: AuditEvent) => audit(JSON.stringify({ time: new Date().toISOString(), ...event })),
+        audit: auditEvent,
         ...(options.upstream ? { upstream: options.upstream } : {}),
+        allowContactless: options.allowContactless === true,
       });
       const oidc = provider.callback();
       server.on('request', (req, res) => {
-        routes(req, res)
+        interactions(req, res)
+          .then(async (handled) => handled || watch(req, res))
           .then((handled) => {
             if (!handled) void oidc(req, res);
           })

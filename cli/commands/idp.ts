@@ -124,6 +124,7 @@ async function fromConfig(file: string): Promise<number> {
     cookieKeys: config.cookieKeys,
     behindProxy: config.behindProxy,
     loginsPerMinute: config.loginsPerMinute,
+    allowContactless: config.allowContactless,
     ...(redis && config.redis ? { redis, redisPrefix: config.redis.prefix } : {}),
     ...(upstream ? { upstream } : {}),
     ...(config.audit ? { audit: auditTo(config.audit) } : {}),

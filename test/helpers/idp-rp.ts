@@ -4,11 +4,18 @@
  * logged in (or the error); / is its logged-out home. And the holder's steps in Chromium: the IdP's login
  * page, the button, the PIN on the daemon's PIN page.
  */
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { InProcessBackend } from '../../cards/backends.js';
+import { DEFAULTS, type DaemonConfig } from '../../daemon/config.js';
+import { Logger } from '../../daemon/log.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { startIdp, type IdpOptions, type RunningIdp } from '../../idp/server.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
+import { freePort } from './doc-app.js';
 import { ROOT } from './doc-blocks.js';
 
 export type Tokens = oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers;
@@ -63,6 +70,15 @@ export async function startRp(port: number, issuer: string, clientId: string, se
         }
         return;
       }
+      if (url.pathname === '/app') {
+        // An application page that embeds the IdP's card watch and keeps what it says in window.messages.
+        const watch = `${issuer}/session/card-watch?client_id=${encodeURIComponent(clientId)}&origin=${encodeURIComponent(origin)}`;
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(
+          `<!doctype html><p id="app">RP app</p><script>window.messages = []; addEventListener('message', (e) => { if (e.origin === ${JSON.stringify(new URL(issuer).origin)}) window.messages.push(e.data.type); });</script>` +
+            `<iframe id="watch" hidden src="${watch}" allow="local-network-access"></iframe>`,
+        );
+        return;
+      }
       if (url.pathname === '/') {
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end('<!doctype html><p id="rp-home">RP: déconnecté</p>');
         return;
@@ -115,4 +131,51 @@ export function makeTrustDir(dir: string): string {
   copyFileSync(join(pki, 'fort-personnes.crl'), join(trust, 'crls', 'fort-personnes.crl'));
   copyFileSync(join(pki, 'racine.crl'), join(trust, 'crls', 'racine.crl'));
   return trust;
+}
+
+export interface InProcessIdp {
+  backend: InProcessBackend;
+  daemon: CpsdServer;
+  idp: RunningIdp;
+  rp: RelyingParty;
+  audit: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * The daemon over an InProcessBackend (whose card a test can pull), cpsd-idp and the RP, all in this
+ * process; one confidential client `ehr` with refresh; the test PKI as trust material (CRLs given).
+ */
+export async function startInProcessIdp(card: ReturnType<typeof fixtureCard>, options: { daemon?: (issuer: string) => Partial<DaemonConfig>; idp?: Partial<IdpOptions>; scope?: string } = {}): Promise<InProcessIdp> {
+  const der = (name: string): Uint8Array => new Uint8Array(readFileSync(join(ROOT, 'fixtures', 'pki', name)));
+  const [idpPort, rpPort] = [await freePort(), await freePort()];
+  const issuer = `http://localhost:${idpPort}`;
+  const backend = new InProcessBackend(card);
+  const daemon = new CpsdServer({ ...DEFAULTS, port: 0, allowHttpLocalhost: true, allowedOrigins: [issuer], ...options.daemon?.(issuer) }, backend, new Logger('warn'));
+  await daemon.listen();
+  const secret = 'in-process-secret-0123456789abcdef';
+  const audit: string[] = [];
+  const idp = await startIdp({
+    port: idpPort,
+    clients: [{ client_id: 'ehr', client_secret: secret, redirect_uris: [`http://localhost:${rpPort}/callback`], grant_types: ['authorization_code', 'refresh_token'] }],
+    trust: { trustAnchors: [der('root.der')], intermediates: [der('intermediate.der')], crls: [der('fort-personnes.crl'), der('racine.crl')], revocation: 'crl', crl: { fetch: false } },
+    daemonPort: daemon.port,
+    allowHttpLocalhost: true,
+    audit: (line) => audit.push(line),
+    ...options.idp,
+  });
+  const rp = await startRp(rpPort, issuer, 'ehr', secret, options.scope);
+  return {
+    backend,
+    daemon,
+    idp,
+    rp,
+    audit,
+    close: async () => {
+      await rp.close();
+      await idp.close();
+      await daemon.close();
+      await daemon.sessions.close();
+    },
+  };
 }
