@@ -14,7 +14,7 @@ import { DEFAULTS, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { startIdp, type IdpOptions, type RunningIdp } from '../../idp/server.js';
-import { fixtureCard } from '../../sim/cps/fixtures.js';
+import type { fixtureCard } from '../../sim/cps/fixtures.js';
 import { freePort } from './doc-app.js';
 import { ROOT } from './doc-blocks.js';
 
