@@ -3,7 +3,7 @@
  * Every instance behind one issuer reads the same file: same keys, same cookie keys, same Redis.
  * A file that breaks a rule is a ConfigError naming the file and the key; nothing is guessed.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientMetadata, JWK } from 'oidc-provider';
 import { ConfigError } from '../daemon/config.js';
@@ -57,7 +57,7 @@ export function readIdpConfig(file: string): IdpConfig {
     try {
       return JSON.parse(readFileSync(resolve(base, path), 'utf8')) as unknown;
     } catch (error) {
-      return fail(key, `: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`);
+      return fail(key, `names a file that cannot be read: ${path} (${error instanceof Error ? error.message : String(error)})`);
     }
   };
   const raw = readJson(file, '(file)');
@@ -175,5 +175,7 @@ export function rotateKeys(file: string, keep = 2): { kid: string; kept: string[
   const key = newSigningKey();
   const keys = [key, ...current].slice(0, keep + 1);
   writeFileSync(file, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+  // mode applies to a new file only: an existing one keeps its mode otherwise.
+  chmodSync(file, 0o600);
   return { kid: String(key.kid), kept: keys.slice(1).map((k) => String(k.kid)) };
 }

@@ -5,6 +5,7 @@
  * separate `cpsd serve --sim doctor`. The holder logs in through instance 1 in Chromium; refresh and
  * UserInfo go through instance 2; instance 1 is killed mid-session and nothing is lost.
  */
+import { createPublicKey, verify as verifySignature, type JsonWebKey as JWK } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -206,6 +207,31 @@ describe('two cpsd-idp instances sharing Redis', () => {
     // oidc-provider passes through its consent interaction (granted without a page, a redirect); no login page.
     expect(loginPages).toEqual([]);
   }, 60_000);
+
+  it('rotates the signing key: the restarted instance signs with the new key and still publishes the old one', async () => {
+    const file = join(dir, 'jwks.json');
+    const before = (JSON.parse(readFileSync(file, 'utf8')) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    const rotated = run(ROOT, [CLI, '--lang', 'en', 'idp', '--rotate-keys', file], {});
+    expect(await rotated.exited).toBe(0);
+    const after = (JSON.parse(readFileSync(file, 'utf8')) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
+    expect(after.slice(1)).toEqual(before);
+    // Instance 1 (killed above) comes back with the new file, as an operator restarts them one by one.
+    await startInstance(0).waitFor('sessions in redis://');
+    target = 0;
+    await dropConnections();
+    const jwks = (await (await fetch(`${issuer}/jwks`)).json()) as { keys: (JWK & { kid: string })[] };
+    expect(jwks.keys.map((k) => k.kid)).toEqual(after);
+    const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token ?? '');
+    const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
+    expect(kidOf(refreshed.id_token ?? '')).toBe(after[0]);
+    // An id_token signed before the rotation still verifies against the published JWKS.
+    const old = tokens.id_token ?? '';
+    const [header, payload, signature] = old.split('.');
+    const key = jwks.keys.find((k) => k.kid === kidOf(old));
+    expect(key?.kid).toBe(before[0]);
+    expect(verifySignature('sha256', Buffer.from(`${header}.${payload}`), createPublicKey({ key: key ?? {}, format: 'jwk' }), Buffer.from(signature ?? '', 'base64url'))).toBe(true);
+    tokens = refreshed;
+  }, 30_000);
 
   it('answers a clear error page, not a hang, when Redis is gone', async () => {
     await stopRedis(redis);

@@ -1,0 +1,94 @@
+/** cpsd-idp's configuration file (idp/config.ts): what it accepts, what it refuses (file and key named), key rotation. */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readIdpConfig, rotateKeys } from '../../idp/config.js';
+import { generatedJwks } from '../../idp/provider.js';
+
+const PKI = new URL('../../fixtures/pki/', import.meta.url).pathname;
+let dir: string;
+
+const GOOD = {
+  issuer: 'https://idp.hopital.example',
+  clients: [{ client_id: 'ehr', client_secret: 's', redirect_uris: ['https://ehr.hopital.example/cb'] }],
+  keys: 'jwks.json',
+  cookieKeys: ['0123456789abcdef0123456789abcdef'],
+  trust: { dir: 'trust' },
+};
+
+function write(config: Record<string, unknown>): string {
+  const file = join(dir, 'idp.json');
+  writeFileSync(file, JSON.stringify(config));
+  return file;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cpsd-idp-config-'));
+  mkdirSync(join(dir, 'trust', 'anchors'), { recursive: true });
+  copyFileSync(join(PKI, 'root.der'), join(dir, 'trust', 'anchors', 'root.der'));
+  writeFileSync(join(dir, 'jwks.json'), JSON.stringify(generatedJwks()));
+});
+
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('readIdpConfig', () => {
+  it('reads a minimal file with the documented defaults', () => {
+    const config = readIdpConfig(write(GOOD));
+    expect(config).toMatchObject({ issuer: GOOD.issuer, host: '127.0.0.1', port: 9000, daemonPort: 24821, behindProxy: false, loginsPerMinute: 30, allowContactless: false });
+    expect(config.redis).toBeUndefined();
+    expect(config.trust.trustAnchors).toHaveLength(1);
+    expect(config.trust.revocation).toBe('ocsp-then-crl');
+  });
+
+  it('resolves the files it names relative to itself, whatever the current directory', () => {
+    writeFileSync(join(dir, 'clients.json'), JSON.stringify(GOOD.clients));
+    expect(readIdpConfig(write({ ...GOOD, clients: 'clients.json' })).clients[0]?.client_id).toBe('ehr');
+  });
+
+  it('fills the upstream redirect_uri from the issuer', () => {
+    const config = readIdpConfig(write({ ...GOOD, upstream: { issuer: 'https://auth.esante.gouv.fr/auth/realms/esante-wallet', clientId: 'c', clientSecret: 's' } }));
+    expect(config.upstream).toMatchObject({ redirectUri: 'https://idp.hopital.example/upstream/callback', label: 'e-CPS / Pro Santé Connect' });
+  });
+
+  it.each([
+    [{ ...GOOD, issuer: 'http://idp.hopital.example' }, '"issuer" must be https://'],
+    [{ ...GOOD, color: 'blue' }, '"color" is not a setting'],
+    [{ ...GOOD, clients: [] }, '"clients" must be a non-empty list'],
+    [{ ...GOOD, keys: 'missing.json' }, '"keys" names a file that cannot be read: missing.json'],
+    [{ ...GOOD, cookieKeys: ['short'] }, '"cookieKeys" must be a list of secrets of 32 characters or more'],
+    [{ ...GOOD, redis: 'http://localhost:6379' }, '"redis.url" must be redis://'],
+    [{ ...GOOD, trust: { dir: 'nowhere' } }, '"trust.dir" must hold anchors/'],
+    [{ ...GOOD, trust: { dir: 'trust', revocation: 'sometimes' } }, '"trust.revocation" must be one of'],
+    [{ ...GOOD, upstream: { issuer: 'https://psc.example', clientId: 'c', clientSecret: 's', redirectUri: 'https://evil.example/cb' } }, '"upstream.redirectUri" must be on the issuer\'s origin'],
+    [{ ...GOOD, loginsPerMinute: 0 }, '"loginsPerMinute" must be a positive integer'],
+  ])('refuses %j, naming the key', (config, message) => {
+    expect(() => readIdpConfig(write(config))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  it('refuses a JWKS of public keys only', () => {
+    const pub = generatedJwks().keys.map(({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...rest }) => rest);
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: pub }));
+    expect(() => readIdpConfig(write(GOOD))).toThrow(/"keys\[0\]" must be a private JWK/);
+  });
+});
+
+describe('rotateKeys', () => {
+  it('puts a new key first, keeps the previous ones up to --keep, writes mode 0600', () => {
+    const file = join(dir, 'rotated.json');
+    const kids = [rotateKeys(file).kid, rotateKeys(file).kid, rotateKeys(file).kid];
+    const after = rotateKeys(file, 2);
+    const keys = (JSON.parse(readFileSync(file, 'utf8')) as { keys: { kid: string; d?: string }[] }).keys;
+    expect(keys.map((k) => k.kid)).toEqual([after.kid, kids[2], kids[1]]);
+    expect(after.kept).toEqual([kids[2], kids[1]]);
+    expect(keys.every((k) => typeof k.d === 'string')).toBe(true);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a file that is not a JWKS rather than overwrite it', () => {
+    const file = join(dir, 'notes.txt');
+    writeFileSync(file, 'not json');
+    expect(() => rotateKeys(file)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(readFileSync(file, 'utf8')).toBe('not json');
+  });
+});
