@@ -239,6 +239,7 @@ export const MESSAGES = {
   'idp.error.server_error': { en: 'The sign-in service failed: try again; if it goes on, call the help desk.', fr: 'Le service de connexion a échoué : recommencez ; si cela continue, appelez le support.' },
   'idp.error.upstream_refused': { en: 'Pro Santé Connect did not sign you in (cancelled or refused).', fr: 'Pro Santé Connect ne vous a pas connecté (annulation ou refus).' },
   'idp.error.upstream_state': { en: 'This return from Pro Santé Connect has already been used or has expired.', fr: 'Ce retour de Pro Santé Connect a déjà servi ou a expiré.' },
+  'idp.error.upstream_unavailable': { en: 'Pro Santé Connect cannot be reached right now: sign in with your CPS card, or try again later.', fr: 'Pro Santé Connect est injoignable pour l’instant : connectez-vous avec votre carte CPS, ou réessayez plus tard.' },
   'idp.error.upstream_failed': { en: 'The answer of Pro Santé Connect could not be accepted.', fr: 'La réponse de Pro Santé Connect n’a pas pu être acceptée.' },
   'idp.error.other': { en: 'The sign-in could not be completed.', fr: 'La connexion n’a pas pu aboutir.' },
   'idp.error.code': { en: 'Code for the help desk:', fr: 'Code pour le support :' },

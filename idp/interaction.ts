@@ -94,6 +94,7 @@ const SERVER_ERRORS = {
   REVOCATION_UNKNOWN: 'idp.page.REVOCATION_UNKNOWN',
   CERT_POLICY: 'idp.page.CERT_POLICY',
   RATE_LIMITED: 'idp.error.rate_limited',
+  UPSTREAM_UNAVAILABLE: 'idp.error.upstream_unavailable',
 } as const satisfies Readonly<Record<string, MessageKey>>;
 
 const say = (lang: PageLang, key: MessageKey): Text => MESSAGES[key][lang];
@@ -344,7 +345,14 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
         json(res, 404, { error: 'NO_UPSTREAM' });
         return true;
       }
-      json(res, 200, { redirect: (await options.upstream.upstream.begin(uid)).href });
+      try {
+        json(res, 200, { redirect: (await options.upstream.upstream.begin(uid)).href });
+      } catch (error) {
+        // The upstream unreachable: this login fails, and says so; the card login still works.
+        if (!(error instanceof UpstreamError)) throw error;
+        options.audit({ event: 'login.refused', method: 'upstream', client, code: error.code });
+        json(res, 502, { error: error.code });
+      }
       return true;
     }
     // /login

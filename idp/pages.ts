@@ -62,7 +62,7 @@ const ERROR_TEXTS: Readonly<Record<string, MessageKey>> = {
   UPSTREAM_STATE: 'idp.error.upstream_state',
   UPSTREAM_INVALID: 'idp.error.upstream_failed',
   UPSTREAM_CLAIMS: 'idp.error.upstream_failed',
-  UPSTREAM_UNAVAILABLE: 'idp.error.upstream_failed',
+  UPSTREAM_UNAVAILABLE: 'idp.error.upstream_unavailable',
 };
 
 /**

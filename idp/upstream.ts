@@ -266,3 +266,37 @@ export class Upstream {
     }
   }
 }
+
+/**
+ * The upstream as cpsd-idp uses it: discovered at its first use, not at start, and again after a
+ * failure, so that an IdP started while Pro Santé Connect is unreachable still starts (card logins do
+ * not need the upstream) and offers federation as soon as the upstream answers.
+ */
+export class LazyUpstream implements Pick<Upstream, 'label' | 'begin' | 'complete'> {
+  #found: Promise<Upstream> | undefined;
+
+  constructor(
+    readonly options: UpstreamConfig,
+    readonly store: TransactionStore,
+  ) {}
+
+  get label(): string {
+    return this.options.label ?? 'Pro Santé Connect';
+  }
+
+  #upstream(): Promise<Upstream> {
+    this.#found ??= Upstream.discover(this.options, this.store).catch((error: unknown) => {
+      this.#found = undefined;
+      throw error;
+    });
+    return this.#found;
+  }
+
+  async begin(interactionUid: string): Promise<URL> {
+    return (await this.#upstream()).begin(interactionUid);
+  }
+
+  async complete(callbackUrl: URL): Promise<UpstreamLogin> {
+    return (await this.#upstream()).complete(callbackUrl);
+  }
+}

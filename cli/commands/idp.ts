@@ -13,8 +13,8 @@ import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { readIdpConfig, rotateKeys } from '../../idp/config.js';
 import type { TrustOptions, UpstreamRoute } from '../../idp/interaction.js';
-import { Upstream } from '../../idp/upstream.js';
-import { MemoryKeyValueStore, RedisKeyValueStore, type RedisStoreClient } from '../../idp/store.js';
+import { LazyUpstream } from '../../idp/upstream.js';
+import { MemoryKeyValueStore, RedisKeyValueStore, StoreError, type RedisStoreClient } from '../../idp/store.js';
 import type { RedisNonceClient } from '../../pkcs/verify.js';
 import { PACKAGE_ROOT, startIdp } from '../../idp/server.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
@@ -59,14 +59,26 @@ function simTrust(): TrustOptions {
 }
 
 /** A connected node-redis client (loaded only when Redis is configured), its errors on stderr. */
-type IdpRedis = RedisStoreClient & RedisNonceClient & { quit(): Promise<unknown> };
+type IdpRedis = RedisStoreClient & RedisNonceClient & { quit(): Promise<unknown>; destroy(): void };
 
 async function connectRedis(url: string): Promise<IdpRedis> {
   const { createClient } = await import('redis');
   const client = createClient({ url });
   // node-redis reports connection trouble as 'error' events (and reconnects); unhandled they would crash.
   client.on('error', (error: unknown) => process.stderr.write(`cpsd-idp: Redis: ${error instanceof Error ? error.message : String(error)}\n`));
-  await client.connect();
+  // node-redis retries a refused connection for ever: a bound, so that a wrong URL is an error, not a hang.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreError(`Redis did not answer at ${url.replace(/\/\/[^@/]*@/, '//…@')} within 5 s`)), 5000);
+  });
+  try {
+    await Promise.race([client.connect(), late]);
+  } catch (error) {
+    client.destroy();
+    throw error instanceof StoreError ? error : new StoreError(`cannot connect to Redis: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
   return client;
 }
 
@@ -97,7 +109,7 @@ async function fromConfig(file: string): Promise<number> {
   if (config.upstream) {
     const u = config.upstream;
     const store = redis && config.redis ? new RedisKeyValueStore(redis, { prefix: config.redis.prefix }) : new MemoryKeyValueStore();
-    const found = await Upstream.discover(
+    const found = new LazyUpstream(
       {
         issuer: u.issuer,
         clientId: u.clientId,

@@ -233,6 +233,15 @@ describe('two cpsd-idp instances sharing Redis', () => {
     tokens = refreshed;
   }, 30_000);
 
+  it('does not start, with a clear error, when Redis cannot be reached', async () => {
+    const config = JSON.parse(readFileSync(join(dir, 'idp-2.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'idp-no-redis.json'), JSON.stringify({ ...config, listen: { port: await freePort() }, redis: `redis://127.0.0.1:${await freePort()}` }));
+    const child = run(ROOT, [CLI, '--lang', 'en', 'idp', '--config', join(dir, 'idp-no-redis.json')], {});
+    expect(await child.exited).toBe(1);
+    expect(child.stderr()).toMatch(/Redis/);
+    expect(child.stdout()).not.toContain('listening');
+  }, 20_000);
+
   it('answers a clear error page, not a hang, when Redis is gone', async () => {
     await stopRedis(redis);
     await dropConnections();

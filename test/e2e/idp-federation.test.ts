@@ -168,6 +168,44 @@ describe('cpsd-idp federated to an upstream provider', () => {
     }
   }, 60_000);
 
+  it('starts and serves card logins while the upstream is unreachable, and says so at the e-CPS button', async () => {
+    const deadPort = await freePort();
+    const [port, rpPort] = [await freePort(), await freePort()];
+    const other = `http://localhost:${port}`;
+    const config = JSON.parse(readFileSync(join(dir, 'idp.json'), 'utf8')) as Record<string, unknown> & { upstream: Record<string, unknown> };
+    const secret = 'federation-down-secret-0123456789abcdef';
+    writeFileSync(
+      join(dir, 'idp-down.json'),
+      JSON.stringify({
+        ...config,
+        issuer: other,
+        listen: { port },
+        clients: [{ client_id: 'intranet', client_secret: secret, redirect_uris: [`http://localhost:${rpPort}/callback`] }],
+        upstream: { ...config.upstream, issuer: `http://localhost:${deadPort}` },
+        audit: 'audit-down.log',
+      }),
+    );
+    const down = run(ROOT, ['dist/cli/cpsd.js', '--lang', 'en', 'idp', '--config', join(dir, 'idp-down.json')], {});
+    await down.waitFor('sessions in memory');
+    const downRp = await startRp(rpPort, other, 'intranet', secret);
+    const context = await browser.newContext({ locale: 'fr-FR' });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${downRp.origin}/login`);
+      await page.waitForURL(new RegExp(`^${other}/interaction/`));
+      await page.getByRole('button', { name: 'e-CPS / Pro Santé Connect' }).click();
+      await page.waitForFunction(() => document.getElementById('status')?.dataset.code === 'UPSTREAM_UNAVAILABLE', undefined, { timeout: 20_000 });
+      expect(await page.textContent('#status')).toBe('Pro Santé Connect est injoignable pour l’instant : connectez-vous avec votre carte CPS, ou réessayez plus tard.');
+      expect(await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).count()).toBe(1);
+      await page.screenshot({ path: join(OUTPUT, 'idp-federation-unreachable.png') });
+    } finally {
+      await context.close();
+      await downRp.close();
+      down.child.kill('SIGTERM');
+      await down.exited;
+    }
+  }, 60_000);
+
   it('wrote audit lines for the federated logins and the refusals, in the configured file', () => {
     const lines = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     for (const line of lines) delete line.time;
