@@ -66,6 +66,25 @@ describe('cpsd-idp refusals on the login page', () => {
     }
   }, 60_000);
 
+  it('refuses card data that does not belong to the signed certificate (situations forged in the browser)', async () => {
+    const { idp, issuer, rp } = await setup('doctor');
+    const context = await browser.newContext({ locale: 'fr-FR' });
+    // What a tampered page (or a holder editing the request) would send: another national id's situations.
+    await context.route(`${issuer}/interaction/*/login`, async (route) => {
+      const body = JSON.parse(route.request().postData() ?? '{}') as { identity: { nationalId: string } };
+      body.identity.nationalId = '899700099999';
+      await route.continue({ postData: JSON.stringify(body) });
+    });
+    const { page } = await cardLogin(browser, rp, issuer, '1234', OUTPUT, 'forged', context);
+    try {
+      await page.waitForFunction(() => document.getElementById('status')?.dataset.code === 'CARD_DATA_INVALID', undefined, { timeout: 20_000 });
+      expect(rp.results.size).toBe(0);
+      expect(idp.stderr()).toMatch(/"event":"login.refused","method":"card","client":"demo","code":"CARD_DATA_INVALID"/);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('says the card is blocked, without asking for a PIN it cannot take', async () => {
     const { issuer, rp } = await setup('pin-blocked');
     const context = await browser.newContext({ locale: 'fr-FR' });
