@@ -19,7 +19,8 @@ export interface CardWatchOptions {
   provider: Provider;
   origin: () => string;
   daemonPort: number;
-  csrfKey: string;
+  /** The cookie keys: the token is made with the first, accepted under any. */
+  csrfKeys: readonly string[];
   audit: (event: AuditEvent) => void;
 }
 
@@ -28,7 +29,7 @@ const inline = (value: unknown): string => JSON.stringify(value).replace(/</g, '
 
 export function cardWatchRoutes(options: CardWatchOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   const { provider } = options;
-  const csrfOf = (sessionUid: string): string => createHmac('sha256', options.csrfKey).update(`card-watch:${sessionUid}`).digest('base64url');
+  const csrfOf = (sessionUid: string, key = options.csrfKeys[0] ?? ''): string => createHmac('sha256', key).update(`card-watch:${sessionUid}`).digest('base64url');
   // Session.get reads the session cookie from a context of oidc-provider's own making.
   const session = (req: IncomingMessage, res: ServerResponse) => provider.Session.get(provider.createContext(req, res) as unknown as KoaContextWithOIDC);
 
@@ -77,6 +78,8 @@ if (CSRF) {
   } catch {
     tell('cpsd-idp:card-watch-unavailable');
   }
+} else {
+  tell('cpsd-idp:card-watch-idle');   // no card session to watch (none, or a federated one)
 }
 </script></body></html>`);
       return true;
@@ -84,8 +87,11 @@ if (CSRF) {
     if (url.pathname === '/session/card-removed' && req.method === 'POST') {
       const current = await session(req, res);
       const given = Buffer.from(String(req.headers['x-csrf'] ?? ''));
-      const want = Buffer.from(current.uid ? csrfOf(current.uid) : '');
-      if (req.headers.origin !== options.origin() || want.length === 0 || given.length !== want.length || !timingSafeEqual(given, want)) {
+      const good = Boolean(current.uid) && options.csrfKeys.some((key) => {
+        const want = Buffer.from(csrfOf(current.uid, key));
+        return given.length === want.length && timingSafeEqual(given, want);
+      });
+      if (req.headers.origin !== options.origin() || !good) {
         res.writeHead(403).end();
         return true;
       }

@@ -3,13 +3,13 @@
  * Every instance behind one issuer reads the same file: same keys, same cookie keys, same Redis.
  * A file that breaks a rule is a ConfigError naming the file and the key; nothing is guessed.
  */
-import { chmodSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientMetadata, JWK } from 'oidc-provider';
 import { ConfigError } from '../daemon/config.js';
 import type { RevocationMode } from '../pkcs/trust-types.js';
 import type { TrustOptions } from './interaction.js';
-import { newSigningKey } from './provider.js';
+import { newSigningKey } from './keys.js';
 
 export interface UpstreamSettings {
   issuer: string;
@@ -20,6 +20,8 @@ export interface UpstreamSettings {
   label: string;
   scope?: string;
   acrValues?: string;
+  /** The browser-facing authorization endpoint when it is not the discovered one (PSC documents one on another host). */
+  authorizationEndpoint?: string;
   /** An http:// upstream (tests, a lab); never in production. */
   allowInsecureHttp?: boolean;
 }
@@ -57,7 +59,9 @@ export function readIdpConfig(file: string): IdpConfig {
     try {
       return JSON.parse(readFileSync(resolve(base, path), 'utf8')) as unknown;
     } catch (error) {
-      return fail(key, `names a file that cannot be read: ${path} (${error instanceof Error ? error.message : String(error)})`);
+      const why = error instanceof Error ? error.message : String(error);
+      if (key === '(file)') throw new ConfigError(`${file}: cannot be read as JSON (${why})`);
+      return fail(key, `names a file that cannot be read as JSON: ${path} (${why})`);
     }
   };
   const raw = readJson(file, '(file)');
@@ -65,6 +69,11 @@ export function readIdpConfig(file: string): IdpConfig {
   const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'allowContactless', 'audit'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) fail(key, `is not a setting (one of: ${known.join(', ')})`);
 
+  /** Unknown keys of a section are refused like unknown settings: a typo never passes for a default. */
+  const only = (section: Json, prefix: string, keys: readonly string[]): Json => {
+    for (const key of Object.keys(section)) if (!keys.includes(key)) fail(`${prefix}.${key}`, `is not a setting (one of: ${keys.join(', ')})`);
+    return section;
+  };
   const string = (v: unknown, key: string): string => (typeof v === 'string' && v !== '' ? v : fail(key, 'must be a non-empty string'));
   const port = (v: unknown, key: string): number => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? (v as number) : fail(key, 'must be a port number'));
 
@@ -78,8 +87,10 @@ export function readIdpConfig(file: string): IdpConfig {
   const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1';
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) fail('issuer', 'must be https:// (http:// only on localhost)');
   if (url.search || url.hash) fail('issuer', 'must not have a query or fragment');
+  // Every route (/auth, /interaction, /upstream/callback…) is at the root of the origin.
+  if (url.pathname !== '/') fail('issuer', 'must have no path (put cpsd-idp at the root of its own host name)');
 
-  const listen = raw.listen === undefined ? {} : isObject(raw.listen) ? raw.listen : fail('listen', 'must be { "host", "port" }');
+  const listen = raw.listen === undefined ? {} : isObject(raw.listen) ? only(raw.listen, 'listen', ['host', 'port']) : fail('listen', 'must be { "host", "port" }');
   const clientsValue = typeof raw.clients === 'string' ? readJson(raw.clients, 'clients') : raw.clients;
   if (!Array.isArray(clientsValue) || clientsValue.length === 0) fail('clients', 'must be a non-empty list of client metadata (or the file holding it)');
   const clients = (clientsValue as unknown[]).map((c, i) => (isObject(c) && typeof c.client_id === 'string' ? (c as ClientMetadata) : fail(`clients[${i}]`, 'must be client metadata with a client_id')));
@@ -96,13 +107,13 @@ export function readIdpConfig(file: string): IdpConfig {
 
   let redis: IdpConfig['redis'];
   if (raw.redis !== undefined) {
-    const r = typeof raw.redis === 'string' ? { url: raw.redis } : isObject(raw.redis) ? raw.redis : fail('redis', 'must be a URL or { "url", "prefix" }');
+    const r = typeof raw.redis === 'string' ? { url: raw.redis } : isObject(raw.redis) ? only(raw.redis, 'redis', ['url', 'prefix']) : fail('redis', 'must be a URL or { "url", "prefix" }');
     const redisUrl = string(r.url, 'redis.url');
     if (!/^rediss?:\/\//.test(redisUrl)) fail('redis.url', 'must be redis://… or rediss://…');
     redis = { url: redisUrl, prefix: r.prefix === undefined ? 'cpsd-idp:' : string(r.prefix, 'redis.prefix') };
   }
 
-  const trustRaw = isObject(raw.trust) ? raw.trust : fail('trust', 'must be { "dir", "revocation" }');
+  const trustRaw = isObject(raw.trust) ? only(raw.trust, 'trust', ['dir', 'revocation', 'fetchCrls']) : fail('trust', 'must be { "dir", "revocation" }');
   const dir = resolve(base, string(trustRaw.dir, 'trust.dir'));
   const revocation = trustRaw.revocation ?? 'ocsp-then-crl';
   if (!REVOCATION.includes(revocation as RevocationMode)) fail('trust.revocation', `must be one of ${REVOCATION.join(', ')}`);
@@ -124,7 +135,9 @@ export function readIdpConfig(file: string): IdpConfig {
 
   let upstream: UpstreamSettings | undefined;
   if (raw.upstream !== undefined) {
-    const u = isObject(raw.upstream) ? raw.upstream : fail('upstream', 'must be an object');
+    const u = isObject(raw.upstream)
+      ? only(raw.upstream, 'upstream', ['issuer', 'clientId', 'clientSecret', 'redirectUri', 'label', 'scope', 'acrValues', 'authorizationEndpoint', 'allowInsecureHttp'])
+      : fail('upstream', 'must be an object');
     upstream = {
       issuer: string(u.issuer, 'upstream.issuer'),
       clientId: string(u.clientId, 'upstream.clientId'),
@@ -132,7 +145,9 @@ export function readIdpConfig(file: string): IdpConfig {
       redirectUri: u.redirectUri === undefined ? new URL('/upstream/callback', url).href : string(u.redirectUri, 'upstream.redirectUri'),
       label: u.label === undefined ? 'e-CPS / Pro Santé Connect' : string(u.label, 'upstream.label'),
       ...(u.scope === undefined ? {} : { scope: string(u.scope, 'upstream.scope') }),
-      ...(u.acrValues === undefined ? {} : { acrValues: string(u.acrValues, 'upstream.acrValues') }),
+      // PSC's level unless said otherwise: an upstream login at another level is refused, never passed on.
+      acrValues: u.acrValues === undefined ? 'eidas1' : string(u.acrValues, 'upstream.acrValues'),
+      ...(u.authorizationEndpoint === undefined ? {} : { authorizationEndpoint: string(u.authorizationEndpoint, 'upstream.authorizationEndpoint') }),
       ...(u.allowInsecureHttp === true ? { allowInsecureHttp: true } : {}),
     };
     if (new URL(upstream.redirectUri).origin !== url.origin) fail('upstream.redirectUri', `must be on the issuer's origin ${url.origin}`);
@@ -174,8 +189,10 @@ export function rotateKeys(file: string, keep = 2): { kid: string; kept: string[
   if (!Number.isInteger(keep) || keep < 1) throw new ConfigError(`--keep must be a positive integer, not ${keep}`);
   const key = newSigningKey();
   const keys = [key, ...current].slice(0, keep + 1);
-  writeFileSync(file, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
-  // mode applies to a new file only: an existing one keeps its mode otherwise.
-  chmodSync(file, 0o600);
+  // A new file renamed over the old one: an instance starting meanwhile reads the old or the new, never half.
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(temporary, 0o600);
+  renameSync(temporary, file);
   return { kid: String(key.kid), kept: keys.slice(1).map((k) => String(k.kid)) };
 }

@@ -37,8 +37,11 @@ export interface InteractionOptions {
   nonces: NonceStore;
   /** Shared records: the interaction's current nonce. */
   store: KeyValueStore;
-  /** Key of the pages' CSRF tokens (HMAC of the interaction's uid): the same on every instance. */
-  csrfKey: string;
+  /**
+   * Keys of the pages' CSRF tokens (HMAC of the interaction's uid), the cookie keys: the same on every
+   * instance. Made with the first, accepted under any, so a rolling key rotation refuses nobody.
+   */
+  csrfKeys: readonly string[];
   /** The browser SDK (client/cpsd.js). */
   sdk: Buffer;
   /** Login attempts per client address. */
@@ -130,7 +133,7 @@ const status = document.getElementById('status');
 const post = (path, body) => fetch('/interaction/' + UID + path, { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json', 'X-CSRF': CSRF }, body: JSON.stringify(body ?? {}) });
 const refused = async (res) => {
   const answer = await res.json().catch(() => ({}));
-  return Object.assign(new Error(answer.error), { code: res.status === 404 ? 'EXPIRED' : 'SERVER_REFUSED', detail: answer.error });
+  return Object.assign(new Error(answer.error), { code: res.status === 404 ? 'EXPIRED' : 'SERVER_REFUSED', detail: answer.error ?? ('HTTP ' + res.status) });
 };
 const show = (e) => {
   status.className = 'err';
@@ -233,11 +236,13 @@ function cardData(body: Record<string, unknown>): { identity: CardIdentity; situ
 export function interactionRoutes(options: InteractionOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   const { provider, nonces, store } = options;
   // Stateless, so any instance checks what another issued: HMAC of the uid under the shared key.
-  const csrfOf = (uid: string): string => createHmac('sha256', options.csrfKey).update(`csrf:${uid}`).digest('base64url');
-  const csrfOk = (uid: string, given: unknown): boolean => {
-    const want = Buffer.from(csrfOf(uid));
-    return typeof given === 'string' && given.length === want.length && timingSafeEqual(Buffer.from(given), want);
-  };
+  const csrfOf = (uid: string, key = options.csrfKeys[0] ?? ''): string => createHmac('sha256', key).update(`csrf:${uid}`).digest('base64url');
+  const csrfOk = (uid: string, given: unknown): boolean =>
+    typeof given === 'string' &&
+    options.csrfKeys.some((key) => {
+      const want = Buffer.from(csrfOf(uid, key));
+      return given.length === want.length && timingSafeEqual(Buffer.from(given), want);
+    });
 
   /** The interaction of the browser's cookie, if it is the one of the URL. */
   const details = async (req: IncomingMessage, res: ServerResponse, uid: string): Promise<Awaited<ReturnType<Provider['interactionDetails']>> | undefined> => {
@@ -323,7 +328,8 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       json(res, 403, { error: 'CSRF' });
       return true;
     }
-    if (!options.limiter.allow(options.clientAddress(req))) {
+    // A login attempt starts with a challenge (or an upstream start): those are counted, once each.
+    if (action !== '/login' && !options.limiter.allow(options.clientAddress(req))) {
       json(res, 429, { error: 'RATE_LIMITED' });
       return true;
     }
@@ -394,7 +400,9 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       done = await upstream.complete(new URL(url.pathname + url.search, options.origin()));
     } catch (error) {
       if (!(error instanceof UpstreamError)) throw error;
-      options.audit({ event: 'login.refused', method: 'upstream', client: '', code: error.code });
+      // The application of the interaction the failed login belonged to, when the transaction told which.
+      const interaction = error.interactionUid ? await provider.Interaction.find(error.interactionUid) : undefined;
+      options.audit({ event: 'login.refused', method: 'upstream', client: String(interaction?.params.client_id ?? ''), code: error.code });
       html(res, 401, errorPage(pageLang(undefined, req), error.code, error.upstreamError));
       return;
     }

@@ -4,10 +4,11 @@
  * workstation's cpsd daemon), devInteractions off, RP-initiated logout, PSC-compatible claims
  * (idp/claims.ts). Everything OIDC is oidc-provider's: discovery, JWKS, tokens, UserInfo, refresh, logout.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import Provider, { type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
+import { randomBytes } from 'node:crypto';
+import Provider, { interactionPolicy, type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
 import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, type HolderClaims } from './claims.js';
 import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
+import { generatedJwks } from './keys.js';
 import type { KeyValueStore } from './store.js';
 
 /** How long a login lasts: a working day on a shared workstation, then the card again. */
@@ -45,15 +46,21 @@ export interface ProviderOptions {
   adapter?: AdapterFactory;
 }
 
-/** A fresh RS256 signing key (private JWK) with a random kid. */
-export function newSigningKey(): JWK {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...(privateKey.export({ format: 'jwk' }) as JWK), alg: 'RS256', use: 'sig', kid: randomBytes(8).toString('hex') };
-}
-
-/** Signing keys for --sim and tests: one fresh key, lost at exit. */
-export function generatedJwks(): { keys: JWK[] } {
-  return { keys: [newSigningKey()] };
+/**
+ * oidc-provider's interaction policy plus one check: a session opened contactless (one factor) is not
+ * reused for an application that did not ask for that level; the card and its PIN are asked again.
+ * (acr_values alone is a wish the provider may ignore: this makes it a rule.)
+ */
+function policy(): interactionPolicy.Prompt[] {
+  const base = interactionPolicy.base();
+  base.get('login')?.checks.add(
+    new interactionPolicy.Check('contactless_session', 'the session was opened contactless and the application asks for more', 'login_required', (ctx) => {
+      if (ctx.oidc.session?.acr !== ACR_CONTACTLESS) return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      const asked = String(ctx.oidc.params?.acr_values ?? '').split(' ');
+      return asked.includes(ACR_CONTACTLESS) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+  );
+  return base;
 }
 
 export function createProvider(options: ProviderOptions): Provider {
@@ -101,7 +108,7 @@ export function createProvider(options: ProviderOptions): Provider {
       ctx.set('Content-Security-Policy', STATIC_CSP);
       ctx.body = errorPage(lang, out.error, out.error_description);
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: policy() },
     // The configured clients that may refresh get a refresh token without offline_access (which
     // oidc-provider honours only with prompt=consent): PSC's clients do not ask for it either.
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),

@@ -5,21 +5,20 @@
  * that a login needs, so any instance behind the load balancer can serve any request.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { ClientMetadata, JWK } from 'oidc-provider';
 import { MemoryNonceStore, RedisNonceStore, type NonceStore, type RedisNonceClient } from '../pkcs/verify.js';
 import { cardWatchRoutes } from './card-watch.js';
 import { interactionRoutes, sdkFile, type AuditEvent, type TrustOptions, type UpstreamRoute } from './interaction.js';
 import { RateLimiter } from './limits.js';
+import { PACKAGE_ROOT } from './paths.js';
+
+export { PACKAGE_ROOT };
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
 import { AccountStore, createProvider } from './provider.js';
 import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisStoreClient } from './store.js';
 
-/** The repository root, from the sources (idp/) or the build (dist/idp/). */
-export const PACKAGE_ROOT = ['../', '../../'].map((up) => fileURLToPath(new URL(up, import.meta.url))).find((d) => existsSync(`${d}client/cpsd.js`)) ?? '';
 
 export interface IdpOptions {
   /** TCP port (0: any free one). */
@@ -40,7 +39,7 @@ export interface IdpOptions {
   redisPrefix?: string;
   /** Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host (oidc-provider's `proxy`). */
   behindProxy?: boolean;
-  /** Login attempts per client address and minute (default 30). */
+  /** Login attempts (a card challenge or an upstream start) per client address and minute (default 30). */
   loginsPerMinute?: number;
   upstream?: UpstreamRoute;
   /** Contactless logins (acr http://eidas.europa.eu/LoA/low, amr ["sc"]) for the applications that ask for them. */
@@ -56,10 +55,13 @@ export interface RunningIdp {
   close(): Promise<void>;
 }
 
-/** The left-most X-Forwarded-For address when behind the proxy (the proxy appends its client), else the socket's. */
+/**
+ * Behind the proxy, the right-most X-Forwarded-For address: the one the hospital's proxy appended (its
+ * client's); those before it came from the client and could be anything. Else the socket's.
+ */
 function clientAddress(behindProxy: boolean): (req: IncomingMessage) => string {
   return (req) => {
-    const forwarded = behindProxy ? String(req.headers['x-forwarded-for'] ?? '').split(',')[0]?.trim() : '';
+    const forwarded = behindProxy ? String(req.headers['x-forwarded-for'] ?? '').split(',').at(-1)?.trim() : '';
     return forwarded || req.socket.remoteAddress || '';
   };
 }
@@ -90,14 +92,13 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
       provider.proxy = options.behindProxy === true;
       const origin = new URL(issuer).origin;
       const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
-      const csrfKey = cookieKeys[0] ?? '';
-      const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKey, audit: auditEvent });
+      const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKeys: cookieKeys, audit: auditEvent });
       const interactions = interactionRoutes({
         provider,
         accounts,
         store,
         nonces,
-        csrfKey,
+        csrfKeys: cookieKeys,
         trust: options.trust,
         daemonPort: options.daemonPort,
         origin: () => origin,

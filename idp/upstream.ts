@@ -281,7 +281,7 @@ export class LazyUpstream implements Pick<Upstream, 'label' | 'begin' | 'complet
   ) {}
 
   get label(): string {
-    return this.options.label ?? 'Pro Santé Connect';
+    return this.options.label ?? 'e-CPS / Pro Santé Connect';
   }
 
   #upstream(): Promise<Upstream> {

@@ -5,7 +5,7 @@
  *   const client = await createClient({ url: 'redis://…' }).connect();   // node-redis v5, your dependency
  *   const nonces = new RedisNonceStore(client);
  *
- * cpsd does not depend on `redis`: any client with the two methods of RedisNonceClient fits, node-redis
+ * cpsd/verify does not import `redis` (only cpsd-idp does): any client with the two methods of RedisNonceClient fits, node-redis
  * v5's `createClient()` as it is.
  */
 import { CpsdError } from '../core/errors.js';

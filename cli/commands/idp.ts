@@ -16,7 +16,7 @@ import type { TrustOptions, UpstreamRoute } from '../../idp/interaction.js';
 import { LazyUpstream } from '../../idp/upstream.js';
 import { MemoryKeyValueStore, RedisKeyValueStore, StoreError, type RedisStoreClient } from '../../idp/store.js';
 import type { RedisNonceClient } from '../../pkcs/verify.js';
-import { PACKAGE_ROOT, startIdp } from '../../idp/server.js';
+import { PACKAGE_ROOT } from '../../idp/paths.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../i18n.js';
@@ -98,7 +98,12 @@ export async function idp(options: IdpCommandOptions): Promise<number> {
     process.stdout.write(`${t('idp.rotated', { file: options.rotateKeys, kid, kept: kept.join(', ') || '-' })}\n`);
     return ExitCode.OK;
   }
-  if (options.config) return fromConfig(options.config);
+  if (options.config) {
+    // The file says it all: an option beside it would be silently ignored, so it is refused.
+    const beside = (['sim', 'clients', 'trustDir', 'issuer', 'demoRedirectUri', 'daemonPort', 'redis'] as const).filter((o) => options[o] !== undefined);
+    if (beside.length > 0) throw new ConfigError(t('idp.configAlone', { options: beside.map((o) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ') }));
+    return fromConfig(options.config);
+  }
   return simOrFlags(options);
 }
 
@@ -118,12 +123,14 @@ async function fromConfig(file: string): Promise<number> {
         label: u.label,
         ...(u.scope ? { scope: u.scope } : {}),
         ...(u.acrValues ? { acrValues: u.acrValues } : {}),
+        ...(u.authorizationEndpoint ? { authorizationEndpoint: u.authorizationEndpoint } : {}),
         allowInsecureHttp: u.allowInsecureHttp === true,
       },
       store,
     );
     upstream = { upstream: found, callbackPath: new URL(u.redirectUri).pathname };
   }
+  const { startIdp } = await import('../../idp/server.js');
   const running = await startIdp({
     port: config.port,
     host: config.host,
@@ -182,6 +189,7 @@ async function simOrFlags(options: IdpCommandOptions): Promise<number> {
   if (clients.length === 0) throw new ConfigError(t('idp.noClients'));
   const daemonPort = daemon?.port ?? options.daemonPort ?? DEFAULT_PORT;
   const redis = options.redis ? await connectRedis(options.redis) : undefined;
+  const { startIdp } = await import('../../idp/server.js');
   const running = await startIdp({ port: options.port, issuer, clients, trust, daemonPort, allowHttpLocalhost: local, ...(redis ? { redis } : {}) });
   process.stdout.write(`${t('idp.listening', { issuer: running.issuer, discovery: `${running.issuer}/.well-known/openid-configuration` })}\n`);
   if (daemon) process.stdout.write(`${t('idp.simDaemon', { port: daemon.port, profile: options.sim ?? '' })}\n`);

@@ -43,6 +43,18 @@ afterAll(async () => {
 });
 
 describe('card removal ends the IdP session', () => {
+  it('says idle to an application whose browser has no card session', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${rp.origin}/app`);
+      await page.waitForFunction(() => (window as unknown as { messages: string[] }).messages.length > 0, undefined, { timeout: 10_000 });
+      expect(await page.evaluate(() => (window as unknown as { messages: string[] }).messages)).toEqual(['cpsd-idp:card-watch-idle']);
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+
   it('logs in with the card, then the application’s page embeds the watch, which connects to the daemon', async () => {
     const { context, page } = await cardLogin(browser, rp, idp.issuer, '1234', OUTPUT, 'watch');
     holder = context;

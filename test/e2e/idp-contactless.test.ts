@@ -53,7 +53,7 @@ describe('contactless login at cpsd-idp', () => {
     expect(await meta(disabled)).toEqual(['eidas1']);
   });
 
-  it('logs in without a PIN for an application that asks for the lower acr: acr low, amr sc', async () => {
+  it('logs in without a PIN for an application that asks for the lower acr (acr low, amr sc), a session another application cannot reuse', async () => {
     const page = await login(enabled, `?acr_values=${encodeURIComponent(LOW)}`);
     try {
       await page.waitForURL(new RegExp(`^${enabled.rp.origin}/callback`), { timeout: 20_000 });
@@ -61,6 +61,11 @@ describe('contactless login at cpsd-idp', () => {
       expect(tokens.claims()).toMatchObject({ sub: '899700012349', acr: LOW, amr: ['sc'] });
       // No practice situations without the PIN.
       expect(tokens.claims()).not.toHaveProperty('SubjectRefPro');
+      // The same browser, for an application that asks for eidas1: the contactless session is not reused.
+      const next = await page.context().newPage();
+      await next.goto(`${enabled.rp.origin}/login`);
+      await next.waitForURL(new RegExp(`^${enabled.idp.issuer}/interaction/`));
+      expect(await next.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).count()).toBe(1);
     } finally {
       await page.context().close();
     }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generatedJwks } from '../../idp/provider.js';
+import { generatedJwks } from '../../idp/keys.js';
 import { launchChromium } from '../helpers/browser.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
@@ -211,7 +211,8 @@ describe('cpsd-idp federated to an upstream provider', () => {
     for (const line of lines) delete line.time;
     expect(lines).toEqual([
       { event: 'login', method: 'upstream', sub: '810101234567', client: 'intranet', acr: 'eidas1', amr: ['mfa'] },
-      { event: 'login.refused', method: 'upstream', client: '', code: 'UPSTREAM_REFUSED' },
+      // The transaction names the interaction, so its application is known; not for a replayed callback.
+      { event: 'login.refused', method: 'upstream', client: 'intranet', code: 'UPSTREAM_REFUSED' },
       { event: 'login', method: 'upstream', sub: '810101234567', client: 'intranet', acr: 'eidas1', amr: ['mfa'] },
       { event: 'login.refused', method: 'upstream', client: '', code: 'UPSTREAM_STATE' },
     ]);

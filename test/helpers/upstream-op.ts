@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Configuration } from 'oidc-provider';
-import { generatedJwks } from '../../idp/provider.js';
+import { generatedJwks } from '../../idp/keys.js';
 
 export interface UpstreamOp {
   issuer: string;

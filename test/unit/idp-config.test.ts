@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readIdpConfig, rotateKeys } from '../../idp/config.js';
-import { generatedJwks } from '../../idp/provider.js';
+import { generatedJwks } from '../../idp/keys.js';
 
 const PKI = new URL('../../fixtures/pki/', import.meta.url).pathname;
 let dir: string;
@@ -54,8 +54,10 @@ describe('readIdpConfig', () => {
   it.each([
     [{ ...GOOD, issuer: 'http://idp.hopital.example' }, '"issuer" must be https://'],
     [{ ...GOOD, color: 'blue' }, '"color" is not a setting'],
+    [{ ...GOOD, issuer: 'https://sso.hopital.example/cps' }, '"issuer" must have no path'],
+    [{ ...GOOD, trust: { dir: 'trust', revoke: 'crl' } }, '"trust.revoke" is not a setting'],
     [{ ...GOOD, clients: [] }, '"clients" must be a non-empty list'],
-    [{ ...GOOD, keys: 'missing.json' }, '"keys" names a file that cannot be read: missing.json'],
+    [{ ...GOOD, keys: 'missing.json' }, '"keys" names a file that cannot be read as JSON: missing.json'],
     [{ ...GOOD, cookieKeys: ['short'] }, '"cookieKeys" must be a list of secrets of 32 characters or more'],
     [{ ...GOOD, redis: 'http://localhost:6379' }, '"redis.url" must be redis://'],
     [{ ...GOOD, trust: { dir: 'nowhere' } }, '"trust.dir" must hold anchors/'],

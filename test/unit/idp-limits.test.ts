@@ -54,7 +54,9 @@ describe('the interaction endpoints', () => {
     const running = await start(true);
     for (let i = 0; i < 3; i++) await post(running, { 'X-Forwarded-For': '10.0.0.1' });
     expect(await post(running, { 'X-Forwarded-For': '10.0.0.1' })).toBe(429);
-    expect(await post(running, { 'X-Forwarded-For': '10.0.0.2, 192.168.1.1' })).toBe(404);
+    // The proxy appends its client: the right-most address counts, whatever the client wrote before it.
+    expect(await post(running, { 'X-Forwarded-For': '10.0.0.1, 192.168.1.1' })).toBe(404);
+    expect(await post(running, { 'X-Forwarded-For': '192.168.1.9, 10.0.0.1' })).toBe(429);
   });
 
   it('does not believe X-Forwarded-For when not behind a proxy', async () => {
