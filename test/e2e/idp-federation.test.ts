@@ -14,7 +14,7 @@ import { generatedJwks } from '../../idp/keys.js';
 import { launchChromium } from '../helpers/browser.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
-import { makeTrustDir, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
+import { inPage, makeTrustDir, type RelyingParty, startRp, type Tokens } from '../helpers/idp-rp.js';
 import { startUpstreamOp, type UpstreamOp } from '../helpers/upstream-op.js';
 
 const OUTPUT = join(ROOT, 'test-output');
@@ -85,45 +85,37 @@ describe('cpsd-idp federated to an upstream provider', () => {
   let tokens: Tokens;
 
   it('offers both ways on its login page: the CPS card and e-CPS / Pro Santé Connect', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      await page.goto(`${rp.origin}/login`);
-      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
-      expect(await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).count()).toBe(1);
-      expect(await page.getByRole('button', { name: 'e-CPS / Pro Santé Connect' }).count()).toBe(1);
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    await page.goto(`${rp.origin}/login`);
+    await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+    expect(await page.getByRole('button', { name: 'Se connecter avec ma carte CPS' }).count()).toBe(1);
+    expect(await page.getByRole('button', { name: 'e-CPS / Pro Santé Connect' }).count()).toBe(1);
+    });
   }, 30_000);
 
   it('logs in through the upstream: the RP gets the upstream holder’s identity in PSC’s claims, acr eidas1', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      await toUpstream(page, 'federation');
-      await page.fill('input[name=login]', 'psc-sub-0001');
-      await page.screenshot({ path: join(OUTPUT, 'idp-federation-upstream.png') });
-      await page.getByRole('button', { name: 'e-CPS' }).click();
-      await page.waitForURL(new RegExp(`^${rp.origin}/callback`), { timeout: 20_000 });
-      expect(await page.textContent('#rp')).toBe('RP: connecté CLAIRE INFIRMIERE-TEST');
-      await page.screenshot({ path: join(OUTPUT, 'idp-federation-rp.png') });
-      tokens = rp.results.get(new URL(page.url()).searchParams.get('state') ?? '') as Tokens;
-      expect(tokens.claims()).toMatchObject({
-        iss: issuer,
-        sub: '810101234567',
-        SubjectNameID: '810101234567',
-        given_name: 'CLAIRE',
-        family_name: 'INFIRMIERE-TEST',
-        SubjectRole: ['60^1.2.250.1.213.1.1.5.5'],
-        SubjectProfession: 'Infirmier',
-        SubjectRefPro: PSC_ACCOUNT.SubjectRefPro,
-        acr: 'eidas1',
-        amr: ['mfa'],
-      });
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    await toUpstream(page, 'federation');
+    await page.fill('input[name=login]', 'psc-sub-0001');
+    await page.screenshot({ path: join(OUTPUT, 'idp-federation-upstream.png') });
+    await page.getByRole('button', { name: 'e-CPS' }).click();
+    await page.waitForURL(new RegExp(`^${rp.origin}/callback`), { timeout: 20_000 });
+    expect(await page.textContent('#rp')).toBe('RP: connecté CLAIRE INFIRMIERE-TEST');
+    await page.screenshot({ path: join(OUTPUT, 'idp-federation-rp.png') });
+    tokens = rp.results.get(new URL(page.url()).searchParams.get('state') ?? '') as Tokens;
+    expect(tokens.claims()).toMatchObject({
+      iss: issuer,
+      sub: '810101234567',
+      SubjectNameID: '810101234567',
+      given_name: 'CLAIRE',
+      family_name: 'INFIRMIERE-TEST',
+      SubjectRole: ['60^1.2.250.1.213.1.1.5.5'],
+      SubjectProfession: 'Infirmier',
+      SubjectRefPro: PSC_ACCOUNT.SubjectRefPro,
+      acr: 'eidas1',
+      amr: ['mfa'],
+    });
+    });
   }, 60_000);
 
   it('answers UserInfo and refresh for the federated holder', async () => {
@@ -133,39 +125,31 @@ describe('cpsd-idp federated to an upstream provider', () => {
   });
 
   it('shows a clear page when the holder cancels at the upstream', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      await toUpstream(page);
-      await page.getByRole('button', { name: 'Annuler' }).click();
-      await page.waitForURL(new RegExp(`^${issuer}/upstream/callback`));
-      expect(await page.textContent('#error-code')).toBe('UPSTREAM_REFUSED');
-      expect(await page.textContent('#error')).toBe('Pro Santé Connect ne vous a pas connecté (annulation ou refus).');
-      await page.screenshot({ path: join(OUTPUT, 'idp-federation-cancelled.png') });
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    await toUpstream(page);
+    await page.getByRole('button', { name: 'Annuler' }).click();
+    await page.waitForURL(new RegExp(`^${issuer}/upstream/callback`));
+    expect(await page.textContent('#error-code')).toBe('UPSTREAM_REFUSED');
+    expect(await page.textContent('#error')).toBe('Pro Santé Connect ne vous a pas connecté (annulation ou refus).');
+    await page.screenshot({ path: join(OUTPUT, 'idp-federation-cancelled.png') });
+    });
   }, 30_000);
 
   it('refuses a replayed upstream callback', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      let callback = '';
-      page.on('request', (r) => {
-        if (r.url().startsWith(`${issuer}/upstream/callback`)) callback = r.url();
-      });
-      await toUpstream(page);
-      await page.fill('input[name=login]', 'psc-sub-0001');
-      await page.getByRole('button', { name: 'e-CPS' }).click();
-      await page.waitForURL(new RegExp(`^${rp.origin}/callback`), { timeout: 20_000 });
-      expect(callback).not.toBe('');
-      const again = await page.goto(callback);
-      expect(again?.status()).toBe(401);
-      expect(await page.textContent('#error-code')).toBe('UPSTREAM_STATE');
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    let callback = '';
+    page.on('request', (r) => {
+      if (r.url().startsWith(`${issuer}/upstream/callback`)) callback = r.url();
+    });
+    await toUpstream(page);
+    await page.fill('input[name=login]', 'psc-sub-0001');
+    await page.getByRole('button', { name: 'e-CPS' }).click();
+    await page.waitForURL(new RegExp(`^${rp.origin}/callback`), { timeout: 20_000 });
+    expect(callback).not.toBe('');
+    const again = await page.goto(callback);
+    expect(again?.status()).toBe(401);
+    expect(await page.textContent('#error-code')).toBe('UPSTREAM_STATE');
+    });
   }, 60_000);
 
   it('starts and serves card logins while the upstream is unreachable, and says so at the e-CPS button', async () => {

@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from '../helpers/browser.js';
 import { DOCTOR_SUBJECT_REF_PRO } from '../helpers/psc-claims.js';
-import { cardLogin, startRp, type RelyingParty, type Tokens } from '../helpers/idp-rp.js';
+import { cardLogin, inPage, type RelyingParty, startRp, type Tokens } from '../helpers/idp-rp.js';
 import { freePort, run, type Run } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
 
@@ -145,37 +145,29 @@ describe('cpsd idp --sim doctor', () => {
   });
 
   it('refuses a POST from the login page itself without the page’s CSRF token', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      await page.goto(`${rpOrigin}/login`);
-      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
-      const path = new URL(page.url()).pathname;
-      const status = await page.evaluate(async (p) => (await fetch(`${p}/nonce`, { method: 'POST', headers: { 'X-CSRF': 'forged' } })).status, path);
-      expect(status).toBe(403);
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    await page.goto(`${rpOrigin}/login`);
+    await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+    const path = new URL(page.url()).pathname;
+    const status = await page.evaluate(async (p) => (await fetch(`${p}/nonce`, { method: 'POST', headers: { 'X-CSRF': 'forged' } })).status, path);
+    expect(status).toBe(403);
+    });
   }, 30_000);
 
   it('serves the login page under a strict CSP (no inline script without its nonce, no eval)', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      const responses: string[] = [];
-      page.on('response', (r) => {
-        if (r.url().includes('/interaction/')) responses.push(r.headers()['content-security-policy'] ?? '');
-      });
-      await page.goto(`${rpOrigin}/login`);
-      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
-      const csp = responses.at(-1) ?? '';
-      expect(csp).toMatch(/default-src 'none'/);
-      expect(csp).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+'(;|$)/);
-      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
-      expect(csp).toMatch(/frame-ancestors 'none'/);
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    const responses: string[] = [];
+    page.on('response', (r) => {
+      if (r.url().includes('/interaction/')) responses.push(r.headers()['content-security-policy'] ?? '');
+    });
+    await page.goto(`${rpOrigin}/login`);
+    await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+    const csp = responses.at(-1) ?? '';
+    expect(csp).toMatch(/default-src 'none'/);
+    expect(csp).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+'(;|$)/);
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+    expect(csp).toMatch(/frame-ancestors 'none'/);
+    });
   }, 30_000);
 
   /** An authorization request of `client` to `redirect`, PKCE and all, as a browser would follow it. */
@@ -187,48 +179,36 @@ describe('cpsd idp --sim doctor', () => {
   };
 
   it('shows a clear page for an unknown client, with the code for the help desk', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      const response = await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
-      expect(response?.status()).toBe(400);
-      expect(await page.textContent('#error')).toBe('Cette application n’est pas enregistrée auprès du service de connexion par carte CPS.');
-      expect(await page.textContent('#error-code')).toBe('invalid_client');
-      await page.screenshot({ path: join(OUTPUT, 'idp-error-client.png') });
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    const response = await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
+    expect(response?.status()).toBe(400);
+    expect(await page.textContent('#error')).toBe('Cette application n’est pas enregistrée auprès du service de connexion par carte CPS.');
+    expect(await page.textContent('#error-code')).toBe('invalid_client');
+    await page.screenshot({ path: join(OUTPUT, 'idp-error-client.png') });
+    });
   }, 30_000);
 
   it('shows a clear page for a redirect_uri the client has not registered, and never goes there', async () => {
-    const context = await browser.newContext({ locale: 'fr-FR' });
-    try {
-      const page = await context.newPage();
-      const response = await page.goto(authorizeUrl('demo', 'https://evil.example/steal'));
-      expect(response?.status()).toBe(400);
-      expect(page.url()).toMatch(new RegExp(`^${issuer}/`));
-      expect(await page.textContent('#error-code')).toBe('invalid_redirect_uri');
-      expect(await page.textContent('#error')).toMatch(/adresse qu’elle n’a pas déclarée/);
-      expect(await page.content()).not.toContain('evil.example');
-      await page.screenshot({ path: join(OUTPUT, 'idp-error-redirect.png') });
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    const response = await page.goto(authorizeUrl('demo', 'https://evil.example/steal'));
+    expect(response?.status()).toBe(400);
+    expect(page.url()).toMatch(new RegExp(`^${issuer}/`));
+    expect(await page.textContent('#error-code')).toBe('invalid_redirect_uri');
+    expect(await page.textContent('#error')).toMatch(/adresse qu’elle n’a pas déclarée/);
+    expect(await page.content()).not.toContain('evil.example');
+    await page.screenshot({ path: join(OUTPUT, 'idp-error-redirect.png') });
+    });
   }, 30_000);
 
   it('speaks English to an English-speaking browser', async () => {
-    const context = await browser.newContext({ locale: 'en-GB' });
-    try {
-      const page = await context.newPage();
-      await page.goto(`${rpOrigin}/login`);
-      await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
-      expect(await page.getByRole('button', { name: 'Sign in with my CPS card' }).count()).toBe(1);
-      expect(await page.getAttribute('html', 'lang')).toBe('en');
-      await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
-      expect(await page.textContent('#error')).toBe('This application is not registered with the CPS card sign-in service.');
-    } finally {
-      await context.close();
-    }
+    await inPage(browser, async (page) => {
+    await page.goto(`${rpOrigin}/login`);
+    await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
+    expect(await page.getByRole('button', { name: 'Sign in with my CPS card' }).count()).toBe(1);
+    expect(await page.getAttribute('html', 'lang')).toBe('en');
+    await page.goto(authorizeUrl('unknown-app', `${rpOrigin}/callback`));
+    expect(await page.textContent('#error')).toBe('This application is not registered with the CPS card sign-in service.');
+    }, 'en-GB');
   }, 30_000);
 
   it('refuses a replayed code (invalid_grant) and revokes what the first exchange gave', async () => {

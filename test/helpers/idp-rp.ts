@@ -101,6 +101,16 @@ export async function startRp(port: number, issuer: string, clientId: string, se
   };
 }
 
+/** Runs `run` on a page of a fresh browser context in `locale` (French by default), closed afterwards. */
+export async function inPage<T>(browser: Browser, run: (page: Page) => Promise<T>, locale = 'fr-FR'): Promise<T> {
+  const context = await browser.newContext({ locale });
+  try {
+    return await run(await context.newPage());
+  } finally {
+    await context.close();
+  }
+}
+
 /**
  * From the RP's /login to the IdP's login page (French browser); clicks the card button and types `pin`
  * on the daemon's PIN page. Screenshots `idp-<shots>-login.png` and `-pin.png` in `output`.
