@@ -123,15 +123,17 @@ class RedisAdapter implements Adapter {
     const seconds = ttl(expiresIn);
     const { prefix } = this.redis;
     await this.redis.call(`upsert ${this.name}`, async (c) => {
-      await c.set(key, JSON.stringify(payload), { expiration: { type: 'EX', value: seconds } });
+      // Issued together, without waiting for each reply: node-redis writes them in one go.
+      const writes: Promise<unknown>[] = [c.set(key, JSON.stringify(payload), { expiration: { type: 'EX', value: seconds } })];
+      if (payload.userCode) writes.push(c.set(`${prefix}userCode:${payload.userCode}`, id, { expiration: { type: 'EX', value: seconds } }));
+      if (payload.uid) writes.push(c.set(`${prefix}uid:${payload.uid}`, id, { expiration: { type: 'EX', value: seconds } }));
       if (GRANTABLE.has(this.name) && payload.grantId) {
         const grant = `${prefix}grant:${payload.grantId}`;
-        await c.rPush(grant, key);
-        // The index lives as long as the longest of its records (a refresh token outlives the code).
-        await c.expire(grant, MAX_TTL);
+        // The index lives as long as the longest of its records (a refresh token outlives the code):
+        // its lifetime is set when the list is made (the first push), not at every record.
+        writes.push(c.rPush(grant, key).then((length) => (length === 1 ? c.expire(grant, MAX_TTL) : undefined)));
       }
-      if (payload.userCode) await c.set(`${prefix}userCode:${payload.userCode}`, id, { expiration: { type: 'EX', value: seconds } });
-      if (payload.uid) await c.set(`${prefix}uid:${payload.uid}`, id, { expiration: { type: 'EX', value: seconds } });
+      await Promise.all(writes);
     });
   }
 
