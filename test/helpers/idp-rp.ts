@@ -65,8 +65,10 @@ export async function startRp(port: number, issuer: string, clientId: string, se
           results.set(state, tokens);
           res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
         } catch (error) {
-          const code = error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError ? error.error : 'error';
-          res.writeHead(500, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp-error" data-code="${code}">RP error: ${String(error)}</p>`);
+          const known = error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError;
+          const code = known ? error.error : 'error';
+          const said = known ? `${error.error}: ${error.error_description ?? ''}` : String(error);
+          res.writeHead(500, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp-error" data-code="${code}">RP: connexion refusée par le fournisseur (${said.replace(/[<&"]/g, '')})</p>`);
         }
         return;
       }
