@@ -14,14 +14,11 @@
  *
  *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -33,8 +30,8 @@ import type { TrustOptions } from '../idp/interaction.js';
 import { signedData } from '../pkcs/token.js';
 import type { VirtualCpsCard } from '../sim/cps/card.js';
 import { fixtureCard, loadMaterial } from '../sim/cps/fixtures.js';
+import { startRedis, stopRedis } from './redis-server.js';
 
-const REDIS_SERVER = '/usr/bin/redis-server';
 const CLIENT = { client_id: 'bench', client_secret: 'bench-secret-0123456789abcdef0123456789', redirect_uris: ['http://localhost:1/cb'], grant_types: ['authorization_code', 'refresh_token'] };
 const STEPS = ['auth', 'page', 'nonce', 'card', 'login', 'resume', 'token'] as const;
 type Step = (typeof STEPS)[number];
@@ -250,53 +247,6 @@ async function loadWorker(params: LoadParams): Promise<void> {
 
 // ---------------------------------------------------------------- one store (child process)
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-/** One raw PING: ready when redis-server answers +PONG. */
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(500, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-async function startRedisServer(): Promise<{ port: number; child: ChildProcess; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'cpsd-bench-redis-'));
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await Promise.race([gone, sleep(3000)]);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 5000;
-  while (!(await ping(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`redis-server did not answer on 127.0.0.1:${port}`);
-    }
-    await sleep(20);
-  }
-  return { port, child, stop };
-}
-
 /** The test PKI as `cpsd idp --sim` trusts it (cli/commands/idp.ts simTrust): CRLs given, none fetched. */
 function simTrust(root: string): TrustOptions {
   const der = (f: string): Uint8Array => new Uint8Array(readFileSync(join(root, 'fixtures', 'pki', f)));
@@ -312,7 +262,7 @@ function simTrust(root: string): TrustOptions {
 async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issuer'>): Promise<RunResult> {
   // Loaded here only: oidc-provider warns on import (Node 20), the parent and the load thread need none of it.
   const { PACKAGE_ROOT, startIdp } = await import('../idp/server.js');
-  const server = store === 'redis' ? await startRedisServer() : undefined;
+  const server = store === 'redis' ? await startRedis() : undefined;
   const redis = server ? createClient({ socket: { host: '127.0.0.1', port: server.port } }) : undefined;
   redis?.on('error', (e: unknown) => process.stderr.write(`bench: Redis: ${String(e)}\n`));
   await redis?.connect();
@@ -356,7 +306,7 @@ async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issue
   } finally {
     await idp.close();
     await redis?.quit();
-    await server?.stop();
+    if (server) await stopRedis(server);
   }
 }
 
