@@ -174,14 +174,18 @@ if (upstream) upstream.onclick = async () => {
 </script></body></html>`;
 }
 
+/** The login's body (a token and the card data: a few kB); beyond `limit` a typed refusal, the rest drained unread. */
 function readBody(req: IncomingMessage, limit = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let body = '';
+    let over = false;
     req.on('data', (c: Buffer) => {
+      if (over) return;
       body += c.toString();
       if (body.length > limit) {
-        reject(new Error('too large'));
-        req.destroy();
+        over = true;
+        body = '';
+        reject(new TokenError('TOKEN_MALFORMED', `the login body is over ${limit} bytes`));
       }
     });
     req.on('end', () => resolve(body));
@@ -250,7 +254,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
   const details = async (req: IncomingMessage, res: ServerResponse, uid: string): Promise<Interaction | undefined> => {
     try {
       const found = await provider.interactionDetails(req, res);
-      return uid === '' || found.uid === uid ? found : undefined;
+      return found.uid === uid ? found : undefined;
     } catch {
       return undefined;
     }

@@ -85,6 +85,22 @@ describe('cpsd-idp refusals on the login page', () => {
     }
   }, 60_000);
 
+  it('refuses an oversized login body with a typed refusal, not a dropped connection', async () => {
+    const { issuer, rp } = await setup('doctor');
+    const context = await browser.newContext({ locale: 'fr-FR' });
+    await context.route(`${issuer}/interaction/*/login`, async (route) => {
+      const body = JSON.parse(route.request().postData() ?? '{}') as Record<string, unknown>;
+      await route.continue({ postData: JSON.stringify({ ...body, padding: 'x'.repeat(30_000) }) });
+    });
+    const { page } = await cardLogin(browser, rp, issuer, '1234', OUTPUT, 'oversized', context);
+    try {
+      await page.waitForFunction(() => document.getElementById('status')?.dataset.code === 'TOKEN_MALFORMED', undefined, { timeout: 20_000 });
+      expect(rp.results.size).toBe(0);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('says the card is blocked, without asking for a PIN it cannot take', async () => {
     const { issuer, rp } = await setup('pin-blocked');
     const context = await browser.newContext({ locale: 'fr-FR' });
