@@ -465,6 +465,21 @@ export abstract class CpsCard {
   /** Signs with the signature key: from the message (hash finished on card) or from a digest. */
   abstract sign(hash: HashAlgorithm, input: { message: Uint8Array } | { digest: Uint8Array }): Promise<Uint8Array>;
 
+  /** Whether the card's keys sign RSA-PSS (CPS4; a CPS3 cannot: no TLS 1.3 client authentication). */
+  supportsPss(): boolean {
+    return false;
+  }
+
+  /** RSA-PSS with the authentication key over a hash (MGF1 of the same hash). */
+  authenticatePss(hash: HashAlgorithm, digest: Uint8Array, saltLength: number): Promise<Uint8Array> {
+    return Promise.reject(new ObjectNotFoundError(`this card cannot sign RSA-PSS (${hash}, ${digest.length}-byte hash, salt ${saltLength})`));
+  }
+
+  /** RSA-PSS with the signature key over a hash (the card's salt: the hash's length). */
+  signPss(hash: HashAlgorithm, digest: Uint8Array): Promise<Uint8Array> {
+    return Promise.reject(new ObjectNotFoundError(`this card cannot sign RSA-PSS (${hash}, ${digest.length}-byte hash)`));
+  }
+
   /** Builds the DigestInfo of a digest (for authenticate()). */
   static digestInfo(hash: HashAlgorithm, digest: Uint8Array): Uint8Array {
     return concatBytes([DIGEST_INFO[hash], digest]);

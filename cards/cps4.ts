@@ -6,6 +6,10 @@ import { CardProtocolError } from '../apdu/errors.js';
 import type { ResponseApdu } from '../apdu/response.js';
 import { ConditionsNotSatisfiedError } from '../apdu/status.js';
 import { AID_CONTACT, AID_IAS, CpsCard, type HashAlgorithm } from './card.js';
+import { emsaPssEncode } from './pss.js';
+
+/** CPS4 keys are RSA-2048 (docs/card-facts.md §3.8). */
+const KEY_BYTES = 256;
 
 /** Operations run again after a 6985: reads, PIN status, VERIFY (refused, so not counted), logout. */
 const REPEATABLE = /^(serial|actua|directories|read .*|PIN status|verify PIN|logout)$/;
@@ -68,27 +72,49 @@ export class Cps4Card extends CpsCard {
 
   /** Raw RSA on a PKCS#1 type-01 block the host builds (CPS4 has no INTERNAL AUTHENTICATE). */
   async authenticate(digestInfo: Uint8Array): Promise<Uint8Array> {
+    const k = KEY_BYTES;
+    if (digestInfo.length > k - 11) throw new CardProtocolError('input too long for the key');
+    const block = new Uint8Array(k).fill(0xff);
+    block[0] = 0x00;
+    block[1] = 0x01;
+    block[k - digestInfo.length - 1] = 0x00;
+    block.set(digestInfo, k - digestInfo.length);
+    return this.#rawAuthenticate(block);
+  }
+
+  override supportsPss(): boolean {
+    return true;
+  }
+
+  /** The host pads for PSS as for PKCS#1 v1.5: the card only does the raw RSA operation. */
+  override authenticatePss(hash: HashAlgorithm, digest: Uint8Array, saltLength: number): Promise<Uint8Array> {
+    return this.#rawAuthenticate(emsaPssEncode(hash, digest, saltLength, KEY_BYTES * 8));
+  }
+
+  async #rawAuthenticate(block: Uint8Array): Promise<Uint8Array> {
     const { application } = await this.objects();
     return this.op('authenticate', async () => {
       await this.select(application);
       (await this.send(0x22, 0x41, 0xb8, Uint8Array.of(0x83, 0x01, 0x20))).check();
-      const k = 256;
-      if (digestInfo.length > k - 11) throw new CardProtocolError('input too long for the key');
-      const block = new Uint8Array(k).fill(0xff);
-      block[0] = 0x00;
-      block[1] = 0x01;
-      block[k - digestInfo.length - 1] = 0x00;
-      block.set(digestInfo, k - digestInfo.length);
       return (await this.send(0x2a, 0x80, 0x86, block, 256)).check().data;
     });
   }
 
   async sign(hash: HashAlgorithm, input: { message: Uint8Array } | { digest: Uint8Array }): Promise<Uint8Array> {
-    const { application } = await this.objects();
     const digest = 'digest' in input ? input.digest : sha(hash, input.message);
+    return this.#sign(hash === 'sha1' ? 0x0a : 0x28, digest);
+  }
+
+  /** ChipDoc's PSS algorithms (0x15 SHA-1, 0x2C SHA-256): salt as long as the hash (docs/card-facts.md §3.8). */
+  override signPss(hash: HashAlgorithm, digest: Uint8Array): Promise<Uint8Array> {
+    return this.#sign(hash === 'sha1' ? 0x15 : 0x2c, digest);
+  }
+
+  async #sign(algorithm: number, digest: Uint8Array): Promise<Uint8Array> {
+    const { application } = await this.objects();
     return this.op('sign', async () => {
       await this.select(application);
-      (await this.send(0x22, 0x81, 0xb6, Uint8Array.of(0x91, 0x02, hash === 'sha1' ? 0x0a : 0x28, 0x90))).check();
+      (await this.send(0x22, 0x81, 0xb6, Uint8Array.of(0x91, 0x02, algorithm, 0x90))).check();
       return (await this.send(0x2a, 0x9e, 0x9a, digest, 256)).check().data;
     });
   }

@@ -50,6 +50,8 @@ export interface DaemonConfig {
    * every local connection (a single-user workstation), "refuse" refuses them all (a shared computer).
    */
   peerCheckUnsupported: 'allow' | 'refuse';
+  /** Serve the PKCS#11 module on the user's socket (docs/pkcs11.md). Default true. */
+  pkcs11: boolean;
 }
 
 export const DEFAULT_PORT = 24821;
@@ -71,6 +73,7 @@ export const DEFAULTS: DaemonConfig = {
   pcscBinding: DEFAULT_PCSC_BINDING,
   behindProxy: false,
   peerCheckUnsupported: 'allow',
+  pkcs11: true,
 };
 
 export const SYSTEM_CONFIG = '/etc/cpsd/config.json';
@@ -129,6 +132,7 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
     out.logLevel = r.logLevel as DaemonConfig['logLevel'];
   }
   set('behindProxy', bool('behindProxy'));
+  set('pkcs11', bool('pkcs11'));
   if (r.peerCheckUnsupported !== undefined) {
     if (r.peerCheckUnsupported !== 'allow' && r.peerCheckUnsupported !== 'refuse') throw new ConfigError(`${source}: "peerCheckUnsupported" must be allow or refuse`);
     out.peerCheckUnsupported = r.peerCheckUnsupported;

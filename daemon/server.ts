@@ -102,6 +102,11 @@ export class CpsdServer {
     return this.#sessions;
   }
 
+  /** The cards' public data, shared with the PKCS#11 server. */
+  get cache(): MemoryCardCache {
+    return this.#cache;
+  }
+
   /** Listens on 127.0.0.1 and, when the machine has IPv6, on ::1; never on another interface. */
   async listen(): Promise<void> {
     // Behind the proxy, `port` is the proxy's: this daemon takes any free port and registers it.

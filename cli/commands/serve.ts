@@ -5,6 +5,8 @@ import type { CardBackend } from '../../cards/session.js';
 import { loadConfig, normaliseOrigin, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
+import { Pkcs11Server } from '../../pkcs11/server.js';
+import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { ExitCode } from '../exit-codes.js';
@@ -41,6 +43,9 @@ export async function serve(options: ServeOptions): Promise<number> {
   }
   const server = new CpsdServer(config, cards, log);
   await server.listen();
+  // The PKCS#11 module's socket: same card sessions, so a TLS handshake and a web login take turns.
+  const pkcs11 = config.pkcs11 ? new Pkcs11Server({ sessions: server.sessions, cache: server.cache, log, socketPath: pkcs11SocketPath() }) : undefined;
+  await pkcs11?.listen().catch((error: unknown) => log.warn('pkcs11-unavailable', { error }));
   process.stderr.write(`${t('serve.listening', { port: server.port, origins: config.allowedOrigins.join(', ') || t('serve.localOnly') })}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
@@ -48,6 +53,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   });
   // Pending PIN entries and operations end now; a card command still at the card gets 1 s at most.
   const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
+  await pkcs11?.close();
   await server.close();
   await server.sessions.close();
   clearTimeout(deadline);

@@ -1,0 +1,247 @@
+/**
+ * The daemon's PKCS#11 socket with the in-process virtual card, driven by a raw client that plays
+ * modules (test/helpers/pkcs11-wire.ts): who may sign, what crosses, hostile frames. Signatures are
+ * checked with node:crypto against the card's certificate; what applications do through the real
+ * module is in test/e2e/pkcs11*.test.ts.
+ */
+import { constants, createHash, verify, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { InProcessBackend } from '../../cards/backends.js';
+import { MemoryCardCache } from '../../cards/public-data.js';
+import { CardSessions } from '../../cards/session.js';
+import { Logger } from '../../daemon/log.js';
+import { CKA, CKM, CKO, CKR, CKU_CONTEXT_SPECIFIC, CKU_USER, CKG_MGF1_SHA256 } from '../../pkcs11/constants.js';
+import { OP, Pkcs11Server } from '../../pkcs11/server.js';
+import { Fields, TAG, field, u32 } from '../../pkcs11/wire.js';
+import type { VirtualCpsCard } from '../../sim/cps/card.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
+import { WireClient } from '../helpers/pkcs11-wire.js';
+
+const PIN = '8073';
+const WRONG = '5196';
+const logs: string[] = [];
+let server: Pkcs11Server | undefined;
+let sessions: CardSessions | undefined;
+let sim: InProcessBackend<VirtualCpsCard>;
+let dir: string;
+const clients: WireClient[] = [];
+
+async function start(personality: 'cps3' | 'cps4' = 'cps3', peerUids?: () => Promise<number[] | undefined>): Promise<string> {
+  const card = fixtureCard('doctor', { personality });
+  card.image.pin.value = PIN;
+  sim = new InProcessBackend(card);
+  sessions = new CardSessions(sim);
+  dir = mkdtempSync(join(tmpdir(), 'cpsd-p11-'));
+  const socketPath = join(dir, 'cpsd', 'pkcs11.sock');
+  server = new Pkcs11Server({ sessions, cache: new MemoryCardCache(), log: new Logger('debug', (l) => void logs.push(l)), socketPath, ...(peerUids ? { peerUids } : {}) });
+  await server.listen();
+  return socketPath;
+}
+
+async function client(path: string): Promise<WireClient> {
+  const c = await WireClient.connect(path);
+  clients.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await server?.close();
+  await sessions?.close();
+  server = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Obj {
+  handle: number;
+  attrs: Map<number, Buffer>;
+}
+
+async function token(c: WireClient, slot: { reader: string; generation: number }): Promise<{ fields: Fields; objects: Obj[] }> {
+  const a = await c.call(OP.TOKEN, c.target(slot));
+  expect(a.rv).toBe(CKR.OK);
+  const t = Fields.of(a.fields.bytes(TAG.TOKEN) as Buffer);
+  const objects = t.all(TAG.OBJECT).map((o) => {
+    const f = Fields.of(o);
+    const attrs = new Map<number, Buffer>();
+    for (const raw of f.all(TAG.ATTR)) {
+      const at = Fields.of(raw);
+      attrs.set(at.needU32(TAG.ATTR_TYPE), at.bytes(TAG.ATTR_VALUE) as Buffer);
+    }
+    return { handle: f.needU32(TAG.HANDLE), attrs };
+  });
+  return { fields: t, objects };
+}
+
+const cls = (o: Obj): number => (o.attrs.get(CKA.CLASS) as Buffer).readUInt32BE(0);
+
+function login(c: WireClient, slot: { reader: string; generation: number }, pin: string, userType = CKU_USER, handle?: number) {
+  return c.call(OP.LOGIN, [...c.target(slot), field(TAG.USER_TYPE, u32(userType)), field(TAG.PIN, Buffer.from(pin)), ...(handle ? [field(TAG.HANDLE, u32(handle))] : [])]);
+}
+
+function sign(c: WireClient, slot: { reader: string; generation: number }, handle: number, mechanism: number, data: Uint8Array, extra: ReturnType<typeof field>[] = []) {
+  return c.call(OP.SIGN, [...c.target(slot), field(TAG.HANDLE, u32(handle)), field(TAG.MECH_TYPE, u32(mechanism)), field(TAG.DATA, data), ...extra]);
+}
+
+/** The private key of a use ('auth' first, 'sign' second in card order) and its certificate. */
+async function keyPair(c: WireClient, slot: { reader: string; generation: number }, which: 0 | 1): Promise<{ handle: number; cert: X509Certificate }> {
+  const { objects } = await token(c, slot);
+  const keys = objects.filter((o) => cls(o) === CKO.PRIVATE_KEY);
+  const key = keys[which] as Obj;
+  const id = key.attrs.get(CKA.ID) as Buffer;
+  const cert = objects.find((o) => cls(o) === CKO.CERTIFICATE && (o.attrs.get(CKA.ID) as Buffer).equals(id)) as Obj;
+  return { handle: key.handle, cert: new X509Certificate(cert.attrs.get(CKA.VALUE) as Buffer) };
+}
+
+describe('PKCS#11 socket', () => {
+  it('creates its directory 0700 and its socket 0600', async () => {
+    const path = await start();
+    expect(statSync(join(path, '..')).mode & 0o777).toBe(0o700);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a peer whose owner is not this user', async () => {
+    const path = await start('cps3', async () => [(process.getuid?.() ?? 0) + 1]);
+    await expect(WireClient.connect(path)).rejects.toThrow();
+    expect(logs.some((l) => l.includes('pkcs11-peer-refused'))).toBe(true);
+  });
+
+  it('answers any request before HELLO with CKR_CRYPTOKI_NOT_INITIALIZED and closes', async () => {
+    const c = await WireClient.connect(await start(), false);
+    const a = await c.call(OP.SLOTS);
+    expect(a.rv).toBe(CKR.CRYPTOKI_NOT_INITIALIZED);
+    await c.closed;
+  });
+
+  it('refuses another protocol version', async () => {
+    const c = await WireClient.connect(await start(), false);
+    const a = await c.call(OP.HELLO, [field(TAG.VERSION, u32(2))]);
+    expect(a.rv).toBe(CKR.DEVICE_ERROR);
+    await c.closed;
+  });
+
+  it('lists the reader with its card, and a token with a certificate, public and private key per pair and a profile', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { fields, objects } = await token(c, slot);
+    expect(fields.needUtf8(TAG.LABEL)).toMatch(/^CPS3 /);
+    expect(objects.filter((o) => cls(o) === CKO.CERTIFICATE)).toHaveLength(2);
+    expect(objects.filter((o) => cls(o) === CKO.PUBLIC_KEY)).toHaveLength(2);
+    expect(objects.filter((o) => cls(o) === CKO.PRIVATE_KEY)).toHaveLength(2);
+    expect(objects.filter((o) => cls(o) === CKO.PROFILE)).toHaveLength(1);
+    // The public key's modulus is the certificate's.
+    const { cert } = await keyPair(c, slot, 0);
+    const pub = objects.find((o) => cls(o) === CKO.PUBLIC_KEY) as Obj;
+    const jwk = cert.publicKey.export({ format: 'jwk' });
+    expect((pub.attrs.get(CKA.MODULUS) as Buffer).toString('base64url')).toBe(jwk.n);
+  });
+
+  it('refuses to sign for a connection that did not log in, while another is logged in', async () => {
+    const path = await start();
+    const a = await client(path);
+    const b = await client(path);
+    const slot = await a.slot();
+    const { handle } = await keyPair(a, slot, 0);
+    expect((await login(a, slot, PIN)).rv).toBe(CKR.OK);
+    const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update('x').digest()]);
+    expect((await sign(b, slot, handle, CKM.RSA_PKCS, digestInfo)).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+    expect((await sign(a, slot, handle, CKM.RSA_PKCS, digestInfo)).rv).toBe(CKR.OK);
+  });
+
+  it('signs with the authentication key once logged in, a signature the certificate verifies', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle, cert } = await keyPair(c, slot, 0);
+    await login(c, slot, PIN);
+    for (let i = 0; i < 3; i++) {
+      const a = await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from(`message ${i}`));
+      expect(a.rv).toBe(CKR.OK);
+      expect(verify('sha256', Buffer.from(`message ${i}`), cert.publicKey, a.fields.bytes(TAG.SIGNATURE) as Buffer)).toBe(true);
+    }
+  });
+
+  it('says CKR_PIN_INCORRECT with the tries left, and the token flags show the counter', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const a = await login(c, slot, WRONG);
+    expect(a.rv).toBe(CKR.PIN_INCORRECT);
+    expect(a.message).toMatch(/2 tries left/);
+    const { fields } = await token(c, slot);
+    expect(fields.needU32(TAG.TOKEN_FLAGS) & 0x10000).toBe(0x10000); // CKF_USER_PIN_COUNT_LOW
+    expect(logs.join('\n')).not.toContain(WRONG);
+  });
+
+  it('refuses the last try (the holder consents to it on the PIN page, not in a PKCS#11 prompt)', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    await login(c, slot, WRONG);
+    await login(c, slot, WRONG);
+    const a = await login(c, slot, PIN);
+    expect(a.rv).toBe(CKR.FUNCTION_REJECTED);
+    expect(sim.card?.image.pin.triesLeft).toBe(1);
+  });
+
+  it('asks a context-specific PIN for each signature with the signature key', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle, cert } = await keyPair(c, slot, 1);
+    await login(c, slot, PIN);
+    expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('doc'))).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+    expect((await login(c, slot, PIN, CKU_CONTEXT_SPECIFIC, handle)).rv).toBe(CKR.OK);
+    const a = await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('doc'));
+    expect(a.rv).toBe(CKR.OK);
+    expect(verify('sha256', Buffer.from('doc'), cert.publicKey, a.fields.bytes(TAG.SIGNATURE) as Buffer)).toBe(true);
+    expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('doc'))).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+  });
+
+  it('offers no PSS on a CPS3', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle } = await keyPair(c, slot, 0);
+    await login(c, slot, PIN);
+    const pss = [field(TAG.PSS_HASH, u32(CKM.SHA256)), field(TAG.PSS_MGF, u32(CKG_MGF1_SHA256)), field(TAG.PSS_SALT, u32(32))];
+    expect((await sign(c, slot, handle, CKM.RSA_PKCS_PSS, createHash('sha256').digest(), pss)).rv).toBe(CKR.MECHANISM_INVALID);
+  });
+
+  it('signs PSS with a CPS4 authentication key (TLS 1.3), checked by node:crypto', async () => {
+    const c = await client(await start('cps4'));
+    const slot = await c.slot();
+    const { handle, cert } = await keyPair(c, slot, 0);
+    await login(c, slot, PIN);
+    const hash = createHash('sha256').update('tls13').digest();
+    const pss = [field(TAG.PSS_HASH, u32(CKM.SHA256)), field(TAG.PSS_MGF, u32(CKG_MGF1_SHA256)), field(TAG.PSS_SALT, u32(32))];
+    const a = await sign(c, slot, handle, CKM.RSA_PKCS_PSS, hash, pss);
+    expect(a.rv).toBe(CKR.OK);
+    const ok = verify('sha256', Buffer.from('tls13'), { key: cert.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, a.fields.bytes(TAG.SIGNATURE) as Buffer);
+    expect(ok).toBe(true);
+  });
+
+  it('ends the login when the card is pulled: the old generation is CKR_DEVICE_REMOVED', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle } = await keyPair(c, slot, 0);
+    await login(c, slot, PIN);
+    const card = sim.card as VirtualCpsCard;
+    sim.remove();
+    sim.insert(card);
+    const again = await c.slot();
+    expect(again.generation).not.toBe(slot.generation);
+    expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('x'))).rv).toBe(CKR.DEVICE_REMOVED);
+    expect((await sign(c, again, handle, CKM.SHA256_RSA_PKCS, Buffer.from('x'))).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+  });
+
+  it('closes only the connection that sends 10,000 hostile frames; the others are served', async () => {
+    const path = await start();
+    const good = await client(path);
+    const bad = await client(path);
+    // Frames that parse but are no request (unknown operations), then one that breaks the framing.
+    for (let i = 0; i < 10_000; i++) bad.socket.write(Buffer.from([0, 0, 0, 6, 0x7f, 0x7f, 0, 0, 0, 0]));
+    bad.socket.write(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+    await bad.closed;
+    const slot = await good.slot();
+    expect(slot.reader).toBeTruthy();
+  });
+});
