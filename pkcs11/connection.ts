@@ -87,6 +87,7 @@ export class ModuleConnection {
     if (this.#logins.get(reader) === generation) throw new CkrError(CKR.USER_ALREADY_LOGGED_IN, 'already logged in');
     await this.#verifyJob(reader, generation, pin, 'leave', async () => undefined);
     this.#logins.set(reader, generation);
+    this.#log.info('pkcs11-login', { app: this.app, reader });
   }
 
   async logout(reader: string, generation: number): Promise<void> {
@@ -102,6 +103,7 @@ export class ModuleConnection {
     const key = token.keys.get(request.handle);
     if (!key) throw new CkrError(CKR.KEY_HANDLE_INVALID, 'no such private key');
     if (!key.mechanisms.includes(request.mechanism)) throw new CkrError(CKR.MECHANISM_INVALID, `mechanism 0x${request.mechanism.toString(16)} is not one of this card's`);
+    this.#log.info('pkcs11-sign', { app: this.app, reader, key: key.use, mechanism: request.mechanism });
     if (key.alwaysAuthenticate) {
       const context = this.#context;
       if (!context || context.reader !== reader || context.handle !== request.handle) {
