@@ -27,6 +27,7 @@ import type { PinMismatchError } from '../cli/commands/pin.js';
 import type { NoInputError } from '../cli/prompt.js';
 import type { ConfigError } from '../daemon/config.js';
 import type { ProtocolError } from '../daemon/protocol.js';
+import type { Pkcs11Error } from '../pkcs11/ckr.js';
 import type { CertificateFormatError } from '../pkcs/holder.js';
 import type { StoreError } from '../idp/store.js';
 import type { UpstreamError } from '../idp/upstream.js';
@@ -77,7 +78,8 @@ export type AnyCpsdError =
   | UnknownProfileError
   | NoInputError
   | PinMismatchError
-  | CardDataError;
+  | CardDataError
+  | Pkcs11Error;
 
 /** Compiles only while every code of CpsdErrorCode is carried by some class of AnyCpsdError. */
 export type CodesWithoutClass = Exclude<CpsdErrorCode, AnyCpsdError['code']>;

@@ -89,6 +89,18 @@ export const CPSD_ERROR_CODES = [
   'UPSTREAM_INVALID',
   'UPSTREAM_CLAIMS',
   'UPSTREAM_UNAVAILABLE',
+  // PKCS#11 module's requests (pkcs11/)
+  'PKCS11_VERSION',
+  'PKCS11_NOT_INITIALIZED',
+  'NO_TOKEN',
+  'NOT_LOGGED_IN',
+  'ALREADY_LOGGED_IN',
+  'USER_TYPE_INVALID',
+  'KEY_NOT_FOUND',
+  'MECHANISM_INVALID',
+  'MECHANISM_PARAM_INVALID',
+  'DATA_INVALID',
+  'DATA_LENGTH',
 ] as const;
 
 export type CpsdErrorCode = (typeof CPSD_ERROR_CODES)[number];

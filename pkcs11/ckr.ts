@@ -84,24 +84,40 @@ export const CKR_OF = {
   UPSTREAM_INVALID: CKR.GENERAL_ERROR,
   UPSTREAM_CLAIMS: CKR.GENERAL_ERROR,
   UPSTREAM_UNAVAILABLE: CKR.GENERAL_ERROR,
+  PKCS11_VERSION: CKR.DEVICE_ERROR,
+  PKCS11_NOT_INITIALIZED: CKR.CRYPTOKI_NOT_INITIALIZED,
+  NO_TOKEN: CKR.TOKEN_NOT_PRESENT,
+  NOT_LOGGED_IN: CKR.USER_NOT_LOGGED_IN,
+  ALREADY_LOGGED_IN: CKR.USER_ALREADY_LOGGED_IN,
+  USER_TYPE_INVALID: CKR.USER_TYPE_INVALID,
+  KEY_NOT_FOUND: CKR.KEY_HANDLE_INVALID,
+  MECHANISM_INVALID: CKR.MECHANISM_INVALID,
+  MECHANISM_PARAM_INVALID: CKR.MECHANISM_PARAM_INVALID,
+  DATA_INVALID: CKR.DATA_INVALID,
+  DATA_LENGTH: CKR.DATA_LEN_RANGE,
 } as const satisfies Record<CpsdErrorCode, number>;
 
-/** A refusal of the PKCS#11 server itself, with the CKR_ it answers (not a card or daemon error). */
-export class CkrError extends Error {
+export type Pkcs11ErrorCode = (typeof PKCS11_ERROR_CODES)[number];
+
+export const PKCS11_ERROR_CODES = ['PKCS11_VERSION', 'PKCS11_NOT_INITIALIZED', 'NO_TOKEN', 'NOT_LOGGED_IN', 'ALREADY_LOGGED_IN', 'USER_TYPE_INVALID', 'KEY_NOT_FOUND', 'MECHANISM_INVALID', 'MECHANISM_PARAM_INVALID', 'DATA_INVALID', 'DATA_LENGTH'] as const satisfies readonly CpsdErrorCode[];
+
+/** A refusal of the PKCS#11 server itself (not a card's or the daemon's): its CKR_ value is CKR_OF[code]. */
+export class Pkcs11Error extends CpsdError {
+  readonly code: Pkcs11ErrorCode;
+
   constructor(
-    readonly rv: number,
+    code: Pkcs11ErrorCode,
     message: string,
     /** The connection cannot go on after it (closed once answered). */
     readonly fatal = false,
   ) {
     super(message);
-    this.name = 'CkrError';
+    this.code = code;
   }
 }
 
 /** The CKR_ value and a message for any error (unexpected ones are CKR_GENERAL_ERROR). */
 export function ckrOf(error: unknown): { rv: number; message: string } {
-  if (error instanceof CkrError) return { rv: error.rv, message: error.message };
   if (error instanceof CpsdError) return { rv: CKR_OF[error.code], message: `${error.code}: ${error.message}` };
   return { rv: CKR.GENERAL_ERROR, message: 'internal error' };
 }

@@ -11,13 +11,15 @@
  *   the card is reset.
  */
 import { createHash } from 'node:crypto';
-import { CpsCard, type HashAlgorithm } from '../cards/card.js';
+import { CpsCard, UserCancelledError, type HashAlgorithm } from '../cards/card.js';
+import { CardAbsentError } from '../apdu/pcsc/errors.js';
+import { ProtocolError } from '../daemon/protocol.js';
 import { Pin } from '../cards/pin.js';
 import type { CardSessions } from '../cards/session.js';
 import { WrongPinError } from '../apdu/status.js';
 import type { Logger } from '../daemon/log.js';
-import { CkrError } from './ckr.js';
-import { CKG_MGF1_SHA1, CKG_MGF1_SHA256, CKM, CKR, CKU_CONTEXT_SPECIFIC, CKU_USER } from './constants.js';
+import { Pkcs11Error } from './ckr.js';
+import { CKG_MGF1_SHA1, CKG_MGF1_SHA256, CKM, CKU_CONTEXT_SPECIFIC, CKU_USER } from './constants.js';
 import type { Tokens } from './tokens.js';
 import type { TokenKey } from './token.js';
 
@@ -64,12 +66,12 @@ export class ModuleConnection {
   /** The card left: its login is over. */
   forget(reader: string): void {
     this.#logins.delete(reader);
-    if (this.#context?.reader === reader) this.#context.cancel(new CkrError(CKR.DEVICE_REMOVED, 'the card was removed'));
+    if (this.#context?.reader === reader) this.#context.cancel(new CardAbsentError('the card was removed'));
   }
 
   /** The application went away (or the daemon stops): the cards it unlocked are reset. */
   async end(): Promise<void> {
-    this.#controller.abort(new CkrError(CKR.FUNCTION_CANCELED, 'the connection closed'));
+    this.#controller.abort(new UserCancelledError('the connection closed'));
     const readers = [...this.#logins.keys()];
     this.#logins.clear();
     await Promise.all(readers.map((reader) => this.#reset(reader)));
@@ -80,11 +82,11 @@ export class ModuleConnection {
     const token = await this.#tokens.get(reader, generation, this.signal);
     if (userType === CKU_CONTEXT_SPECIFIC) {
       const key = handle === undefined ? undefined : token.keys.get(handle);
-      if (!key || handle === undefined) throw new CkrError(CKR.KEY_HANDLE_INVALID, 'a context-specific login names the key it is for');
+      if (!key || handle === undefined) throw new Pkcs11Error('KEY_NOT_FOUND', 'a context-specific login names the key it is for');
       return this.#contextLogin(reader, generation, handle, key, pin);
     }
-    if (userType !== CKU_USER) throw new CkrError(CKR.USER_TYPE_INVALID, 'only the user (and context-specific) logins exist on a CPS card');
-    if (this.#logins.get(reader) === generation) throw new CkrError(CKR.USER_ALREADY_LOGGED_IN, 'already logged in');
+    if (userType !== CKU_USER) throw new Pkcs11Error('USER_TYPE_INVALID', 'only the user (and context-specific) logins exist on a CPS card');
+    if (this.#logins.get(reader) === generation) throw new Pkcs11Error('ALREADY_LOGGED_IN', 'already logged in');
     await this.#verifyJob(reader, generation, pin, 'leave', async () => undefined);
     this.#logins.set(reader, generation);
     this.#log.info('pkcs11-login', { app: this.app, reader });
@@ -92,7 +94,7 @@ export class ModuleConnection {
 
   async logout(reader: string, generation: number): Promise<void> {
     this.#tokens.check(reader, generation);
-    if (this.#logins.get(reader) !== generation) throw new CkrError(CKR.USER_NOT_LOGGED_IN, 'not logged in');
+    if (this.#logins.get(reader) !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'not logged in');
     this.#logins.delete(reader);
     await this.#reset(reader);
   }
@@ -101,25 +103,25 @@ export class ModuleConnection {
     this.#tokens.check(reader, generation);
     const token = await this.#tokens.get(reader, generation, this.signal);
     const key = token.keys.get(request.handle);
-    if (!key) throw new CkrError(CKR.KEY_HANDLE_INVALID, 'no such private key');
-    if (!key.mechanisms.includes(request.mechanism)) throw new CkrError(CKR.MECHANISM_INVALID, `mechanism 0x${request.mechanism.toString(16)} is not one of this card's`);
+    if (!key) throw new Pkcs11Error('KEY_NOT_FOUND', 'no such private key');
+    if (!key.mechanisms.includes(request.mechanism)) throw new Pkcs11Error('MECHANISM_INVALID', `mechanism 0x${request.mechanism.toString(16)} is not one of this card's`);
     this.#log.info('pkcs11-sign', { app: this.app, reader, key: key.use, mechanism: request.mechanism });
     if (key.alwaysAuthenticate) {
       const context = this.#context;
       if (!context || context.reader !== reader || context.handle !== request.handle) {
-        throw new CkrError(CKR.USER_NOT_LOGGED_IN, 'the signature key needs its own PIN (C_Login CKU_CONTEXT_SPECIFIC) before each signature');
+        throw new Pkcs11Error('NOT_LOGGED_IN', 'the signature key needs its own PIN (C_Login CKU_CONTEXT_SPECIFIC) before each signature');
       }
       this.#context = undefined;
       return context.deliver(request);
     }
-    if (this.#logins.get(reader) !== generation) throw new CkrError(CKR.USER_NOT_LOGGED_IN, 'this application did not log in to the card');
+    if (this.#logins.get(reader) !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'this application did not log in to the card');
     try {
       return await this.#sessions.run((card) => signWith(card, key, request), { reader, signal: this.signal, owner: OWNER, exclusive: true, after: 'leave' });
     } catch (error) {
       // The card forgot the PIN (another application reset it): the application is told to log in again.
       if (error instanceof Error && 'code' in error && error.code === 'SECURITY_STATUS_NOT_SATISFIED') {
         this.#logins.delete(reader);
-        throw new CkrError(CKR.USER_NOT_LOGGED_IN, 'the card is no longer verified (another application reset it): log in again');
+        throw new Pkcs11Error('NOT_LOGGED_IN', 'the card is no longer verified (another application reset it): log in again');
       }
       throw error;
     }
@@ -134,7 +136,7 @@ export class ModuleConnection {
         async (card, context) => {
           if (typed) await card.verifyPin(typed);
           else if (context.pinPad) await card.verifyPinOnReader(context.pinPad);
-          else throw new CkrError(CKR.ARGUMENTS_BAD, 'no PIN given, and the reader has no PIN pad');
+          else throw new ProtocolError('INVALID_REQUEST', 'no PIN given, and the reader has no PIN pad');
           const status = await card.pinStatus();
           this.#tokens.setTries(reader, generation, status.triesLeft, status.blocked);
           onVerified?.();
@@ -152,7 +154,7 @@ export class ModuleConnection {
 
   /** Resolves once the PIN is verified; the job goes on holding the card until the signature (or 30 s). */
   #contextLogin(reader: string, generation: number, handle: number, key: TokenKey, pin: Buffer | undefined): Promise<void> {
-    this.#context?.cancel(new CkrError(CKR.FUNCTION_CANCELED, 'another context-specific login replaced this one'));
+    this.#context?.cancel(new UserCancelledError('another context-specific login replaced this one'));
     return new Promise<void>((loggedIn, failed) => {
       let deliver!: (request: SignRequest) => void;
       let cancel!: (reason: Error) => void;
@@ -163,7 +165,7 @@ export class ModuleConnection {
       next.catch(() => undefined);
       const holder: { signature?: Promise<Uint8Array> } = {};
       const job = this.#verifyJob(reader, generation, pin, 'reset', async (card) => {
-        const timer = setTimeout(() => cancel(new CkrError(CKR.USER_NOT_LOGGED_IN, 'no signature followed the PIN within 30 s')), CONTEXT_HOLD_MS);
+        const timer = setTimeout(() => cancel(new Pkcs11Error('NOT_LOGGED_IN', 'no signature followed the PIN within 30 s')), CONTEXT_HOLD_MS);
         try {
           return await signWith(card, key, await next);
         } finally {
@@ -220,29 +222,29 @@ export async function signWith(card: CpsCard, key: TokenKey, r: SignRequest): Pr
   const data = new Uint8Array(r.data);
   const pss = r.mechanism === CKM.RSA_PKCS_PSS || r.mechanism === CKM.SHA1_RSA_PKCS_PSS || r.mechanism === CKM.SHA256_RSA_PKCS_PSS;
   if (pss) {
-    if (!r.pss) throw new CkrError(CKR.MECHANISM_PARAM_INVALID, 'PSS needs its parameters');
+    if (!r.pss) throw new Pkcs11Error('MECHANISM_PARAM_INVALID', 'PSS needs its parameters');
     const hash = (Object.keys(PSS_PARAMS) as HashAlgorithm[]).find((h) => PSS_PARAMS[h].hash === r.pss?.hash);
     const implied = HASH_OF_MECHANISM[r.mechanism];
-    if (!hash || (implied && implied !== hash) || PSS_PARAMS[hash].mgf !== r.pss.mgf) throw new CkrError(CKR.MECHANISM_PARAM_INVALID, 'PSS with SHA-1 or SHA-256 and MGF1 of the same hash only');
+    if (!hash || (implied && implied !== hash) || PSS_PARAMS[hash].mgf !== r.pss.mgf) throw new Pkcs11Error('MECHANISM_PARAM_INVALID', 'PSS with SHA-1 or SHA-256 and MGF1 of the same hash only');
     const digest = implied ? new Uint8Array(createHash(hash).update(data).digest()) : data;
-    if (digest.length !== PSS_PARAMS[hash].length) throw new CkrError(CKR.DATA_LEN_RANGE, `a ${hash} hash is ${PSS_PARAMS[hash].length} bytes`);
+    if (digest.length !== PSS_PARAMS[hash].length) throw new Pkcs11Error('DATA_LENGTH', `a ${hash} hash is ${PSS_PARAMS[hash].length} bytes`);
     if (key.use === 'auth') {
-      if (r.pss.salt > key.modulusBytes - PSS_PARAMS[hash].length - 2) throw new CkrError(CKR.MECHANISM_PARAM_INVALID, 'salt too long for the key');
+      if (r.pss.salt > key.modulusBytes - PSS_PARAMS[hash].length - 2) throw new Pkcs11Error('MECHANISM_PARAM_INVALID', 'salt too long for the key');
       return card.authenticatePss(hash, digest, r.pss.salt);
     }
-    if (r.pss.salt !== PSS_PARAMS[hash].length) throw new CkrError(CKR.MECHANISM_PARAM_INVALID, 'the signature key salts with the hash length only');
+    if (r.pss.salt !== PSS_PARAMS[hash].length) throw new Pkcs11Error('MECHANISM_PARAM_INVALID', 'the signature key salts with the hash length only');
     return card.signPss(hash, digest);
   }
   const hash = HASH_OF_MECHANISM[r.mechanism];
   if (key.use === 'auth') {
     if (hash) return card.authenticate(CpsCard.digestInfo(hash, new Uint8Array(createHash(hash).update(data).digest())));
     // CKM_RSA_PKCS: the caller's DigestInfo (or TLS 1.0's MD5+SHA-1), at most 40 % of the modulus.
-    if (data.length === 0 || data.length > Math.floor(key.modulusBytes * 0.4)) throw new CkrError(CKR.DATA_LEN_RANGE, 'the authentication key signs at most 40 % of its modulus');
+    if (data.length === 0 || data.length > Math.floor(key.modulusBytes * 0.4)) throw new Pkcs11Error('DATA_LENGTH', 'the authentication key signs at most 40 % of its modulus');
     return card.authenticate(data);
   }
   if (hash) return card.sign(hash, { message: data });
   const hex = Buffer.from(data).toString('hex');
   const known = DIGEST_INFO_PREFIX.find(([h, prefix]) => hex.startsWith(prefix) && data.length === prefix.length / 2 + PSS_PARAMS[h].length);
-  if (!known) throw new CkrError(CKR.DATA_INVALID, 'the signature key signs a SHA-1 or SHA-256 DigestInfo');
+  if (!known) throw new Pkcs11Error('DATA_INVALID', 'the signature key signs a SHA-1 or SHA-256 DigestInfo');
   return card.sign(known[0], { digest: data.subarray(known[1].length / 2) });
 }

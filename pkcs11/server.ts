@@ -10,8 +10,9 @@ import { CpsdError } from '../core/errors.js';
 import type { CardCache } from '../cards/public-data.js';
 import { interfaceOf, type CardEvent, type CardSessions } from '../cards/session.js';
 import type { Logger } from '../daemon/log.js';
+import { ProtocolError } from '../daemon/protocol.js';
 import { VERSION } from '../daemon/methods.js';
-import { ckrOf, CkrError } from './ckr.js';
+import { ckrOf, Pkcs11Error } from './ckr.js';
 import { CKR, CKF_SLOT } from './constants.js';
 import { Tokens } from './tokens.js';
 import { FrameReader, Fields, TAG, field, frame, u32, WireError, type Field } from './wire.js';
@@ -131,16 +132,16 @@ export class Pkcs11Server {
             request = Fields.of(body);
             id = request.needU32(TAG.ID);
             const op = request.needU32(TAG.OP);
-            if (!hello && op !== OP.HELLO) throw new CkrError(CKR.CRYPTOKI_NOT_INITIALIZED, 'HELLO first');
+            if (!hello && op !== OP.HELLO) throw new Pkcs11Error('PKCS11_NOT_INITIALIZED', 'HELLO first', true);
             const answer = await this.#run(connection, op, request);
             if (op === OP.HELLO) hello = true;
             socket.write(frame([field(TAG.ID, u32(id)), field(TAG.RV, u32(CKR.OK)), ...answer]));
           } catch (error) {
             const { rv, message } = ckrOf(error);
-            if (!(error instanceof CkrError) && !(error instanceof CpsdError)) this.#o.log.error('pkcs11-internal', { error });
+            if (!(error instanceof Pkcs11Error) && !(error instanceof CpsdError)) this.#o.log.error('pkcs11-internal', { error });
             socket.write(frame([field(TAG.ID, u32(id)), field(TAG.RV, u32(rv)), field(TAG.MESSAGE, { utf8: message })]));
             // A frame that is no request, or a conversation that did not start with HELLO: nothing after it can be trusted.
-            if (error instanceof WireError || rv === CKR.CRYPTOKI_NOT_INITIALIZED || (error instanceof CkrError && error.fatal)) {
+            if (error instanceof WireError || (error instanceof Pkcs11Error && error.fatal)) {
               this.#o.log.warn('pkcs11-bad-request', { error });
               socket.end();
             }
@@ -154,7 +155,7 @@ export class Pkcs11Server {
     switch (op) {
       case OP.HELLO: {
         const version = r.needU32(TAG.VERSION);
-        if (version !== PROTOCOL_VERSION) throw new CkrError(CKR.DEVICE_ERROR, `protocol version ${version} is not spoken here (${PROTOCOL_VERSION} is)`, true);
+        if (version !== PROTOCOL_VERSION) throw new Pkcs11Error('PKCS11_VERSION', `protocol version ${version} is not spoken here (${PROTOCOL_VERSION} is)`, true);
         c.app = (r.utf8(TAG.APP) ?? '').slice(0, 64);
         this.#o.log.info('pkcs11-connected', { app: c.app });
         return [field(TAG.VERSION, u32(PROTOCOL_VERSION)), field(TAG.DAEMON, { utf8: VERSION })];
@@ -192,7 +193,7 @@ export class Pkcs11Server {
         return [field(TAG.SIGNATURE, signature)];
       }
       default:
-        throw new CkrError(CKR.FUNCTION_NOT_SUPPORTED, `unknown operation ${op}`);
+        throw new ProtocolError('METHOD_NOT_FOUND', `unknown operation ${op}`);
     }
   }
 

@@ -6,7 +6,8 @@
 import type { CardCache } from '../cards/public-data.js';
 import { readPublicData } from '../cards/public-data.js';
 import { CardAbsentError } from '../apdu/pcsc/errors.js';
-import type { CardEvent, CardSessions } from '../cards/session.js';
+import { interfaceOf, type CardEvent, type CardSessions } from '../cards/session.js';
+import { Pkcs11Error } from './ckr.js';
 import { buildToken, tokenField, type Token } from './token.js';
 import type { Field } from './wire.js';
 
@@ -56,6 +57,9 @@ export class Tokens {
   /** The token of the card of that generation, read once. */
   get(reader: string, generation: number, signal?: AbortSignal): Promise<Token> {
     this.check(reader, generation);
+    const view = this.#sessions.readers().find((r) => r.name === reader);
+    // A token is a CPx card by contact (docs/pkcs11.md): anything else is no token at all.
+    if (!view?.cardPresent || interfaceOf(view) !== 'contact') throw new Pkcs11Error('NO_TOKEN', `no CPS card by contact in ${reader}`);
     const known = this.#tokens.get(reader);
     if (known && known.generation === generation) return known.token;
     const token = this.#sessions.run(

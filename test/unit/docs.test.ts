@@ -1,4 +1,6 @@
 /** What the documentation states about the code, checked against the code. */
+import { CKR_OF } from '../../pkcs11/ckr.js';
+import { CKR } from '../../pkcs11/constants.js';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ATR_ROWS } from '../../cards/atr-table.js';
@@ -43,9 +45,10 @@ describe('docs/errors.md', () => {
   const text = doc('errors.md');
   const final = tableAfter(text, '<!-- error-codes');
 
-  it('gives every code its protocol code and exit code, as the code maps them, in the order of CPSD_ERROR_CODES', () => {
-    const documented = final.map(([code, protocol, exit]) => [code?.replace(/`/g, ''), protocol?.replace(/`/g, ''), Number(exit)]);
-    expect(documented).toEqual(CPSD_ERROR_CODES.map((c) => [c, protocolCode(c), exitCodeOf(c)]));
+  it('gives every code its protocol code, exit code and CKR_ value, as the code maps them, in the order of CPSD_ERROR_CODES', () => {
+    const documented = final.map(([code, protocol, exit, ckr]) => [code?.replace(/`/g, ''), protocol?.replace(/`/g, ''), Number(exit), ckr?.replace(/`/g, '')]);
+    const ckrName = (v: number): string => `CKR_${Object.entries(CKR).find(([, n]) => n === v)?.[0] ?? '?'}`;
+    expect(documented).toEqual(CPSD_ERROR_CODES.map((c) => [c, protocolCode(c), exitCodeOf(c), ckrName(CKR_OF[c])]));
   });
 
   it('explains every code in a table of its layer (class and when)', () => {
