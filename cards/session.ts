@@ -247,6 +247,8 @@ export class CardSessions extends EventEmitter {
   /** Readers where one of our jobs holds the card exclusively (their EXCLUSIVE state is ours). */
   readonly #ours = new Map<string, number>();
   readonly #unsubscribe: () => void;
+  /** Readers whose card keeps its verified PIN for an application's login (count of holders). */
+  readonly #verifiedHolds = new Map<string, number>();
   #closed = false;
 
   constructor(backend: CardBackend, options: SessionOptions = {}) {
@@ -379,7 +381,9 @@ export class CardSessions extends EventEmitter {
     } finally {
       // A command still at the card must end before the link can be reset and reused.
       if (inFlight) await inFlight;
-      await link.close(ok ? (options.after ?? 'leave') : 'reset').catch(() => undefined);
+      // A card an application holds a login on (PKCS#11) is not reset under it by another job that succeeded.
+      const after = ok ? (options.after === 'reset' && this.#verifiedHolds.has(reader) ? 'leave' : (options.after ?? 'leave')) : 'reset';
+      await link.close(after).catch(() => undefined);
       if (options.exclusive) {
         const n = (this.#ours.get(reader) ?? 1) - 1;
         if (n > 0) this.#ours.set(reader, n);
@@ -399,6 +403,24 @@ export class CardSessions extends EventEmitter {
         await new Promise((r) => setTimeout(r, 50));
       }
     }
+  }
+
+  /**
+   * Keeps the card of `reader` verified for an application's login (PKCS#11 C_Login): jobs that succeed
+   * leave it as it is instead of resetting it, so a web login in between does not log the application
+   * out. A failed job still resets it. Returns the release, which says whether it was the last hold.
+   */
+  holdVerified(reader: string): () => boolean {
+    this.#verifiedHolds.set(reader, (this.#verifiedHolds.get(reader) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return false;
+      released = true;
+      const n = (this.#verifiedHolds.get(reader) ?? 1) - 1;
+      if (n > 0) this.#verifiedHolds.set(reader, n);
+      else this.#verifiedHolds.delete(reader);
+      return n <= 0;
+    };
   }
 
   /** The reader a job with this reader name (or none) would run on; throws as run() would. */

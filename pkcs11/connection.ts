@@ -49,8 +49,8 @@ export class ModuleConnection {
   readonly #tokens: Tokens;
   readonly #log: Logger;
   readonly #controller = new AbortController();
-  /** Reader → the card generation this connection logged in to. */
-  readonly #logins = new Map<string, number>();
+  /** Reader → the card generation this connection logged in to, and its hold on the card's verified state. */
+  readonly #logins = new Map<string, { generation: number; release: () => boolean }>();
   #context: ContextLogin | undefined;
 
   constructor(sessions: CardSessions, tokens: Tokens, log: Logger) {
@@ -65,6 +65,7 @@ export class ModuleConnection {
 
   /** The card left: its login is over. */
   forget(reader: string): void {
+    this.#logins.get(reader)?.release();
     this.#logins.delete(reader);
     if (this.#context?.reader === reader) this.#context.cancel(new CardAbsentError('the card was removed'));
   }
@@ -73,8 +74,7 @@ export class ModuleConnection {
   async end(): Promise<void> {
     this.#controller.abort(new UserCancelledError('the connection closed'));
     const readers = [...this.#logins.keys()];
-    this.#logins.clear();
-    await Promise.all(readers.map((reader) => this.#reset(reader)));
+    await Promise.all(readers.map((reader) => this.#logout(reader)));
   }
 
   async login(reader: string, generation: number, userType: number, pin: Buffer | undefined, handle: number | undefined): Promise<void> {
@@ -86,17 +86,17 @@ export class ModuleConnection {
       return this.#contextLogin(reader, generation, handle, key, pin);
     }
     if (userType !== CKU_USER) throw new Pkcs11Error('USER_TYPE_INVALID', 'only the user (and context-specific) logins exist on a CPS card');
-    if (this.#logins.get(reader) === generation) throw new Pkcs11Error('ALREADY_LOGGED_IN', 'already logged in');
+    if (this.#logins.get(reader)?.generation === generation) throw new Pkcs11Error('ALREADY_LOGGED_IN', 'already logged in');
     await this.#verifyJob(reader, generation, pin, 'leave', async () => undefined);
-    this.#logins.set(reader, generation);
+    this.#logins.get(reader)?.release(); // a login to a card since removed
+    this.#logins.set(reader, { generation, release: this.#sessions.holdVerified(reader) });
     this.#log.info('pkcs11-login', { app: this.app, reader });
   }
 
   async logout(reader: string, generation: number): Promise<void> {
     this.#tokens.check(reader, generation);
-    if (this.#logins.get(reader) !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'not logged in');
-    this.#logins.delete(reader);
-    await this.#reset(reader);
+    if (this.#logins.get(reader)?.generation !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'not logged in');
+    await this.#logout(reader);
   }
 
   async sign(reader: string, generation: number, request: SignRequest): Promise<Uint8Array> {
@@ -114,12 +114,13 @@ export class ModuleConnection {
       this.#context = undefined;
       return context.deliver(request);
     }
-    if (this.#logins.get(reader) !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'this application did not log in to the card');
+    if (this.#logins.get(reader)?.generation !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'this application did not log in to the card');
     try {
       return await this.#sessions.run((card) => signWith(card, key, request), { reader, signal: this.signal, owner: OWNER, exclusive: true, after: 'leave' });
     } catch (error) {
       // The card forgot the PIN (another application reset it): the application is told to log in again.
       if (error instanceof Error && 'code' in error && error.code === 'SECURITY_STATUS_NOT_SATISFIED') {
+        this.#logins.get(reader)?.release();
         this.#logins.delete(reader);
         throw new Pkcs11Error('NOT_LOGGED_IN', 'the card is no longer verified (another application reset it): log in again');
       }
@@ -192,7 +193,11 @@ export class ModuleConnection {
     });
   }
 
-  async #reset(reader: string): Promise<void> {
+  /** Ends this connection's login; the card forgets the PIN unless another application is still logged in. */
+  async #logout(reader: string): Promise<void> {
+    const login = this.#logins.get(reader);
+    this.#logins.delete(reader);
+    if (login && !login.release()) return;
     await this.#sessions
       .run(async (card) => card.logout().catch(() => undefined), { reader, owner: OWNER, after: 'reset' })
       .catch((error: unknown) => this.#log.debug('pkcs11-reset-failed', { error }));

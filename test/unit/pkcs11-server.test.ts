@@ -19,6 +19,9 @@ import { Fields, TAG, field, u32 } from '../../pkcs11/wire.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { WireClient } from '../helpers/pkcs11-wire.js';
+import { rpcClient } from '../helpers/rpc.js';
+import { CpsdServer } from '../../daemon/server.js';
+import { DEFAULTS } from '../../daemon/config.js';
 
 const PIN = '8073';
 const WRONG = '5196';
@@ -195,6 +198,46 @@ describe('PKCS#11 socket', () => {
     expect(a.rv).toBe(CKR.OK);
     expect(verify('sha256', Buffer.from('doc'), cert.publicKey, a.fields.bytes(TAG.SIGNATURE) as Buffer)).toBe(true);
     expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('doc'))).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+  });
+
+  it('keeps an application logged in across a web login in between (the card is not reset under it)', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle } = await keyPair(c, slot, 0);
+    await login(c, slot, PIN);
+    const web = new CpsdServer({ ...DEFAULTS, port: 0 }, sessions as CardSessions, new Logger('warn', () => undefined));
+    await web.listen();
+    try {
+      const rpc = await rpcClient(web.port, null);
+      const r = await rpc.call('auth.authenticate', { nonce: Buffer.alloc(32, 1).toString('base64'), pin: PIN });
+      expect(r.error).toBeUndefined();
+      rpc.close();
+    } finally {
+      await web.close();
+    }
+    expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('after'))).rv).toBe(CKR.OK);
+  });
+
+  it('one application logging out leaves another\'s login on the same card', async () => {
+    const path = await start();
+    const a = await client(path);
+    const b = await client(path);
+    const slot = await a.slot();
+    const { handle } = await keyPair(a, slot, 0);
+    await login(a, slot, PIN);
+    await login(b, slot, PIN);
+    expect((await a.call(OP.LOGOUT, a.target(slot))).rv).toBe(CKR.OK);
+    expect((await sign(a, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('x'))).rv).toBe(CKR.USER_NOT_LOGGED_IN);
+    expect((await sign(b, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from('x'))).rv).toBe(CKR.OK);
+  });
+
+  it('the card forgets the PIN when the last application logs out', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    await login(c, slot, PIN);
+    expect((await c.call(OP.LOGOUT, c.target(slot))).rv).toBe(CKR.OK);
+    const verified = await (sessions as CardSessions).run(async (card) => (await card.pinStatus()).verified);
+    expect(verified).toBe(false);
   });
 
   it('offers no PSS on a CPS3', async () => {
