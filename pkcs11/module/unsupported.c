@@ -1,6 +1,8 @@
 /* unsupported.c - the Cryptoki functions this thin, read-only, sign-only
  * module does not offer: CKR_FUNCTION_NOT_SUPPORTED (C_WaitForSlotEvent too:
- * NSS then polls C_GetSlotInfo, and we never block a caller waiting for a card). */
+ * NSS then polls C_GetSlotInfo, and we never block a caller waiting for a card).
+ * The token has no RNG for callers: C_SeedRandom/C_GenerateRandom say
+ * CKR_RANDOM_NO_RNG, the spec's answer that test tools expect. */
 #include "cryptoki.h"
 
 #if defined(__GNUC__)
@@ -209,12 +211,12 @@ CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OB
 
 CK_RV C_SeedRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSeed, CK_ULONG ulSeedLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return CKR_RANDOM_NO_RNG;
 }
 
 CK_RV C_GenerateRandom(CK_SESSION_HANDLE hSession, CK_BYTE_PTR RandomData, CK_ULONG ulRandomLen)
 {
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    return CKR_RANDOM_NO_RNG;
 }
 
 CK_RV C_GetFunctionStatus(CK_SESSION_HANDLE hSession)
