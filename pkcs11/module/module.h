@@ -1,0 +1,32 @@
+/* module.h - shared by the C_* entry points (module.c, sign.c). */
+#ifndef CPSD_MODULE_H
+#define CPSD_MODULE_H
+
+#include "conn.h"
+#include "cryptoki.h"
+#include "session.h"
+#include "token.h"
+
+/* Checks initialisation (and that we are not a forked child that did not
+ * C_Initialize), takes the lock, allows one (re)connect for this call. */
+CK_RV enter(void);
+CK_RV leave(CK_RV rv);
+
+#define ENTER()                  \
+    do {                         \
+        CK_RV enter_rv_ = enter(); \
+        if (enter_rv_ != CKR_OK) \
+            return enter_rv_;    \
+    } while (0)
+
+CK_RV session_for(CK_SESSION_HANDLE h, session **out);
+/* The token's snapshot, asking TOKEN when there is none or it is stale. */
+CK_RV ensure_snapshot(int slot);
+/* The daemon said the card we knew is gone: drop its state and sessions. */
+void token_removed(int slot);
+/* Maps a transport failure to the call's return value. */
+CK_RV transport_rv(int conn_status);
+/* Starts a request on a token: OP, ID, READER, GENERATION. */
+void req_token(wbuf *b, uint32_t op, int slot);
+
+#endif
