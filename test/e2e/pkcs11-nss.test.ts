@@ -65,10 +65,26 @@ function authNickname(db: string): string {
   return (line.match(/^(.*?)\s+[uCcTPp,]*$/)?.[1] ?? line).trim();
 }
 
-function tstclnt(db: string, nick: string, versions: string): Promise<{ code: number; out: string }> {
-  return daemon
-    .tool('tstclnt', ['-h', '127.0.0.1', '-p', String(port), '-d', db, '-n', nick, '-w', PIN, '-V', versions, '-o', '-Q', '-v'], { timeoutMs: 60_000 })
-    .then((r) => ({ code: r.code, out: `${r.stdout}\n${r.stderr}` }));
+/**
+ * Runs tstclnt until selfserv says whether it validated the client's certificate (tstclnt itself may
+ * wait on after a TLS 1.3 handshake), or tstclnt exits. `validated`: selfserv logged the holder's
+ * subject and "Certificate Validated" for this connection.
+ */
+async function tstclnt(db: string, nick: string, versions: string): Promise<{ validated: boolean; out: string; server: string }> {
+  const from = serverOut.length;
+  const child = spawn('tstclnt', ['-h', '127.0.0.1', '-p', String(port), '-d', db, '-n', nick, '-w', PIN, '-V', versions, '-o', '-Q', '-v'], { env: daemon.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let done = false;
+  void exited.then(() => (done = true));
+  const until = Date.now() + 20_000;
+  while (!done && Date.now() < until && !serverOut.slice(from).includes('Certificate Validated')) await new Promise((r) => setTimeout(r, 50));
+  child.kill();
+  await exited;
+  const server = serverOut.slice(from);
+  return { validated: /Subject: .*CN=899700012349/.test(server) && server.includes('Certificate Validated'), out, server };
 }
 
 describe('NSS with libcpsd-pkcs11.so', () => {
@@ -87,8 +103,9 @@ describe('NSS with libcpsd-pkcs11.so', () => {
       const db = clientDb(`tls12-${personality}`);
       const r = await tstclnt(db, authNickname(db), 'tls1.2:tls1.2');
       expect(r.out).not.toMatch(/AddressSanitizer|runtime error:/);
-      expect(r.code, r.out).toBe(0);
-      expect(r.out).toMatch(/TLS 1\.2|TLSv1\.2|version 3\.3/i);
+      expect(r.validated, `${r.out}\n${r.server}`).toBe(true);
+      expect(r.out).toMatch(/SSL version 3\.3/);
+      expect(daemon.log).toMatch(/"pkcs11-sign","app":"tstclnt"[^\n]*"key":"auth","mechanism":1\}/);
     });
   }
 
@@ -96,8 +113,10 @@ describe('NSS with libcpsd-pkcs11.so', () => {
     await vr.insert({ profile: 'doctor', personality: 'cps4' });
     const db = clientDb('tls13-cps4');
     const r = await tstclnt(db, authNickname(db), 'tls1.3:tls1.3');
-    expect(r.code, r.out).toBe(0);
-    expect(r.out).toMatch(/TLS 1\.3|version 3\.4/i);
+    expect(r.validated, `${r.out}\n${r.server}`).toBe(true);
+    expect(r.out).toMatch(/SSL version 3\.4/);
+    // CertificateVerify in TLS 1.3: RSA-PSS (CKM_RSA_PKCS_PSS, 0xd) by the card's authentication key.
+    expect(daemon.log).toMatch(/"pkcs11-sign","app":"tstclnt"[^\n]*"key":"auth","mechanism":13\}/);
   });
 
   it('CPS3 at TLS 1.3: NSS sends no certificate (the card has no PSS) and the server refuses; nothing reaches the card', async () => {
@@ -105,8 +124,8 @@ describe('NSS with libcpsd-pkcs11.so', () => {
     const db = clientDb('tls13-cps3');
     const before = daemon.log.length;
     const r = await tstclnt(db, authNickname(db), 'tls1.3:tls1.3');
-    expect(r.code).not.toBe(0);
-    expect(r.out).toMatch(/CERTIFICATE_REQUIRED|certificate required|SSL_ERROR/i);
+    expect(r.validated).toBe(false);
+    expect(`${r.out}\n${r.server}`).toMatch(/CERTIFICATE_REQUIRED|certificate required|NO_CERTIFICATE|SSL_ERROR/i);
     expect(daemon.log.slice(before)).not.toMatch(/pkcs11-sign/);
   });
 });
