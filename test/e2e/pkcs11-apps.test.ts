@@ -6,7 +6,7 @@
  * and then reports the signature valid. Through the real pcscd + vpcd, `cpsd serve` as a process.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,52 +48,85 @@ async function authLabel(): Promise<string> {
 }
 
 describe('OpenSSL through the libp11 engine', () => {
-  it('openssl s_client authenticates to nginx at TLS 1.2 with the card, and nginx names the holder', async () => {
-    await vr.insert({ profile: 'doctor' });
+  function engineConfig(): string {
     const engine = execFileSync('openssl', ['version', '-e'], { encoding: 'utf8' }).match(/ENGINESDIR: "(.*)"/)?.[1] as string;
     const conf = join(daemon.dir, 'openssl-pkcs11.cnf');
     writeFileSync(
       conf,
       `openssl_conf = init\n[init]\nengines = engines\n[engines]\npkcs11 = pkcs11\n[pkcs11]\nengine_id = pkcs11\ndynamic_path = ${join(engine, 'pkcs11.so')}\nMODULE_PATH = ${daemon.module}\ninit = 0\n`,
     );
+    return conf;
+  }
+
+  async function sClient(port: number, token: string, extra: string[]): Promise<{ stdout: string; stderr: string }> {
     const certFile = join(daemon.dir, 'auth.pem');
     writeFileSync(certFile, pem(loadMaterial('doctor').authCert));
-    const key = `pkcs11:token=${encodeURIComponent(TOKEN)};object=${encodeURIComponent(await authLabel())};type=private;pin-value=${PIN}`;
-    const r = await daemon.tool(
-      'openssl',
-      ['s_client', '-connect', `127.0.0.1:${site.tls12}`, '-engine', 'pkcs11', '-keyform', 'engine', '-key', key, '-cert', certFile, '-tls1_2', '-quiet', '-ign_eof'],
-      { env: { OPENSSL_CONF: conf }, input: 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n', timeoutMs: 60_000 },
-    );
+    const key = `pkcs11:token=${encodeURIComponent(token)};object=${encodeURIComponent(await authLabel())};type=private;pin-value=${PIN}`;
+    return daemon.tool('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-engine', 'pkcs11', '-keyform', 'engine', '-key', key, '-cert', certFile, '-quiet', '-ign_eof', ...extra], {
+      env: { OPENSSL_CONF: engineConfig() },
+      input: 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n',
+      timeoutMs: 60_000,
+    });
+  }
+
+  it('CPS3: openssl s_client authenticates to nginx at TLS 1.2, restricted to PKCS#1 v1.5 signatures, and nginx names the holder', async () => {
+    await vr.insert({ profile: 'doctor' });
+    // OpenSSL signs TLS 1.2's CertificateVerify with RSA-PSS when both sides can: a CPS3 cannot (docs/pkcs11.md).
+    const r = await sClient(site.tls12, TOKEN, ['-tls1_2', '-client_sigalgs', 'RSA+SHA256:RSA+SHA384:RSA+SHA512']);
     expect(r.stdout, r.stderr).toContain('Connect&eacute; : ');
     expect(r.stdout).toContain('CN=899700012349');
-    expect(r.stdout).toMatch(/TLSv1\.2 SUCCESS/);
+    expect(r.stdout).toContain('TLSv1.2 SUCCESS');
+  });
+
+  it('CPS3: without that restriction OpenSSL asks for RSA-PSS, and the module says the card cannot (CKR_MECHANISM_INVALID)', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const r = await sClient(site.tls12, TOKEN, ['-tls1_2']);
+    expect(r.stdout).not.toContain('CN=899700012349');
+    expect(r.stderr).toMatch(/Mechanism invalid/);
+  });
+
+  it('CPS4: openssl s_client authenticates at TLS 1.3 (RSA-PSS by the card)', async () => {
+    await vr.insert({ profile: 'doctor', personality: 'cps4' });
+    const r = await sClient(site.tls13, 'CPS4 JEANNE MEDECIN-TEST', ['-tls1_3']);
+    expect(r.stdout, r.stderr).toContain('CN=899700012349');
+    expect(r.stdout).toContain('TLSv1.3 SUCCESS');
   });
 });
 
 describe('GnuTLS through p11-kit', () => {
-  /** A home whose p11-kit user configuration registers the module (what `cpsd pkcs11 install --user` writes). */
-  function p11kitHome(): Record<string, string> {
+  /**
+   * Registers the module with p11-kit as `cpsd pkcs11 install` does: p11-kit reads no user configuration
+   * in a program running as root (CI), so there it is the system file, removed after the test.
+   */
+  function p11kitModule(): { env: Record<string, string>; remove: () => void } {
+    const root = process.getuid?.() === 0;
     const home = join(daemon.dir, 'gnutls-home');
-    mkdirSync(join(home, '.config', 'pkcs11', 'modules'), { recursive: true });
-    writeFileSync(join(home, '.config', 'pkcs11', 'modules', 'cpsd.module'), `module: ${daemon.module}\n`);
-    return { HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
+    const dir = root ? '/etc/pkcs11/modules' : join(home, '.config', 'pkcs11', 'modules');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, 'cpsd-test.module');
+    writeFileSync(file, `module: ${daemon.module}\n`);
+    return { env: root ? {} : { HOME: home, XDG_CONFIG_HOME: join(home, '.config') }, remove: () => rmSync(file, { force: true }) };
   }
 
   it('p11tool --list-all shows the card\'s certificates through the .module file', async () => {
     await vr.insert({ profile: 'doctor' });
-    const r = await daemon.tool('p11tool', ['--list-all', `pkcs11:token=${encodeURIComponent(TOKEN)}`], { env: p11kitHome() });
+    const p11kit = p11kitModule();
+    const r = await daemon.tool('p11tool', ['--list-all', `pkcs11:token=${encodeURIComponent(TOKEN)}`], { env: p11kit.env }).finally(p11kit.remove);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.match(/Type: X\.509 Certificate/g)).toHaveLength(2);
   });
 
+  // Debian's opensc registers its own module with p11-kit: loaded beside ours it keeps a connection to the
+  // card, and the daemon's exclusive PIN job then waits for it (docs/pkcs11.md, "OpenSC beside cpsd").
+  // gnutls-cli is therefore given the module itself (--provider) for the handshake.
   it('gnutls-cli authenticates to nginx at TLS 1.2 with the card\'s key by pkcs11: URI', async () => {
     await vr.insert({ profile: 'doctor' });
     const label = encodeURIComponent(await authLabel());
     const uri = `pkcs11:token=${encodeURIComponent(TOKEN)};object=${label}`;
     const r = await daemon.tool(
       'gnutls-cli',
-      ['--no-ca-verification', '--x509certfile', `${uri};type=cert`, '--x509keyfile', `${uri};type=private`, '--port', String(site.tls12), '127.0.0.1'],
-      { env: { ...p11kitHome(), GNUTLS_PIN: PIN }, input: 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n', timeoutMs: 60_000 },
+      ['--provider', daemon.module, '--no-ca-verification', '--x509certfile', `${uri};type=cert`, '--x509keyfile', `${uri};type=private?pin-value=${PIN}`, '--port', String(site.tls12), '127.0.0.1'],
+      { env: { GNUTLS_PIN: PIN }, input: 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n', timeoutMs: 60_000 },
     );
     expect(r.stdout, r.stderr).toContain('CN=899700012349');
     expect(r.stdout).toMatch(/TLSv1\.2 SUCCESS/);
