@@ -48,6 +48,19 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        // OpenSC's pkcs11-tool suites once more against the PKCS#11 module built with AddressSanitizer + UBSan
+        // (test/helpers/pkcs11-daemon.ts): a report fails the test. Last, alone on the machine's pcscd.
+        test: {
+          name: 'pkcs11-asan',
+          include: ['test/e2e/pkcs11-tool.test.ts'],
+          env: { CPSD_PKCS11_ASAN: '1' },
+          fileParallelism: false,
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -126,19 +126,21 @@ export class Pkcs11Server {
       for (const body of bodies) {
         chain = chain.then(async () => {
           if (socket.destroyed) return;
-          let request: Fields;
+          let request: Fields | undefined;
           let id = 0;
           try {
             request = Fields.of(body);
             id = request.needU32(TAG.ID);
             const op = request.needU32(TAG.OP);
             if (!hello && op !== OP.HELLO) throw new Pkcs11Error('PKCS11_NOT_INITIALIZED', 'HELLO first', true);
+            this.#o.log.debug('pkcs11-request', { app: connection.app, op });
             const answer = await this.#run(connection, op, request);
             if (op === OP.HELLO) hello = true;
             socket.write(frame([field(TAG.ID, u32(id)), field(TAG.RV, u32(CKR.OK)), ...answer]));
           } catch (error) {
             const { rv, message } = ckrOf(error);
-            if (!(error instanceof Pkcs11Error) && !(error instanceof CpsdError)) this.#o.log.error('pkcs11-internal', { error });
+            if (!(error instanceof CpsdError)) this.#o.log.error('pkcs11-internal', { error });
+            else this.#o.log.info('pkcs11-request-failed', { app: connection.app, op: request?.u32(TAG.OP) ?? null, code: error.code, rv });
             socket.write(frame([field(TAG.ID, u32(id)), field(TAG.RV, u32(rv)), field(TAG.MESSAGE, { utf8: message })]));
             // A frame that is no request, or a conversation that did not start with HELLO: nothing after it can be trusted.
             if (error instanceof WireError || (error instanceof Pkcs11Error && error.fatal)) {

@@ -47,6 +47,8 @@ export class IccProcess {
         muteAfter?: number;
         garbleAfter?: number;
         stallAt?: { apdu: number; ms: number };
+        /** Card time (sim/cps/faults.ts): e.g. a slow RSA operation to act during a signature. */
+        timing?: { microsPerByte: number; rsaMillis: number };
         statusAt?: { ins: number; nth?: number; sw: number };
       };
     } = {},
