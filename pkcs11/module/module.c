@@ -489,7 +489,9 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
         return leave(rv);
     }
     slots[slot].stale = 1; /* the PIN counter flags may have changed */
-    if (rv == CKR_OK) {
+    /* ALREADY_LOGGED_IN: the daemon kept this connection's login that we had
+     * forgotten; agree with it (the caller is told as the spec says). */
+    if (rv == CKR_OK || (rv == CKR_USER_ALREADY_LOGGED_IN && userType == CKU_USER)) {
         if (userType == CKU_USER) {
             slots[slot].logged_in = 1;
             slots[slot].login_epoch = conn_epoch();
