@@ -299,7 +299,9 @@ static int open_socket(void)
         goto fail;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         e = sock_err();
-        if (!ERR_INPROGRESS(e) || wait_fd(POLLOUT, now_ms() + CONNECT_TIMEOUT_MS) != 1)
+        /* EINTR: the connect goes on in the background, wait for it alike. */
+        if (!(ERR_INPROGRESS(e) || ERR_INTR(e)) ||
+            wait_fd(POLLOUT, now_ms() + CONNECT_TIMEOUT_MS) != 1)
             goto fail;
         {
             int soerr = 0;

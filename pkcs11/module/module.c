@@ -145,6 +145,16 @@ CK_RV ensure_snapshot(int slot)
     return CKR_OK;
 }
 
+CK_RV use_snapshot(int slot)
+{
+    CK_RV rv = ensure_snapshot(slot);
+    /* A refresh that failed in transport leaves the last snapshot of this
+     * generation, still right for objects; a removed card leaves none. */
+    if (rv != CKR_OK && slots[slot].snap)
+        return CKR_OK;
+    return rv;
+}
+
 /* ---- general ---- */
 
 static void forget_state(void)
@@ -558,7 +568,7 @@ CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, 
         return leave(CKR_OPERATION_ACTIVE);
     if (check_template(pTemplate, ulCount) != 0)
         return leave(CKR_ARGUMENTS_BAD);
-    rv = slots[s->slot].snap ? CKR_OK : ensure_snapshot(s->slot);
+    rv = use_snapshot(s->slot); /* on failure s may be gone */
     if (rv != CKR_OK)
         return leave(rv);
     sn = slots[s->slot].snap;
@@ -640,7 +650,7 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         return leave(rv);
     if (ulCount > 0 && !pTemplate)
         return leave(CKR_ARGUMENTS_BAD);
-    rv = slots[s->slot].snap ? CKR_OK : ensure_snapshot(s->slot);
+    rv = use_snapshot(s->slot); /* on failure s may be gone */
     if (rv != CKR_OK)
         return leave(rv);
     o = snap_object(slots[s->slot].snap, hObject, slot_logged_in(&slots[s->slot]));

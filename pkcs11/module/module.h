@@ -22,6 +22,10 @@ CK_RV leave(CK_RV rv);
 CK_RV session_for(CK_SESSION_HANDLE h, session **out);
 /* The token's snapshot, asking TOKEN when there is none or it is stale. */
 CK_RV ensure_snapshot(int slot);
+/* The same for calls on a session: a stale snapshot (after LOGIN, SIGN) is
+ * refreshed, so objects shown only after login appear; if the refresh fails
+ * in transport the last snapshot of this generation is used. */
+CK_RV use_snapshot(int slot);
 /* The daemon said the card we knew is gone: drop its state and sessions. */
 void token_removed(int slot);
 /* Maps a transport failure to the call's return value. */
