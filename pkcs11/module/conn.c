@@ -51,6 +51,13 @@ typedef int sock_t;
 
 #define CONNECT_TIMEOUT_MS 2000
 
+/* A set-uid/set-gid host must not let its caller choose the socket. */
+#if defined(__GLIBC__)
+#define env_get secure_getenv
+#else
+#define env_get getenv
+#endif
+
 static sock_t fd = BAD_SOCK;
 static int tried_this_call;
 static unsigned long epoch;
@@ -163,8 +170,8 @@ static int check_peer(void)
 #else
 static int socket_path(char *out, size_t cap)
 {
-    const char *env = getenv("CPSD_PKCS11_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *env = env_get("CPSD_PKCS11_SOCKET");
+    const char *xdg = env_get("XDG_RUNTIME_DIR");
     int n;
     if (env && *env)
         n = snprintf(out, cap, "%s", env);
