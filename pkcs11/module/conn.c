@@ -392,7 +392,8 @@ static int idle_conn_dead(void)
     return sock_poll(&p, 1, 0) != 0;
 }
 
-/* One exchange on an open connection; CONN_BROKEN closes it. */
+/* One exchange on an open connection. It reads `fd` but changes no state:
+ * a LOGIN runs it without the module lock (see conn_call_unlocked). */
 static int exchange(wbuf *b, int timeout_ms, answer *a)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -429,7 +430,6 @@ static int exchange(wbuf *b, int timeout_ms, answer *a)
     return CONN_OK;
 broken:
     answer_free(a);
-    conn_close();
     return CONN_BROKEN;
 }
 
@@ -454,7 +454,7 @@ static int hello(void)
     k = exchange(&b, TIMEOUT_OTHER_MS, &a);
     wb_free(&b);
     if (k != CONN_OK)
-        return -1;
+        return -1; /* ensure_open closes */
     wr_init(&r, a.buf, a.len);
     while (wr_next(&r, &f) == 1)
         if (f.tag == T_VERSION)
@@ -482,9 +482,8 @@ static int ensure_open(void)
     return 0;
 }
 
-int conn_call(wbuf *b, int timeout_ms, answer *a)
+int conn_prepare(wbuf *b, answer *a)
 {
-    int k;
     a->buf = NULL;
     a->len = 0;
     a->rv = 0;
@@ -496,7 +495,28 @@ int conn_call(wbuf *b, int timeout_ms, answer *a)
         wb_free(b);
         return CONN_UNREACHABLE;
     }
-    k = exchange(b, timeout_ms, a);
+    return CONN_OK;
+}
+
+int conn_exchange(wbuf *b, int timeout_ms, answer *a)
+{
+    int k = exchange(b, timeout_ms, a);
     wb_free(b);
+    return k;
+}
+
+void conn_settle(int status)
+{
+    if (status == CONN_BROKEN)
+        conn_close();
+}
+
+int conn_call(wbuf *b, int timeout_ms, answer *a)
+{
+    int k = conn_prepare(b, a);
+    if (k != CONN_OK)
+        return k;
+    k = conn_exchange(b, timeout_ms, a);
+    conn_settle(k);
     return k;
 }
