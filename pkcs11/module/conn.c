@@ -51,6 +51,13 @@ typedef int sock_t;
 
 #define CONNECT_TIMEOUT_MS 2000
 
+/* A set-uid/set-gid host must not let its caller choose the socket. */
+#if defined(__GLIBC__)
+#define env_get secure_getenv
+#else
+#define env_get getenv
+#endif
+
 static sock_t fd = BAD_SOCK;
 static int tried_this_call;
 static unsigned long epoch;
@@ -163,8 +170,8 @@ static int check_peer(void)
 #else
 static int socket_path(char *out, size_t cap)
 {
-    const char *env = getenv("CPSD_PKCS11_SOCKET");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    const char *env = env_get("CPSD_PKCS11_SOCKET");
+    const char *xdg = env_get("XDG_RUNTIME_DIR");
     int n;
     if (env && *env)
         n = snprintf(out, cap, "%s", env);
@@ -299,7 +306,9 @@ static int open_socket(void)
         goto fail;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         e = sock_err();
-        if (!ERR_INPROGRESS(e) || wait_fd(POLLOUT, now_ms() + CONNECT_TIMEOUT_MS) != 1)
+        /* EINTR: the connect goes on in the background, wait for it alike. */
+        if (!(ERR_INPROGRESS(e) || ERR_INTR(e)) ||
+            wait_fd(POLLOUT, now_ms() + CONNECT_TIMEOUT_MS) != 1)
             goto fail;
         {
             int soerr = 0;
@@ -383,7 +392,8 @@ static int idle_conn_dead(void)
     return sock_poll(&p, 1, 0) != 0;
 }
 
-/* One exchange on an open connection; CONN_BROKEN closes it. */
+/* One exchange on an open connection. It reads `fd` but changes no state:
+ * a LOGIN runs it without the module lock (see conn_call_unlocked). */
 static int exchange(wbuf *b, int timeout_ms, answer *a)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -420,7 +430,6 @@ static int exchange(wbuf *b, int timeout_ms, answer *a)
     return CONN_OK;
 broken:
     answer_free(a);
-    conn_close();
     return CONN_BROKEN;
 }
 
@@ -445,7 +454,7 @@ static int hello(void)
     k = exchange(&b, TIMEOUT_OTHER_MS, &a);
     wb_free(&b);
     if (k != CONN_OK)
-        return -1;
+        return -1; /* ensure_open closes */
     wr_init(&r, a.buf, a.len);
     while (wr_next(&r, &f) == 1)
         if (f.tag == T_VERSION)
@@ -473,9 +482,8 @@ static int ensure_open(void)
     return 0;
 }
 
-int conn_call(wbuf *b, int timeout_ms, answer *a)
+int conn_prepare(wbuf *b, answer *a)
 {
-    int k;
     a->buf = NULL;
     a->len = 0;
     a->rv = 0;
@@ -487,7 +495,28 @@ int conn_call(wbuf *b, int timeout_ms, answer *a)
         wb_free(b);
         return CONN_UNREACHABLE;
     }
-    k = exchange(b, timeout_ms, a);
+    return CONN_OK;
+}
+
+int conn_exchange(wbuf *b, int timeout_ms, answer *a)
+{
+    int k = exchange(b, timeout_ms, a);
     wb_free(b);
+    return k;
+}
+
+void conn_settle(int status)
+{
+    if (status == CONN_BROKEN)
+        conn_close();
+}
+
+int conn_call(wbuf *b, int timeout_ms, answer *a)
+{
+    int k = conn_prepare(b, a);
+    if (k != CONN_OK)
+        return k;
+    k = conn_exchange(b, timeout_ms, a);
+    conn_settle(k);
     return k;
 }

@@ -39,4 +39,13 @@ void req_begin(wbuf *b, uint32_t op);
 int conn_call(wbuf *b, int timeout_ms, answer *a);
 void answer_free(answer *a);
 
+/* conn_call in three steps, for the LOGIN that may wait minutes on a PIN pad
+ * and so runs its exchange without the module lock: prepare (under the lock:
+ * frame, connect, HELLO), exchange (no lock; touches no connection state, and
+ * no other thread uses the connection meanwhile), settle (under the lock:
+ * close a broken connection). prepare frees b on failure, exchange always. */
+int conn_prepare(wbuf *b, answer *a);
+int conn_exchange(wbuf *b, int timeout_ms, answer *a);
+void conn_settle(int status);
+
 #endif

@@ -8,6 +8,7 @@
 #undef CreateMutex /* windows.h maps it to CreateMutexA; ours is a struct member */
 #else
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -124,9 +125,17 @@ void init_guard_enter(void)
 }
 void init_guard_leave(void) { InterlockedExchange(&guard, 0); }
 unsigned long current_pid(void) { return (unsigned long)GetCurrentProcessId(); }
+void sleep_ms(int ms) { Sleep((DWORD)ms); }
 #else
 static pthread_mutex_t guard = PTHREAD_MUTEX_INITIALIZER;
 void init_guard_enter(void) { pthread_mutex_lock(&guard); }
 void init_guard_leave(void) { pthread_mutex_unlock(&guard); }
 unsigned long current_pid(void) { return (unsigned long)getpid(); }
+void sleep_ms(int ms)
+{
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
 #endif

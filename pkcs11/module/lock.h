@@ -21,4 +21,8 @@ void init_guard_leave(void);
 /* The process id, to tell a forked child from the process that initialised. */
 unsigned long current_pid(void);
 
+/* For waiting without a condition variable (the application's mutex
+ * callbacks give none): drop the lock, sleep, take it again. */
+void sleep_ms(int ms);
+
 #endif

@@ -10,6 +10,7 @@
 
 static volatile int initialized;
 static unsigned long init_pid;
+static int login_busy; /* a LOGIN exchange runs without the lock */
 
 #define FN_PTR(name, args) name,
 static CK_FUNCTION_LIST function_list = {{2, 40}, CK_PKCS11_FUNCTIONS(FN_PTR)};
@@ -17,11 +18,27 @@ static CK_FUNCTION_LIST function_list = {{2, 40}, CK_PKCS11_FUNCTIONS(FN_PTR)};
 
 /* ---- shared helpers ---- */
 
-CK_RV enter(void)
+int login_in_flight(void)
+{
+    return login_busy;
+}
+
+void wait_for_login(void)
+{
+    while (login_busy) {
+        lock_leave();
+        sleep_ms(10);
+        lock_enter();
+    }
+}
+
+CK_RV enter(int wait)
 {
     if (!initialized || init_pid != current_pid())
         return CKR_CRYPTOKI_NOT_INITIALIZED;
     lock_enter();
+    if (wait)
+        wait_for_login();
     if (!initialized) {
         lock_leave();
         return CKR_CRYPTOKI_NOT_INITIALIZED;
@@ -84,6 +101,8 @@ static CK_RV refresh_slots(void)
     wbuf b;
     answer a;
     int k;
+    if (login_busy)
+        return CKR_OK; /* the connection is taken: the slots as last known */
     req_begin(&b, OP_SLOTS);
     k = conn_call(&b, TIMEOUT_OTHER_MS, &a);
     if (k == CONN_UNREACHABLE) {
@@ -145,6 +164,16 @@ CK_RV ensure_snapshot(int slot)
     return CKR_OK;
 }
 
+CK_RV use_snapshot(int slot)
+{
+    CK_RV rv = ensure_snapshot(slot);
+    /* A refresh that failed in transport leaves the last snapshot of this
+     * generation, still right for objects; a removed card leaves none. */
+    if (rv != CKR_OK && slots[slot].snap)
+        return CKR_OK;
+    return rv;
+}
+
 /* ---- general ---- */
 
 static void forget_state(void)
@@ -168,6 +197,7 @@ CK_RV C_Initialize(CK_VOID_PTR pInitArgs)
         lock_abandon();
         conn_forget_inherited();
         forget_state();
+        login_busy = 0;
         initialized = 0;
     }
     rv = lock_init((const CK_C_INITIALIZE_ARGS *)pInitArgs);
@@ -190,6 +220,7 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
         return CKR_CRYPTOKI_NOT_INITIALIZED;
     }
     lock_enter();
+    wait_for_login();
     conn_close();
     forget_state();
     initialized = 0;
@@ -201,7 +232,7 @@ CK_RV C_Finalize(CK_VOID_PTR pReserved)
 
 CK_RV C_GetInfo(CK_INFO_PTR pInfo)
 {
-    ENTER();
+    ENTER_CACHED();
     if (!pInfo)
         return leave(CKR_ARGUMENTS_BAD);
     memset(pInfo, 0, sizeof *pInfo);
@@ -230,7 +261,7 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PT
     CK_ULONG n = 0;
     CK_RV rv;
     int i;
-    ENTER();
+    ENTER_CACHED();
     if (!pulCount)
         return leave(CKR_ARGUMENTS_BAD);
     rv = refresh_slots();
@@ -258,7 +289,7 @@ CK_RV C_GetSlotList(CK_BBOOL tokenPresent, CK_SLOT_ID_PTR pSlotList, CK_ULONG_PT
 CK_RV C_GetSlotInfo(CK_SLOT_ID slotID, CK_SLOT_INFO_PTR pInfo)
 {
     CK_RV rv;
-    ENTER();
+    ENTER_CACHED();
     if (!pInfo)
         return leave(CKR_ARGUMENTS_BAD);
     if (!valid_slot(slotID))
@@ -280,13 +311,15 @@ CK_RV C_GetTokenInfo(CK_SLOT_ID slotID, CK_TOKEN_INFO_PTR pInfo)
     const snapshot *sn;
     CK_RV rv;
     int i = (int)slotID;
-    ENTER();
+    ENTER_CACHED();
     if (!pInfo)
         return leave(CKR_ARGUMENTS_BAD);
     if (!valid_slot(slotID))
         return leave(CKR_SLOT_ID_INVALID);
+    if (login_busy && !slots[i].snap)
+        wait_for_login(); /* nothing known yet: wait for the connection */
     rv = refresh_slots();
-    if (rv == CKR_OK)
+    if (rv == CKR_OK && !(login_busy && slots[i].snap))
         rv = ensure_snapshot(i);
     if (rv != CKR_OK)
         return leave(rv);
@@ -428,7 +461,7 @@ CK_RV C_GetSessionInfo(CK_SESSION_HANDLE hSession, CK_SESSION_INFO_PTR pInfo)
     session *s;
     CK_RV rv;
     int user;
-    ENTER();
+    ENTER_CACHED();
     if (!pInfo)
         return leave(CKR_ARGUMENTS_BAD);
     rv = session_for(hSession, &s);
@@ -456,6 +489,7 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
     wbuf b;
     answer a;
     CK_RV rv;
+    CK_OBJECT_HANDLE key;
     int slot, k;
     ENTER();
     rv = session_for(hSession, &s);
@@ -477,9 +511,22 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
     wb_u32(&b, T_USER_TYPE, (uint32_t)userType);
     if (pPin) /* NULL: protected authentication path, the daemon asks */
         wb_bytes(&b, T_PIN, pPin, ulPinLen);
+    key = s->sign.key;
     if (userType == CKU_CONTEXT_SPECIFIC)
-        wb_u32(&b, T_HANDLE, (uint32_t)s->sign.key);
-    k = conn_call(&b, TIMEOUT_LOGIN_MS, &a); /* wipes the PIN copy in b */
+        wb_u32(&b, T_HANDLE, (uint32_t)key);
+    /* A PIN pad may take minutes: exchange without the lock, so that other
+     * threads can still read slots, tokens and objects (Firefox keeps its UI
+     * polling while its protected-authentication dialog is up). Calls that
+     * need the connection wait for us. b (with the PIN copy) is wiped. */
+    k = conn_prepare(&b, &a);
+    if (k == CONN_OK) {
+        login_busy = 1;
+        lock_leave();
+        k = conn_exchange(&b, TIMEOUT_LOGIN_MS, &a);
+        lock_enter();
+        login_busy = 0;
+        conn_settle(k);
+    }
     if (k != CONN_OK)
         return leave(transport_rv(k));
     rv = a.rv;
@@ -489,13 +536,18 @@ CK_RV C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8CHAR_PTR
         return leave(rv);
     }
     slots[slot].stale = 1; /* the PIN counter flags may have changed */
-    if (rv == CKR_OK) {
+    /* ALREADY_LOGGED_IN: the daemon kept this connection's login that we had
+     * forgotten; agree with it (the caller is told as the spec says). */
+    if (rv == CKR_OK || (rv == CKR_USER_ALREADY_LOGGED_IN && userType == CKU_USER)) {
         if (userType == CKU_USER) {
             slots[slot].logged_in = 1;
             slots[slot].login_epoch = conn_epoch();
         } else {
-            s->sign.ctx_auth = 1;
-            s->sign.ctx_epoch = conn_epoch();
+            s = session_get(hSession); /* looked up again after the unlocked wait */
+            if (s && s->sign.active && s->sign.key == key) {
+                s->sign.ctx_auth = 1;
+                s->sign.ctx_epoch = conn_epoch();
+            }
         }
     }
     return leave(rv);
@@ -556,7 +608,7 @@ CK_RV C_FindObjectsInit(CK_SESSION_HANDLE hSession, CK_ATTRIBUTE_PTR pTemplate, 
         return leave(CKR_OPERATION_ACTIVE);
     if (check_template(pTemplate, ulCount) != 0)
         return leave(CKR_ARGUMENTS_BAD);
-    rv = slots[s->slot].snap ? CKR_OK : ensure_snapshot(s->slot);
+    rv = use_snapshot(s->slot); /* on failure s may be gone */
     if (rv != CKR_OK)
         return leave(rv);
     sn = slots[s->slot].snap;
@@ -583,7 +635,7 @@ CK_RV C_FindObjects(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE_PTR phObject,
     session *s;
     CK_RV rv;
     CK_ULONG n = 0;
-    ENTER();
+    ENTER_CACHED();
     rv = session_for(hSession, &s);
     if (rv != CKR_OK)
         return leave(rv);
@@ -601,7 +653,7 @@ CK_RV C_FindObjectsFinal(CK_SESSION_HANDLE hSession)
 {
     session *s;
     CK_RV rv;
-    ENTER();
+    ENTER_CACHED();
     rv = session_for(hSession, &s);
     if (rv != CKR_OK)
         return leave(rv);
@@ -638,7 +690,7 @@ CK_RV C_GetAttributeValue(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
         return leave(rv);
     if (ulCount > 0 && !pTemplate)
         return leave(CKR_ARGUMENTS_BAD);
-    rv = slots[s->slot].snap ? CKR_OK : ensure_snapshot(s->slot);
+    rv = use_snapshot(s->slot); /* on failure s may be gone */
     if (rv != CKR_OK)
         return leave(rv);
     o = snap_object(slots[s->slot].snap, hObject, slot_logged_in(&slots[s->slot]));

@@ -74,7 +74,7 @@ CK_RV C_SignInit(CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJ
         return leave(CKR_OPERATION_ACTIVE);
     if (!pMechanism)
         return leave(CKR_ARGUMENTS_BAD);
-    rv = slots[s->slot].snap ? CKR_OK : ensure_snapshot(s->slot);
+    rv = use_snapshot(s->slot); /* on failure s may be gone */
     if (rv != CKR_OK)
         return leave(rv);
     sn = slots[s->slot].snap;
