@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 # a real X server (xvfb, xdotool).
 PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux systemd
   gcc make libc6-dev gcc-mingw-w64-x86-64 libnss3-tools libengine-pkcs11-openssl gnutls-bin p11-kit openjdk-17-jdk-headless
-  poppler-utils nginx xvfb xdotool)
+  poppler-utils nginx xvfb xdotool python3-pykcs11 imagemagick)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
