@@ -232,7 +232,9 @@ export class CpsdServer {
     if (!this.#hostAllowed(req)) return { status: 421, reason: 'Misdirected Request' };
     const origin = req.headers.origin;
     if (origin !== undefined && !this.#config.allowedOrigins.includes(origin)) return { status: 403, reason: 'Forbidden' };
-    if (this.#limits.admit(origin ?? null) === 'full') return { status: 503, reason: 'Service Unavailable' };
+    // Only a look: the slot is taken once `ws` accepted the handshake (#onConnection). Taken here, a
+    // handshake ws then refuses (a bad Sec-WebSocket-Protocol, version or key: 400) never gave it back.
+    if (this.#limits.room(origin ?? null) === 'full') return { status: 503, reason: 'Service Unavailable' };
     return undefined;
   }
 
@@ -240,6 +242,12 @@ export class CpsdServer {
 
   #onConnection(socket: WebSocket, req: IncomingMessage): void {
     const origin = req.headers.origin ?? null;
+    // ws completes an accepted handshake in the same tick as #checkUpgrade looked: the room is still
+    // there. Should it not be, the connection is closed at once ("try again later"), its slot never taken.
+    if (this.#limits.admit(origin) === 'full') {
+      socket.close(1013, 'too many connections');
+      return;
+    }
     const controller = new AbortController();
     const client: Client = {
       socket,
