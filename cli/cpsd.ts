@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option, type Help } from 'commander';
 import { CpsdError } from '../core/errors.js';
 import { fromHex } from '../core/bytes.js';
+import { hasOwn } from '../core/own.js';
 import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
 import { certs, type CertsOptions } from './commands/certs.js';
 import { doctor } from './commands/doctor.js';
@@ -36,7 +37,7 @@ function positive(value: string): number {
 }
 
 function personality(value: string): PersonalityName {
-  if (!(value in PERSONALITIES)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
+  if (!hasOwn(PERSONALITIES, value)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
   return value as PersonalityName;
 }
 
