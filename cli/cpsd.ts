@@ -9,6 +9,7 @@ import { doctor } from './commands/doctor.js';
 import { identity } from './commands/identity.js';
 import type { IdpCommandOptions } from './commands/idp.js';
 import { pin } from './commands/pin.js';
+import { pkcs11, type Pkcs11Options } from './commands/pkcs11.js';
 import { proxy, type ProxyCommandOptions } from './commands/proxy.js';
 import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptions } from './commands/policy.js';
 import { readers } from './commands/readers.js';
@@ -252,6 +253,20 @@ export function buildProgram(): Command {
       .option('--root <dir>', t('help.service.root'))
       .action(async (o: ServiceOptions) => {
         process.exitCode = await service(action, o).catch(fail);
+      });
+  }
+
+  const pkcs11Command = program.command('pkcs11').description(t('help.pkcs11'));
+  for (const action of ['install', 'uninstall'] as const) {
+    pkcs11Command
+      .command(action)
+      .description(t(action === 'install' ? 'help.pkcs11.install' : 'help.pkcs11.uninstall'))
+      .option('--user', t('help.pkcs11.user'))
+      .option('--dry-run', t('help.pkcs11.dryRun'))
+      .option('--module <path>', t('help.pkcs11.module'))
+      .option('--root <dir>', t('help.pkcs11.root'))
+      .action(async (o: Pkcs11Options) => {
+        process.exitCode = await pkcs11(action, o).catch(fail);
       });
   }
 
