@@ -277,6 +277,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--browser <name>', t('help.policy.browser')).choices([...POLICY_BROWSERS, 'all']).default('all'))
     .addOption(new Option('--format <system>', t('help.policy.format')).choices(POLICY_FORMATS))
     .option('--out <dir>', t('help.policy.out'))
+    .option('--pkcs11-module <path>', t('help.policy.pkcs11Module'))
     .action(async (o: PolicyOptions) => {
       process.exitCode = await policy(o).catch(fail);
     });

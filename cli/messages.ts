@@ -90,6 +90,7 @@ export const MESSAGES = {
   'help.service.user': { en: 'for this user only (~/.config/systemd/user); without it, for every user (/etc/systemd/user, as root)', fr: 'pour cet utilisateur seulement (~/.config/systemd/user) ; sans, pour tous les utilisateurs (/etc/systemd/user, en root)' },
   'help.service.dryRun': { en: 'print what would be written and run, change nothing', fr: 'afficher ce qui serait écrit et lancé, sans rien changer' },
   'help.service.platform': { en: 'plan for this platform: linux, darwin or win32 (default: this one)', fr: 'prévoir pour cette plate-forme : linux, darwin ou win32 (par défaut : celle-ci)' },
+  'help.policy.pkcs11Module': { en: "Firefox also loads this PKCS#11 module (policy SecurityDevices; the path on the workstations)", fr: 'Firefox charge aussi ce module PKCS#11 (stratégie SecurityDevices ; le chemin sur les postes)' },
   'help.pkcs11': { en: 'register the PKCS#11 module where browsers and applications look for one (docs/pkcs11.md)', fr: 'déclarer le module PKCS#11 là où navigateurs et applications le cherchent (docs/pkcs11.md)' },
   'help.pkcs11.install': { en: 'register the module: Firefox, Chromium, p11-kit, Java', fr: 'déclarer le module : Firefox, Chromium, p11-kit, Java' },
   'help.pkcs11.uninstall': { en: 'remove what install added, and nothing else', fr: "retirer ce qu'install a ajouté, et rien d'autre" },
