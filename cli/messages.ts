@@ -376,6 +376,7 @@ export const MESSAGES = {
   'pkcs11.chromiumPerUser': { en: "Chromium reads the module from each user's NSS database: each user runs cpsd pkcs11 install --user.", fr: "Chromium lit le module dans la base NSS de chaque utilisateur : chacun lance cpsd pkcs11 install --user." },
   'pkcs11.java': { en: 'Java: {command}', fr: 'Java : {command}' },
   'pkcs11.restart': { en: 'Restart the browsers; the daemon (cpsd serve) serves the module.', fr: 'Relancez les navigateurs ; le service (cpsd serve) sert le module.' },
+  'serve.pkcs11': { en: 'PKCS#11 module served on {socket} (register it: cpsd pkcs11 install --user)', fr: 'Module PKCS#11 servi sur {socket} (le déclarer : cpsd pkcs11 install --user)' },
   'service.wouldWrite': { en: 'Would write {path}:', fr: 'Écrirait {path} :' },
   'service.wouldRemove': { en: 'Would remove {path}', fr: 'Supprimerait {path}' },
   'service.wouldRun': { en: 'Would run: {command}', fr: 'Lancerait : {command}' },
