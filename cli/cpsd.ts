@@ -10,6 +10,7 @@ import { doctor } from './commands/doctor.js';
 import { identity } from './commands/identity.js';
 import type { IdpCommandOptions } from './commands/idp.js';
 import { pin } from './commands/pin.js';
+import { pkcs11, type Pkcs11Options } from './commands/pkcs11.js';
 import { proxy, type ProxyCommandOptions } from './commands/proxy.js';
 import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptions } from './commands/policy.js';
 import { readers } from './commands/readers.js';
@@ -256,6 +257,20 @@ export function buildProgram(): Command {
       });
   }
 
+  const pkcs11Command = program.command('pkcs11').description(t('help.pkcs11'));
+  for (const action of ['install', 'uninstall'] as const) {
+    pkcs11Command
+      .command(action)
+      .description(t(action === 'install' ? 'help.pkcs11.install' : 'help.pkcs11.uninstall'))
+      .option('--user', t('help.pkcs11.user'))
+      .option('--dry-run', t('help.pkcs11.dryRun'))
+      .option('--module <path>', t('help.pkcs11.module'))
+      .option('--root <dir>', t('help.pkcs11.root'))
+      .action(async (o: Pkcs11Options) => {
+        process.exitCode = await pkcs11(action, o).catch(fail);
+      });
+  }
+
   program
     .command('policy')
     .description(t('help.policy'))
@@ -263,6 +278,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--browser <name>', t('help.policy.browser')).choices([...POLICY_BROWSERS, 'all']).default('all'))
     .addOption(new Option('--format <system>', t('help.policy.format')).choices(POLICY_FORMATS))
     .option('--out <dir>', t('help.policy.out'))
+    .option('--pkcs11-module <path>', t('help.policy.pkcs11Module'))
     .action(async (o: PolicyOptions) => {
       process.exitCode = await policy(o).catch(fail);
     });

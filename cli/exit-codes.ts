@@ -116,6 +116,7 @@ const BY_ERROR_CODE = {
   NO_INPUT: USAGE,
   PIN_MISMATCH: PIN_REFUSED,
   CARD_DATA_INVALID: CARD_FAILURE,
+  PKCS11_MODULE_NOT_FOUND: USAGE,
 } as const satisfies Record<CpsdErrorCode, number>;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

@@ -24,6 +24,7 @@ import type { QueueFullError, SessionClosedError } from '../cards/session.js';
 import type { MidstateError } from '../cards/sha-midstate.js';
 import type { CardDataError } from '../cli/commands/identity.js';
 import type { PinMismatchError } from '../cli/commands/pin.js';
+import type { Pkcs11ModuleNotFoundError } from '../cli/commands/pkcs11.js';
 import type { NoInputError } from '../cli/prompt.js';
 import type { ConfigError } from '../daemon/config.js';
 import type { ProtocolError } from '../daemon/protocol.js';
@@ -79,6 +80,7 @@ export type AnyCpsdError =
   | NoInputError
   | PinMismatchError
   | CardDataError
+  | Pkcs11ModuleNotFoundError
   | Pkcs11Error;
 
 /** Compiles only while every code of CpsdErrorCode is carried by some class of AnyCpsdError. */

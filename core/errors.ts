@@ -82,6 +82,7 @@ export const CPSD_ERROR_CODES = [
   'NO_INPUT',
   'PIN_MISMATCH',
   'CARD_DATA_INVALID',
+  'PKCS11_MODULE_NOT_FOUND',
   // OpenID Connect provider (idp/)
   'STORE_UNAVAILABLE',
   'UPSTREAM_STATE',

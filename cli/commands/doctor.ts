@@ -6,6 +6,7 @@
  * application), else the files'. `--bundle` writes the same without PIN, identity or serial.
  */
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { arch, release, type } from 'node:os';
 import { basename, join } from 'node:path';
@@ -24,10 +25,12 @@ import { ExitCode, exitCodeFor } from '../exit-codes.js';
 import { lang, t, type Lang, type MessageKey, type Params } from '../i18n.js';
 import { checkCertificate } from './certs.js';
 import { installedPolicies, type InstalledPolicy } from './policy.js';
+import { builtModulePath, pkcs11Registrations } from './pkcs11.js';
+import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 
-export type CheckId = 'pcsc-service' | 'readers' | 'card' | 'pin' | 'certificate-auth' | 'certificate-sign' | 'config' | 'daemon';
-export const CHECK_IDS: readonly CheckId[] = ['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'config', 'daemon'];
+export type CheckId = 'pcsc-service' | 'readers' | 'card' | 'pin' | 'certificate-auth' | 'certificate-sign' | 'config' | 'daemon' | 'pkcs11';
+export const CHECK_IDS: readonly CheckId[] = ['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'config', 'daemon', 'pkcs11'];
 
 /** One check as JSON and the bundle carry it: `detail` and `advice` in English whatever the language. */
 export interface DoctorCheck {
@@ -90,6 +93,7 @@ const CHECK_KEY = {
   'certificate-sign': 'doctor.check.certificate-sign',
   config: 'doctor.check.config',
   daemon: 'doctor.check.daemon',
+  pkcs11: 'doctor.check.pkcs11',
 } as const satisfies Record<CheckId, MessageKey>;
 const ADVICE: Readonly<Record<string, MessageKey>> = {
   PCSC_UNAVAILABLE: 'doctor.advice.PCSC_UNAVAILABLE',
@@ -245,6 +249,34 @@ async function probeDaemon(port: number): Promise<DaemonProbe> {
   }
 }
 
+// ------------------------------------------------------------------ the PKCS#11 module
+
+/** Does something accept connections on the module's socket? (A connect only: no HELLO, no request.) */
+function socketListening(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.setTimeout(2000, () => done(false));
+  });
+}
+
+/** The module built or not, where it is registered (system and this user), the daemon's socket listening. */
+async function pkcs11Finding(): Promise<Finding> {
+  const module = builtModulePath();
+  const registered = pkcs11Registrations();
+  const places = registered.map((r) => (r.module === module ? `${r.target} (${r.path})` : `${r.target} (${r.path} → ${r.module})`)).join(', ');
+  const socket = pkcs11SocketPath();
+  if (!existsSync(module)) return { id: 'pkcs11', status: 'warn', key: 'doctor.pkcs11.notBuilt', params: { module }, advice: 'doctor.advice.pkcs11Build' };
+  if (registered.length === 0) return { id: 'pkcs11', status: 'warn', key: 'doctor.pkcs11.notRegistered', params: { module }, advice: 'doctor.advice.pkcs11Install' };
+  if (!(await socketListening(socket))) return { id: 'pkcs11', status: 'warn', key: 'doctor.pkcs11.notServed', params: { module, places, socket }, advice: 'doctor.advice.pkcs11Serve' };
+  return { id: 'pkcs11', status: 'ok', key: 'doctor.pkcs11.ok', params: { module, places, socket } };
+}
+
 // ------------------------------------------------------------------ the checks
 
 type DoctorOptions = CommonOptions & { trust?: string[]; crl?: string[]; bundle?: string };
@@ -350,6 +382,7 @@ async function runChecks(options: DoctorOptions, readers: ReaderReport[] | undef
   if (daemon.kind === 'cpsd') add({ id: 'daemon', status: 'ok', key: 'doctor.daemon.ok', params: { version: daemon.version, port } });
   else if (daemon.kind === 'other') add({ id: 'daemon', status: 'fail', key: 'doctor.daemon.other', params: { port }, advice: 'doctor.advice.daemonOther', exit: ExitCode.FAILURE });
   else add({ id: 'daemon', status: 'warn', key: 'doctor.daemon.none', params: { port }, advice: 'doctor.advice.daemonNone' });
+  add(await pkcs11Finding());
   findings.sort((a, b) => CHECK_IDS.indexOf(a.id) - CHECK_IDS.indexOf(b.id));
   return { findings, daemon };
 }

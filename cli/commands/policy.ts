@@ -11,7 +11,9 @@
  * - Chromium, Chrome, Edge: `LocalNetworkAccessAllowedForUrls` (Chrome ≥ 139, Edge ≥ 140; every Local
  *   Network Access check) and `LoopbackNetworkAllowedForUrls` (Chrome and Edge ≥ 146; requests to the
  *   device itself only), lists of URL patterns: here the exact origins.
- * - Firefox: `LocalNetworkAccess.SkipDomains` (Firefox ≥ 145, ESR ≥ 153), a list of host names.
+ * - Firefox: `LocalNetworkAccess.SkipDomains` (Firefox ≥ 145, ESR ≥ 153), a list of host names; with
+ *   `--pkcs11-module PATH`, also `SecurityDevices` {"cpsd": PATH}: Firefox loads the PKCS#11 module
+ *   (docs/pkcs11.md; `cpsd pkcs11 install` merges it into the machine's policies.json itself).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -183,9 +185,25 @@ export function chromiumJson(origins: readonly string[]): string {
   return `${JSON.stringify(Object.fromEntries(CHROMIUM_POLICIES.map((name) => [name, [...origins]])), null, 2)}\n`;
 }
 
+/**
+ * Where the shipped kit (packaging/policies/) says the module is: npm's global folder on Linux and macOS
+ * (`npm install -g cpsd`, Debian's and Homebrew-on-Intel's prefix /usr/local), a machine-wide folder on
+ * Windows. Placeholders like the origin: IT puts its own path (`cpsd policy --pkcs11-module PATH`).
+ */
+export const PLACEHOLDER_MODULE: Readonly<Record<PolicyFormat, string>> = {
+  linux: '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so',
+  windows: 'C:\\Program Files\\cpsd\\cpsd-pkcs11.dll',
+  macos: '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.dylib',
+};
+
+/** The name Firefox shows the module under (Settings › Security Devices), as `cpsd pkcs11 install` registers it. */
+const SECURITY_DEVICE = 'cpsd';
+
 /** Firefox's policies.json (Linux; also `distribution/policies.json` next to the program elsewhere). */
-export function firefoxJson(origins: readonly string[]): string {
-  return `${JSON.stringify({ policies: { LocalNetworkAccess: { SkipDomains: firefoxDomains(origins) } } }, null, 2)}\n`;
+export function firefoxJson(origins: readonly string[], pkcs11Module?: string): string {
+  const policies: Record<string, unknown> = { LocalNetworkAccess: { SkipDomains: firefoxDomains(origins) } };
+  if (pkcs11Module !== undefined) policies.SecurityDevices = { [SECURITY_DEVICE]: pkcs11Module };
+  return `${JSON.stringify({ policies }, null, 2)}\n`;
 }
 
 /** A .reg string: backslashes and quotes escaped. */
@@ -197,11 +215,15 @@ function regList(key: string, values: readonly string[]): string[] {
 }
 
 /** Windows: a .reg file for `reg import` or a GPO's registry preferences; CRLF line ends, as regedit writes. */
-export function windowsReg(browser: PolicyBrowser, origins: readonly string[]): string {
+export function windowsReg(browser: PolicyBrowser, origins: readonly string[], pkcs11Module?: string): string {
   const key = REGISTRY_KEY[browser];
   const lines =
     browser === 'firefox'
-      ? regList(`${key}\\LocalNetworkAccess\\SkipDomains`, firefoxDomains(origins))
+      ? [
+          ...regList(`${key}\\LocalNetworkAccess\\SkipDomains`, firefoxDomains(origins)),
+          // SecurityDevices: one value per module, its name → its path.
+          ...(pkcs11Module === undefined ? [] : [`[${key}\\SecurityDevices]`, `${regString(SECURITY_DEVICE)}=${regString(pkcs11Module)}`, '']),
+        ]
       : CHROMIUM_POLICIES.flatMap((name) => regList(`${key}\\${name}`, origins));
   return ['Windows Registry Editor Version 5.00', '', ...lines].join('\r\n');
 }
@@ -216,11 +238,20 @@ function stableUuid(...parts: string[]): string {
 }
 
 /** macOS: a configuration profile (Jamf, Intune, Apple Business Manager…) with the browser's managed preferences. */
-export function macosProfile(browser: PolicyBrowser, origins: readonly string[]): string {
+export function macosProfile(browser: PolicyBrowser, origins: readonly string[], pkcs11Module?: string): string {
   const strings = (indent: string, values: readonly string[]): string[] => [`${indent}<array>`, ...values.map((v) => `${indent}\t<string>${xml(v)}</string>`), `${indent}</array>`];
   const settings =
     browser === 'firefox'
-      ? ['\t\t\t<key>EnterprisePoliciesEnabled</key>', '\t\t\t<true/>', '\t\t\t<key>LocalNetworkAccess</key>', '\t\t\t<dict>', '\t\t\t\t<key>SkipDomains</key>', ...strings('\t\t\t\t', firefoxDomains(origins)), '\t\t\t</dict>']
+      ? [
+          '\t\t\t<key>EnterprisePoliciesEnabled</key>',
+          '\t\t\t<true/>',
+          '\t\t\t<key>LocalNetworkAccess</key>',
+          '\t\t\t<dict>',
+          '\t\t\t\t<key>SkipDomains</key>',
+          ...strings('\t\t\t\t', firefoxDomains(origins)),
+          '\t\t\t</dict>',
+          ...(pkcs11Module === undefined ? [] : ['\t\t\t<key>SecurityDevices</key>', '\t\t\t<dict>', `\t\t\t\t<key>${SECURITY_DEVICE}</key>`, `\t\t\t\t<string>${xml(pkcs11Module)}</string>`, '\t\t\t</dict>']),
+        ]
       : CHROMIUM_POLICIES.flatMap((name) => [`\t\t\t<key>${name}</key>`, ...strings('\t\t\t', origins)]);
   const id = `fr.cpsd.policy.${browser}`;
   const name = BROWSER_NAME[browser];
@@ -272,19 +303,26 @@ const WINDOWS_TARGET = (browser: PolicyBrowser): string => REGISTRY_KEY[browser]
 const MAC_TARGET = (browser: PolicyBrowser): string => `MDM: ${MAC_DOMAIN[browser]}`;
 
 /** Every file for these origins, browsers and formats, in the layout of packaging/policies/. */
-export function policyFiles(origins: readonly string[], browsers: readonly PolicyBrowser[] = POLICY_BROWSERS, formats: readonly PolicyFormat[] = POLICY_FORMATS): PolicyFile[] {
+export function policyFiles(
+  origins: readonly string[],
+  browsers: readonly PolicyBrowser[] = POLICY_BROWSERS,
+  formats: readonly PolicyFormat[] = POLICY_FORMATS,
+  /** Firefox's SecurityDevices: the PKCS#11 module's path, one for every format or one per format. */
+  pkcs11Module?: string | Readonly<Record<PolicyFormat, string>>,
+): PolicyFile[] {
+  const module = (format: PolicyFormat): string | undefined => (typeof pkcs11Module === 'string' ? pkcs11Module : pkcs11Module?.[format]);
   if (origins.length === 0) throw new PolicyOriginError('', 'not-url');
   const files: PolicyFile[] = [];
   for (const format of formats) {
     for (const browser of browsers) {
       if (format === 'linux') {
-        const content = browser === 'firefox' ? firefoxJson(origins) : chromiumJson(origins);
+        const content = browser === 'firefox' ? firefoxJson(origins, module(format)) : chromiumJson(origins);
         const target = LINUX_TARGET[browser];
         files.push({ browser, format, file: `linux/${browser}/${target.split('/').pop() ?? ''}`, target, content });
       } else if (format === 'windows') {
-        files.push({ browser, format, file: `windows/${browser}.reg`, target: WINDOWS_TARGET(browser), content: windowsReg(browser, origins) });
+        files.push({ browser, format, file: `windows/${browser}.reg`, target: WINDOWS_TARGET(browser), content: windowsReg(browser, origins, module(format)) });
       } else {
-        files.push({ browser, format, file: `macos/${browser}.mobileconfig`, target: MAC_TARGET(browser), content: macosProfile(browser, origins) });
+        files.push({ browser, format, file: `macos/${browser}.mobileconfig`, target: MAC_TARGET(browser), content: macosProfile(browser, origins, module(format)) });
       }
     }
   }
@@ -298,6 +336,8 @@ export interface PolicyOptions {
   format?: PolicyFormat;
   /** Write the files there, in packaging/policies/'s layout, instead of printing them. */
   out?: string;
+  /** Firefox also loads this PKCS#11 module (SecurityDevices). */
+  pkcs11Module?: string;
 }
 
 /**
@@ -307,7 +347,7 @@ export interface PolicyOptions {
 export async function policy(options: PolicyOptions): Promise<number> {
   const browsers = !options.browser || options.browser === 'all' ? POLICY_BROWSERS : [options.browser];
   const formats = options.format ? [options.format] : POLICY_FORMATS;
-  const files = policyFiles(options.origin, browsers, formats);
+  const files = policyFiles(options.origin, browsers, formats, options.pkcs11Module);
   if (options.out !== undefined) {
     for (const f of files) {
       const path = join(options.out, f.file);

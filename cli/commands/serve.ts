@@ -44,9 +44,15 @@ export async function serve(options: ServeOptions): Promise<number> {
   const server = new CpsdServer(config, cards, log);
   await server.listen();
   // The PKCS#11 module's socket: same card sessions, so a TLS handshake and a web login take turns.
-  const pkcs11 = config.pkcs11 ? new Pkcs11Server({ sessions: server.sessions, cache: server.cache, log, socketPath: pkcs11SocketPath() }) : undefined;
-  await pkcs11?.listen().catch((error: unknown) => log.warn('pkcs11-unavailable', { error }));
+  const socketPath = pkcs11SocketPath();
+  const pkcs11 = config.pkcs11 ? new Pkcs11Server({ sessions: server.sessions, cache: server.cache, log, socketPath }) : undefined;
+  const served = await pkcs11?.listen().then(
+    () => true,
+    (error: unknown) => (log.warn('pkcs11-unavailable', { error }), false),
+  );
   process.stderr.write(`${t('serve.listening', { port: server.port, origins: config.allowedOrigins.join(', ') || t('serve.localOnly') })}\n`);
+  // With --sim too: the virtual card is a PKCS#11 token (docs/pkcs11.md, "Try it").
+  if (served) process.stderr.write(`${t('serve.pkcs11', { socket: socketPath })}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -228,7 +228,7 @@ describe('cpsd certs and doctor', () => {
     expect(good.code).toBe(0);
     const checks = (JSON.parse(good.stdout) as { checks: { id: string; status: string }[] }).checks;
     expect(checks.filter((c) => c.status === 'fail')).toEqual([]);
-    expect(checks.map((c) => c.id)).toEqual(['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'config', 'daemon']);
+    expect(checks.map((c) => c.id)).toEqual(['pcsc-service', 'readers', 'card', 'pin', 'certificate-auth', 'certificate-sign', 'config', 'daemon', 'pkcs11']);
     await vr.remove();
     await insert('pin-blocked');
     const blocked = await cpsd(['doctor']);

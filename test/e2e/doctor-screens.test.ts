@@ -72,6 +72,10 @@ describe('cpsd doctor in a terminal, in French (LANG=fr_FR.UTF-8)', () => {
     expect(fr).toMatch(/\[alerte\] Service cpsd: cpsd n'est pas lancé sur le port \d+\n +→ lancez-le : systemctl --user start cpsd/);
   });
 
+  it('ends with the PKCS#11 module: where it is, where it is registered, in French', () => {
+    expect(fr).toMatch(/\[(ok|alerte)\] +Module PKCS#11: \/\S+\/libcpsd-pkcs11\.so(, déclaré dans | n'est déclaré nulle part)/);
+  });
+
   it('has no English check line', () => {
     expect(fr).not.toMatch(/tries left|\[warn\]|\[skip\]|Checks/);
   });

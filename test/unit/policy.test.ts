@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PLACEHOLDER_ORIGIN, PolicyOriginError, installedPolicies, macosProfile, originOption, policy, policyFiles, policyOrigin, windowsReg } from '../../cli/commands/policy.js';
+import { PLACEHOLDER_MODULE, PLACEHOLDER_ORIGIN, PolicyOriginError, installedPolicies, macosProfile, originOption, policy, policyFiles, policyOrigin, windowsReg } from '../../cli/commands/policy.js';
 import { setLang } from '../../cli/i18n.js';
 
 const SHIPPED = fileURLToPath(new URL('../../packaging/policies/', import.meta.url));
@@ -35,7 +35,7 @@ describe('packaging/policies/', () => {
         .filter((f) => !f.endsWith('README.md'))
         .map((f) => [relative(SHIPPED, f), readFileSync(f, 'utf8')]),
     );
-    const made = Object.fromEntries(policyFiles([PLACEHOLDER_ORIGIN]).map((f) => [f.file, f.content]));
+    const made = Object.fromEntries(policyFiles([PLACEHOLDER_ORIGIN], undefined, undefined, PLACEHOLDER_MODULE).map((f) => [f.file, f.content]));
     expect(Object.keys(shipped).sort()).toEqual(Object.keys(made).sort());
     for (const [file, content] of Object.entries(made)) expect(shipped[file], file).toBe(content);
   });
