@@ -80,11 +80,15 @@ export const p11kitFile = (p: Places, user: boolean): string => (user ? join(p.h
 export const javaFile = (p: Places, user: boolean): string => (user ? join(process.env.XDG_CONFIG_HOME || join(p.home, '.config'), 'cpsd', 'pkcs11-java.cfg') : sys(p, '/etc/cpsd/pkcs11-java.cfg'));
 export const chromiumDb = (p: Places): string => join(p.home, '.pki/nssdb');
 
-/** The Firefox profiles of this user (profiles.ini of the deb, snap and tarball installs), that exist. */
+/**
+ * The Firefox profiles of this user that exist, from every profiles.ini: ~/.mozilla/firefox (before
+ * Firefox 147, and kept by later versions that find it), $XDG_CONFIG_HOME/mozilla/firefox and
+ * …/firefox-esr (Firefox ≥ 147 on a new account: Debian's firefox-esr 153 made its profile there), snap.
+ */
 export function firefoxProfiles(p: Places): string[] {
   const found: string[] = [];
-  for (const base of ['.mozilla/firefox', 'snap/firefox/common/.mozilla/firefox']) {
-    const dir = join(p.home, base);
+  const config = process.env.XDG_CONFIG_HOME || join(p.home, '.config');
+  for (const dir of [join(p.home, '.mozilla/firefox'), join(config, 'mozilla/firefox'), join(config, 'mozilla/firefox-esr'), join(p.home, 'snap/firefox/common/.mozilla/firefox')]) {
     let ini: string;
     try {
       ini = readFileSync(join(dir, 'profiles.ini'), 'utf8');

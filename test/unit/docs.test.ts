@@ -1,8 +1,13 @@
 /** What the documentation states about the code, checked against the code. */
 import { CKR_OF } from '../../pkcs11/ckr.js';
 import { CKR } from '../../pkcs11/constants.js';
-import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { pkcs11 } from '../../cli/commands/pkcs11.js';
+import { setLang } from '../../cli/i18n.js';
+import { docBlocks } from '../helpers/doc-blocks.js';
 import { ATR_ROWS } from '../../cards/atr-table.js';
 import { InProcessBackend } from '../../cards/backends.js';
 import { CardSessions } from '../../cards/session.js';
@@ -70,5 +75,49 @@ describe('client/cpsd.d.ts', () => {
     twins.close();
     await sessions.close();
     expect(declared).toEqual(Object.keys(sent ?? {}).sort());
+  });
+});
+
+describe('docs/pkcs11.md: the `cpsd pkcs11 install --dry-run` examples', () => {
+  const blocks = docBlocks('docs/pkcs11.md').filter((b) => b.run === 'dry-run');
+
+  it('has the examples, English and French, for this user and for every user', () => {
+    expect(blocks.map((b) => b.code.split('\n')[0])).toEqual([
+      '$ cpsd pkcs11 install --user --dry-run',
+      '$ sudo cpsd pkcs11 install --dry-run',
+      '$ cpsd --lang fr pkcs11 install --user --dry-run',
+    ]);
+  });
+
+  it.each(blocks.map((b) => [b.where, b] as const))('%s prints what the command prints (a HOME /home/jeanne with one Firefox profile, the system below an empty root)', async (_where, block) => {
+    const [command = '', ...expected] = block.code.split('\n');
+    const args = command.replace(/^\$ (sudo )?cpsd /, '').split(' ');
+    // Everything below a temporary folder T, printed without T: /home/jeanne, /etc, the module's place.
+    const t = mkdtempSync(join(tmpdir(), 'cpsd-doc-p11-'));
+    const home = join(t, 'home/jeanne');
+    const profile = join(home, '.mozilla/firefox/abcd1234.default-esr');
+    mkdirSync(profile, { recursive: true });
+    writeFileSync(join(profile, 'cert9.db'), '');
+    writeFileSync(join(home, '.mozilla/firefox/profiles.ini'), '[Profile0]\nName=default-esr\nIsRelative=1\nPath=abcd1234.default-esr\n');
+    const module = join(t, '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
+    mkdirSync(dirname(module), { recursive: true });
+    writeFileSync(module, '');
+    const env = { HOME: process.env.HOME, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
+    process.env.HOME = home;
+    delete process.env.XDG_CONFIG_HOME;
+    setLang(args[0] === '--lang' ? (args[1] as 'fr') : 'en');
+    let text = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((text += String(chunk)), true));
+    try {
+      const code = await pkcs11('install', { user: args.includes('--user'), dryRun: args.includes('--dry-run'), module, root: t });
+      expect(code).toBe(0);
+    } finally {
+      spy.mockRestore();
+      setLang(undefined);
+      Object.assign(process.env, env);
+      if (env.XDG_CONFIG_HOME === undefined) delete process.env.XDG_CONFIG_HOME;
+      rmSync(t, { recursive: true, force: true });
+    }
+    expect(text.split(t).join('').trimEnd().split('\n')).toEqual(expected);
   });
 });
