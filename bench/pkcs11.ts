@@ -389,11 +389,16 @@ async function pcscPart(): Promise<void> {
   };
 
   const JOBS = ['token load (pkcs11-tool -O)', 'token load (certutil -L -h all)', 'TLS 1.2 client authentication (tstclnt)'] as const;
+  /** Runs a listing; a count of APDUs means nothing unless the tool really saw the certificates. */
+  const listing = async (peer: Peer, args: string[], expected: RegExp): Promise<void> => {
+    const out = await tool(args, peer.env);
+    if (!expected.test(out)) throw new Error(`${peer.name}: ${args[0]} did not list the certificates:\n${out}`);
+  };
   const job = (peer: Peer, which: (typeof JOBS)[number], nick: string): Promise<void> =>
     which === JOBS[0]
-      ? tool(['pkcs11-tool', '--module', peer.module, '-O'], peer.env).then(() => undefined)
+      ? listing(peer, ['pkcs11-tool', '--module', peer.module, '-O'], /Certificate Object[\s\S]*Certificate Object/)
       : which === JOBS[1]
-        ? tool(['certutil', '-L', '-h', 'all', '-d', peer.db], peer.env).then(() => undefined)
+        ? listing(peer, ['certutil', '-L', '-h', 'all', '-d', peer.db], /:.*u,u,u[\s\S]*:.*u,u,u/)
         : handshake(peer, nick);
   /** The certificate's nickname, from a run that also makes the card "seen before" for a cache. */
   const warm = async (peer: Peer): Promise<string> => {
