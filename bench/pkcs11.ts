@@ -11,7 +11,7 @@
  *    handshake (NSS tstclnt against selfserv -r -r), libcpsd-pkcs11.so beside OpenSC's opensc-pkcs11.so
  *    (with and without its file cache) on the same virtual CPS3, counted by the card itself.
  *
- *   npm run bench:pkcs11                       # BENCH_SIGNATURES=2000
+ *   npm run bench:pkcs11                       # BENCH_SIGNATURES=2000; BENCH_PROFILE=updated: a card with EF_ACTUA
  *   flock -o /tmp/cpsd-pcscd.lock bash -c 'bash scripts/start-pcscd.sh >/dev/null; VPCD_HOST=127.0.0.2 npm run bench:pkcs11'
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
@@ -38,6 +38,8 @@ const CLI = join(ROOT, 'dist/cli/cpsd.js');
 const ICC = join(ROOT, 'dist/sim/icc-process.js');
 const SIGNATURES = Number(process.env.BENCH_SIGNATURES ?? 2000);
 const PIN = '1234';
+/** The virtual card's fixture profile for the pcscd part (`updated` has an EF_ACTUA, `doctor` none). */
+const PROFILE = process.env.BENCH_PROFILE ?? 'doctor';
 const READER = 'Virtual PCD 00 00';
 const HOST = process.env.VPCD_HOST ?? '127.0.0.2';
 const OPENSC = ['/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so', '/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so', '/usr/lib/opensc-pkcs11.so'].find((p) => existsSync(p));
@@ -335,10 +337,10 @@ async function pcscPart(): Promise<void> {
     throw new Error(`no reader "${READER}": start pcscd with vpcd (bash scripts/start-pcscd.sh), or BENCH_PCSC=0`);
   }
   const icc = new Icc();
-  const rows: [string, string, Stats][] = [];
+  const rows: [string, string, string, Stats][] = [];
   const insert = async (): Promise<void> => {
     const inserted = waitEvent(service, 'card-inserted');
-    await icc.call({ op: 'insert', host: HOST, port: 35963, profile: 'doctor' });
+    await icc.call({ op: 'insert', host: HOST, port: 35963, profile: PROFILE });
     await inserted;
   };
   const remove = async (): Promise<void> => {
@@ -347,13 +349,13 @@ async function pcscPart(): Promise<void> {
     await removed;
   };
   /** Everything the card saw from its insertion to the end of `body` (a daemon's own reads included). */
-  const measure = async (job: string, who: string, body: () => Promise<void>): Promise<void> => {
+  const measure = async (job: string, who: string, state: string, body: () => Promise<void>): Promise<void> => {
     await insert();
     await body();
     await new Promise((r) => setTimeout(r, 300));
     const s = (await icc.call({ op: 'stats' })).stats;
     if (!s) throw new Error('no stats');
-    rows.push([job, who, s]);
+    rows.push([job, who, state, s]);
     await remove();
   };
 
@@ -386,40 +388,57 @@ async function pcscPart(): Promise<void> {
     return (line.match(/^(.*?)\s+[uCcTPp,]*$/)?.[1] ?? line).trim();
   };
 
-  const jobs = async (peer: Peer, seenBefore: boolean): Promise<void> => {
+  const JOBS = ['token load (pkcs11-tool -O)', 'token load (certutil -L -h all)', 'TLS 1.2 client authentication (tstclnt)'] as const;
+  /** Runs a listing; a count of APDUs means nothing unless the tool really saw the certificates. */
+  const listing = async (peer: Peer, args: string[], expected: RegExp): Promise<void> => {
+    const out = await tool(args, peer.env);
+    if (!expected.test(out)) throw new Error(`${peer.name}: ${args[0]} did not list the certificates:\n${out}`);
+  };
+  const job = (peer: Peer, which: (typeof JOBS)[number], nick: string): Promise<void> =>
+    which === JOBS[0]
+      ? listing(peer, ['pkcs11-tool', '--module', peer.module, '-O'], /Certificate Object[\s\S]*Certificate Object/)
+      : which === JOBS[1]
+        ? listing(peer, ['certutil', '-L', '-h', 'all', '-d', peer.db], /:.*u,u,u[\s\S]*:.*u,u,u/)
+        : handshake(peer, nick);
+  /** The certificate's nickname, from a run that also makes the card "seen before" for a cache. */
+  const warm = async (peer: Peer): Promise<string> => {
     await insert();
-    const nick = nickname(peer); // also what makes the card "seen before" for a cache
+    const nick = nickname(peer);
     await remove();
-    const when = seenBefore ? 'card seen before' : 'card never seen';
-    await measure(`token load (pkcs11-tool -O), ${when}`, peer.name, async () => void (await tool(['pkcs11-tool', '--module', peer.module, '-O'], peer.env)));
-    await measure(`token load (certutil -L -h all), ${when}`, peer.name, async () => void (await tool(['certutil', '-L', '-h', 'all', '-d', peer.db], peer.env)));
-    await measure(`TLS 1.2 client authentication (tstclnt), ${when}`, peer.name, () => handshake(peer, nick));
+    return nick;
   };
 
-  // cpsd: the daemon as a process on pcscd, its cache (what makes a card "seen before") in a folder of its own.
-  const dir = join(work, 'cpsd');
-  const socket = join(dir, 'run', 'cpsd', 'pkcs11.sock');
+  // cpsd: the daemon as a process on pcscd; its cache (what makes a card "seen before") in a folder of its own.
+  const socket = join(work, 'cpsd', 'run', 'cpsd', 'pkcs11.sock');
   const cpsdEnv = { ...process.env, CPSD_PKCS11_SOCKET: socket };
-  const daemon = spawn(process.execPath, [CLI, 'serve', '--port', String(await freePort()), '--config', join(dir, 'none.json')], {
-    env: { ...cpsdEnv, CPSD_CACHE_DIR: join(dir, 'cache') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  daemon.stdout?.on('data', (d: Buffer) => (log += d.toString()));
-  daemon.stderr?.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 300 && !log.includes('pkcs11-listening'); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!log.includes('pkcs11-listening')) throw new Error(`cpsd serve did not start:\n${log}`);
   const cpsdDb = nssDb(join(work, 'nss-cpsd'));
   sh(['modutil', '-dbdir', cpsdDb, '-add', 'cpsd', '-libfile', MODULE, '-force'], cpsdEnv);
   const cpsd: Peer = { name: 'cpsd libcpsd-pkcs11.so', module: MODULE, env: cpsdEnv, db: cpsdDb };
-  try {
-    // A never-seen card: the daemon's cache is empty until the first insertion.
-    await measure('token load (pkcs11-tool -O), card never seen', cpsd.name, async () => void (await tool(['pkcs11-tool', '--module', MODULE, '-O'], cpsdEnv)));
-    await jobs(cpsd, true);
-  } finally {
-    daemon.kill('SIGTERM');
-    await new Promise((r) => daemon.once('exit', r));
-  }
+  let caches = 0;
+  const withDaemon = async (body: () => Promise<void>): Promise<void> => {
+    const daemon = spawn(process.execPath, [CLI, 'serve', '--port', String(await freePort()), '--config', join(work, 'none.json')], {
+      env: { ...cpsdEnv, CPSD_CACHE_DIR: join(work, 'cpsd', `cache-${++caches}`) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    daemon.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+    daemon.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+    try {
+      for (let i = 0; i < 300 && !log.includes('pkcs11-listening'); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!log.includes('pkcs11-listening')) throw new Error(`cpsd serve did not start:\n${log}`);
+      await body();
+    } finally {
+      daemon.kill('SIGTERM');
+      if (daemon.exitCode === null) await new Promise((r) => daemon.once('exit', r));
+    }
+  };
+  let cpsdNick = '';
+  await withDaemon(async () => {
+    cpsdNick = await warm(cpsd);
+    for (const which of JOBS) await measure(which, cpsd.name, 'seen before', () => job(cpsd, which, cpsdNick));
+  });
+  // A never-seen card: a daemon with an empty cache for each job.
+  for (const which of JOBS) await withDaemon(() => measure(which, cpsd.name, 'never seen', () => job(cpsd, which, cpsdNick)));
 
   if (OPENSC) {
     // OpenSC without a daemon in between: cpsd is stopped, nothing else touches the card.
@@ -430,24 +449,30 @@ async function pcscPart(): Promise<void> {
       const env = { ...process.env, OPENSC_CONF: conf };
       const db = nssDb(join(work, `nss-opensc-${caching}`));
       sh(['modutil', '-dbdir', db, '-add', 'opensc', '-libfile', OPENSC, '-force'], env);
-      await jobs({ name: `OpenSC opensc-pkcs11.so, use_file_caching = ${caching}`, module: OPENSC, env, db }, caching !== 'no');
+      const peer: Peer = { name: `OpenSC opensc-pkcs11.so, use_file_caching = ${caching}`, module: OPENSC, env, db };
+      const nick = await warm(peer);
+      for (const which of JOBS) await measure(which, peer.name, caching === 'no' ? 'any (no cache)' : 'seen before', () => job(peer, which, nick));
     }
   }
   selfserv.kill();
   icc.close();
   await service.close();
 
-  console.log(`\nPKCS#11: APDUs, bytes and modelled card time at the virtual CPS3 (profile doctor), through pcscd + vpcd, counted by the card from its insertion`);
+  console.log(`\nPKCS#11: APDUs, bytes and modelled card time at the virtual CPS3 (profile ${PROFILE}), through pcscd + vpcd, counted by the card from its insertion`);
   console.log(`card time model: ${CPS3_TIMING.microsPerByte} µs per byte on the T=0 link + ${CPS3_TIMING.rsaMillis} ms per RSA-2048 operation`);
-  console.log(`${'job'.padEnd(56)}${'by'.padEnd(48)}${'APDUs'.padStart(6)}${'bytes'.padStart(7)}${'RSA'.padStart(4)}${'card s'.padStart(8)}${'÷ cpsd'.padStart(8)}`);
-  const base = new Map<string, number>();
-  for (const [job, who, x] of rows) if (who === cpsd.name) base.set(job.replace(/, card .*$/, ''), modelled(x));
-  for (const [job, who, x] of rows) {
-    const b = base.get(job.replace(/, card .*$/, ''));
-    const ratio = who !== cpsd.name && b ? (modelled(x) / b).toFixed(1) : '';
-    console.log(`${job.padEnd(56)}${who.padEnd(48)}${String(x.cardApdus).padStart(6)}${String(x.cardBytes).padStart(7)}${String(x.cardRsa).padStart(4)}${modelled(x).toFixed(2).padStart(8)}${ratio.padStart(8)}`);
+  console.log(`${'job'.padEnd(42)}${'by'.padEnd(52)}${'card'.padEnd(16)}${'APDUs'.padStart(6)}${'bytes'.padStart(7)}${'RSA'.padStart(4)}${'card s'.padStart(8)}${'÷ seen'.padStart(8)}${'÷ never'.padStart(8)}`);
+  const cpsdTime = (which: string, state: string): number | undefined => {
+    const r = rows.find(([j, w, st]) => j === which && w === cpsd.name && st === state);
+    return r ? modelled(r[3]) : undefined;
+  };
+  for (const [which, who, state, x] of rows) {
+    const ratio = (st: string): string => {
+      const b = cpsdTime(which, st);
+      return who !== cpsd.name && b ? (modelled(x) / b).toFixed(1) : '';
+    };
+    console.log(`${which.padEnd(42)}${who.padEnd(52)}${state.padEnd(16)}${String(x.cardApdus).padStart(6)}${String(x.cardBytes).padStart(7)}${String(x.cardRsa).padStart(4)}${modelled(x).toFixed(2).padStart(8)}${ratio('seen before').padStart(8)}${ratio('never seen').padStart(8)}`);
   }
-  console.log('(÷ cpsd: OpenSC card time / cpsd card time on a card seen before, same job)');
+  console.log('(÷ seen / ÷ never: card time ÷ cpsd\'s for the same job on a card seen before / never seen)');
 }
 
 try {
