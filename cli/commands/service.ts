@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { out } from '../output.js';
 
 const run = promisify(execFile);
