@@ -20,7 +20,7 @@ import { sim, type SimOptions } from './commands/sim.js';
 import { status } from './commands/status.js';
 import { formatError } from './errors.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
-import { LANGS, langFromArgv, setLang, t, type MessageKey } from './i18n.js';
+import { LANGS, langFromArgv, setLang, t, type MessageKey } from '../core/i18n.js';
 import type { CommonOptions } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

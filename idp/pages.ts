@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
+import { MESSAGES, type MessageKey, type Text } from '../core/messages.js';
 import { own } from '../core/own.js';
 
 export type PageLang = 'fr' | 'en';

@@ -10,7 +10,7 @@ import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 
 export interface ServeOptions {
   port?: number;

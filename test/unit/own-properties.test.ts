@@ -11,7 +11,7 @@ import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { errorPage } from '../../idp/pages.js';
 import { upstreamClaims } from '../../idp/upstream.js';
-import { fill } from '../../cli/i18n.js';
+import { fill } from '../../core/i18n.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { rpcClient, type RpcClient } from '../helpers/rpc.js';
 

@@ -1,8 +1,8 @@
 /**
  * Human output in French or English (JSON output never changes): `--lang fr|en` first, then LC_ALL,
- * LC_MESSAGES, LANG (fr* → French, anything else → English). The texts are in cli/messages.ts.
+ * LC_MESSAGES, LANG (fr* → French, anything else → English). The texts are in core/messages.ts.
  */
-import { hasOwn } from '../core/own.js';
+import { hasOwn } from './own.js';
 import { MESSAGES, type MessageKey, type Text } from './messages.js';
 
 export type Lang = 'fr' | 'en';
