@@ -55,7 +55,7 @@ function derSetOrder(a: Uint8Array, b: Uint8Array): number {
  * DEFAULT hash algorithm, so DER leaves it out) with the issuer and serial number.
  */
 function signingCertificateV2(certificate: Uint8Array): asn1js.Sequence {
-  const cert = pkijs.Certificate.fromBER(certificate);
+  const cert = pkijs.Certificate.fromBER(new Uint8Array(certificate));
   const issuerSerial = new asn1js.Sequence({
     value: [
       new pkijs.GeneralNames({ names: [new pkijs.GeneralName({ type: 4, value: cert.issuer })] }).toSchema(),
@@ -93,7 +93,7 @@ function algorithm(oid: string, params?: asn1js.AsnType): pkijs.AlgorithmIdentif
 
 function certificateOf(der: Uint8Array): pkijs.Certificate {
   try {
-    return pkijs.Certificate.fromBER(der);
+    return pkijs.Certificate.fromBER(new Uint8Array(der));
   } catch (error) {
     throw new DocumentSignatureError('SIGNING_STATE_INVALID', 'a certificate given is not DER X.509', { cause: error });
   }
@@ -197,7 +197,7 @@ export async function checkSignedData(read: ReadSignedData, digestOf: (algorithm
   const sid = signerInfo.sid;
   if (!(sid instanceof pkijs.IssuerAndSerialNumber)) throw invalid('the signer is named by key identifier: cpsd verifies issuer and serial number');
   const signerDer = read.certificates.find((der) => {
-    const c = pkijs.Certificate.fromBER(der);
+    const c = pkijs.Certificate.fromBER(new Uint8Array(der));
     return c.issuer.isEqual(sid.issuer) && c.serialNumber.isEqual(sid.serialNumber);
   });
   if (!signerDer) throw invalid('the signer\'s certificate is not in the signature');
