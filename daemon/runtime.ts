@@ -1,17 +1,23 @@
 /**
- * How the daemon's Node process is started by the service units (`cpsd service install`, the LaunchAgent)
- * and by `bench:soak`: memory that a flood took is given back once it is over (docs/security.md, "A
+ * How the daemon's Node process runs (`cpsd serve`, the service units of `cpsd service install`, the
+ * LaunchAgent, the Windows logon task, `bench:soak`): memory that a flood took is given back once it is over (docs/security.md, "A
  * flood of hostile frames").
  *
  * Measured with `npm run bench:soak` (12,000 hostile frames): without these settings the daemon's RSS
  * goes 72 → 108 MiB and stays there after 90 s idle (with them: 62 → 67 → 61), although the JavaScript
  * heap still in use after a full collection is within about 1 MiB of the start. Two things keep it:
  * - V8's young generation grows under the flood's allocation rate (8 → 32 MiB) and its pages stay
- *   resident after V8 shrinks it: `--max-semi-space-size=2` (MiB) bounds it; a daemon that answers a
- *   person's clicks never needs more;
+ *   resident after V8 shrinks it: `cpsd serve` stops its growth, the units also bound it from the start
+ *   (`--max-semi-space-size=2`, MiB); a daemon that answers a person's clicks never needs more;
  * - glibc's allocator keeps the holes the 64 KiB socket read buffers leave in its main heap (+7 MiB):
  *   allocations from 32 KiB up are mapped apart and unmapped when freed. Other C libraries ignore it.
  */
+
+/**
+ * Set by `cpsd serve` itself (v8.setFlagsFromString), so that a daemon started by hand has it too: V8
+ * reads it each time it would grow its young generation, which then keeps the size it has.
+ */
+export const DAEMON_V8_RUNTIME_FLAG = '--semi-space-growth-factor=1';
 
 /** Node options before the script. */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];

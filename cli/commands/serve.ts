@@ -1,9 +1,11 @@
 /** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
+import { setFlagsFromString } from 'node:v8';
 import { PcscService } from '../../apdu/pcsc/service.js';
 import { InProcessBackend, PcscBackend } from '../../cards/backends.js';
 import type { CardBackend } from '../../cards/session.js';
 import { loadConfig, normaliseOrigin, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
+import { DAEMON_V8_RUNTIME_FLAG } from '../../daemon/runtime.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { Pkcs11Server } from '../../pkcs11/server.js';
 import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
@@ -23,6 +25,8 @@ export interface ServeOptions {
 }
 
 export async function serve(options: ServeOptions): Promise<number> {
+  // However it was started: V8's young generation keeps its size (daemon/runtime.ts).
+  setFlagsFromString(DAEMON_V8_RUNTIME_FLAG);
   const overrides: Partial<DaemonConfig> = {};
   if (options.port !== undefined) overrides.port = options.port;
   if (options.allowHttpLocalhost) overrides.allowHttpLocalhost = true;

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { launchAgent, systemdUnit } from '../../cli/commands/service.js';
-import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../../daemon/runtime.js';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS, DAEMON_V8_RUNTIME_FLAG } from '../../daemon/runtime.js';
 
 /** Allocates young objects that survive a while, as a flood's connections do; prints the young generation's size. */
 const CHURN = `
@@ -16,8 +16,9 @@ for (let i = 0; i < 2e6; i++) { keep.push({ i }); if (keep.length > 20000) keep.
 console.log(v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size);
 `;
 
-function youngGeneration(flags: readonly string[]): number {
-  const run = spawnSync(process.execPath, [...flags, '-e', CHURN], { encoding: 'utf8', timeout: 20_000 });
+function youngGeneration(flags: readonly string[], atRuntime = ''): number {
+  const set = atRuntime ? `require('node:v8').setFlagsFromString(${JSON.stringify(atRuntime)});` : '';
+  const run = spawnSync(process.execPath, [...flags, '-e', set + CHURN], { encoding: 'utf8', timeout: 20_000 });
   expect(run.status).toBe(0);
   return Number(run.stdout.trim());
 }
@@ -39,6 +40,10 @@ describe('the daemon as the service units start it', () => {
 
   it('(control) without the flags V8’s young generation grows beyond it', () => {
     expect(youngGeneration([])).toBeGreaterThan(4 * 1024 * 1024);
+  });
+
+  it('keeps it within 4 MiB when cpsd serve sets its flag at run time (a daemon started by hand)', () => {
+    expect(youngGeneration([], DAEMON_V8_RUNTIME_FLAG)).toBeLessThanOrEqual(4 * 1024 * 1024);
   });
 
   it('names only settings Node and glibc read', () => {
