@@ -99,7 +99,7 @@ describe('docs/pkcs11.md: the `cpsd pkcs11 install --dry-run` examples', () => {
     mkdirSync(profile, { recursive: true });
     writeFileSync(join(profile, 'cert9.db'), '');
     writeFileSync(join(home, '.mozilla/firefox/profiles.ini'), '[Profile0]\nName=default-esr\nIsRelative=1\nPath=abcd1234.default-esr\n');
-    const module = join(t, '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
+    const module = join(t, '/usr/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
     mkdirSync(dirname(module), { recursive: true });
     writeFileSync(module, '');
     const env = { HOME: process.env.HOME, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
