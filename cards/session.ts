@@ -76,6 +76,12 @@ export interface JobOptions {
   owner?: string;
   /** Overrides the session's operation timeout for this job (a PIN-pad entry waits for the holder). */
   timeoutMs?: number;
+  /**
+   * A shared job that waits (as exclusive jobs do, `exclusiveWaitMs`) while another client holds the card
+   * exclusively, instead of failing at once: a PKCS#11 token read, which pcscd may refuse for a moment after
+   * a process died with the card in its transaction.
+   */
+  waitWhileHeld?: boolean;
 }
 
 export interface SessionOptions {
@@ -350,7 +356,7 @@ export class CardSessions extends EventEmitter {
   }
 
   async #onLink<T>(reader: string, job: CardJob<T>, options: JobOptions, signal: AbortSignal, timeoutMs: number): Promise<T> {
-    const link = await this.#connect(reader, options.exclusive ?? false, signal).catch((error: unknown) => {
+    const link = await this.#connect(reader, options.exclusive ?? false, options.waitWhileHeld ?? false, signal).catch((error: unknown) => {
       throw error instanceof CardBusyError ? new HeldElsewhereError(reader, error) : error;
     });
     if (options.exclusive) this.#ours.set(reader, (this.#ours.get(reader) ?? 0) + 1);
@@ -393,13 +399,13 @@ export class CardSessions extends EventEmitter {
   }
 
   /** Connects; an exclusive job waits (within its limits) while another application uses the card. */
-  async #connect(reader: string, exclusive: boolean, signal: AbortSignal): Promise<CardLink> {
+  async #connect(reader: string, exclusive: boolean, wait: boolean, signal: AbortSignal): Promise<CardLink> {
     const until = Date.now() + this.#exclusiveWaitMs;
     for (;;) {
       try {
         return await this.#backend.link(reader, { exclusive });
       } catch (error) {
-        if (!(exclusive && error instanceof CardBusyError) || Date.now() > until || signal.aborted) throw error;
+        if (!((exclusive || wait) && error instanceof CardBusyError) || Date.now() > until || signal.aborted) throw error;
         await new Promise((r) => setTimeout(r, 50));
       }
     }

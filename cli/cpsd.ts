@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option, type Help } from 'commander';
 import { CpsdError } from '../core/errors.js';
 import { fromHex } from '../core/bytes.js';
+import { hasOwn } from '../core/own.js';
 import { PERSONALITIES, checkedAtr, type PersonalityName } from '../sim/cps/personality.js';
 import { certs, type CertsOptions } from './commands/certs.js';
 import { doctor } from './commands/doctor.js';
@@ -19,7 +20,7 @@ import { sim, type SimOptions } from './commands/sim.js';
 import { status } from './commands/status.js';
 import { formatError } from './errors.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
-import { LANGS, langFromArgv, setLang, t, type MessageKey } from './i18n.js';
+import { LANGS, langFromArgv, setLang, t, type MessageKey } from '../core/i18n.js';
 import type { CommonOptions } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -37,7 +38,7 @@ function positive(value: string): number {
 }
 
 function personality(value: string): PersonalityName {
-  if (!(value in PERSONALITIES)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
+  if (!hasOwn(PERSONALITIES, value)) throw new InvalidArgumentError(t('arg.personality', { values: Object.keys(PERSONALITIES).join(', ') }));
   return value as PersonalityName;
 }
 
@@ -285,10 +286,36 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * The first word of `args` that names no command where a command is expected, if any. commander answers
+ * `cpsd frobnicate --help` with the global help and exit 0: a typo in a script would look like success.
+ */
+function unknownCommand(program: Command, args: readonly string[]): string | undefined {
+  let command = program;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    if (arg === '--') return undefined;
+    if (arg.startsWith('-')) {
+      // An option with a separate value (`--lang fr`) takes the next word too.
+      const option = command.options.find((o) => o.long === arg || o.short === arg);
+      if (option && (option.required || option.optional)) i++;
+      continue;
+    }
+    if (command.commands.length === 0 || arg === 'help') return undefined;
+    const next = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!next) return arg;
+    command = next;
+  }
+  return undefined;
+}
+
 // `--lang` decides before anything is built or printed (the help texts included).
 setLang(langFromArgv(process.argv.slice(2)));
 try {
-  await buildProgram().parseAsync(process.argv);
+  const program = buildProgram();
+  const unknown = unknownCommand(program, process.argv.slice(2));
+  if (unknown !== undefined) throw new CommanderError(ExitCode.USAGE, 'commander.unknownCommand', `error: unknown command '${unknown}'`);
+  await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     if (error.exitCode !== 0 && error.code !== 'commander.help' && error.code !== 'commander.helpDisplayed') usageError(error);

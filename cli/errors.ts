@@ -3,7 +3,7 @@
  * person's language, then the technical detail as the lower layer wrote it (the ATR, the status word…)
  * for the support desk. Exit codes come from the same `code` (exit-codes.ts).
  */
-import { t, type MessageKey, type Params } from './i18n.js';
+import { t, type MessageKey, type Params } from '../core/i18n.js';
 
 const BY_CODE: Readonly<Record<string, MessageKey>> = {
   PCSC_UNAVAILABLE: 'error.PCSC_UNAVAILABLE',

@@ -1,8 +1,8 @@
 /** What every card command shares: options, output helpers, the public-data cache. */
 import { FileCardCache, type PublicCardData } from '../cards/public-data.js';
-import type { MessageKey } from './i18n.js';
+import type { MessageKey } from '../core/i18n.js';
 
-/** The words for a card's interface (cli/messages.ts). */
+/** The words for a card's interface (core/messages.ts). */
 export const INTERFACE_KEY = { contact: 'contact', contactless: 'contactless' } as const satisfies Record<'contact' | 'contactless', MessageKey>;
 
 export interface CommonOptions {

@@ -2,4 +2,5 @@
 export * from './errors.js';
 export * from './bytes.js';
 export * from './tlv.js';
+export * from './own.js';
 export type { AnyCpsdError } from './any-error.js';

@@ -40,13 +40,20 @@ export class Limits {
     this.#options = options;
   }
 
-  /** Takes a connection slot, or says why not. */
-  admit(origin: string | null): 'ok' | 'full' {
+  /** Whether a connection of `origin` would get a slot now (takes nothing: the handshake may still fail). */
+  room(origin: string | null): 'ok' | 'full' {
     const cls: ConnectionClass = origin === null ? 'local' : 'web';
     const max = cls === 'local' ? this.#options.maxLocalConnections : this.#options.maxConnections;
     if (this.#open[cls] >= max) return 'full';
     // One origin gets at most three quarters of the web slots, so it cannot lock the others out.
     if (origin !== null && (this.#perOrigin.get(origin) ?? 0) >= Math.max(1, Math.ceil((max * 3) / 4))) return 'full';
+    return 'ok';
+  }
+
+  /** Takes a connection slot for a connection that exists (give it back with `release`), or says why not. */
+  admit(origin: string | null): 'ok' | 'full' {
+    if (this.room(origin) === 'full') return 'full';
+    const cls: ConnectionClass = origin === null ? 'local' : 'web';
     this.#open[cls]++;
     if (origin !== null) this.#perOrigin.set(origin, (this.#perOrigin.get(origin) ?? 0) + 1);
     return 'ok';

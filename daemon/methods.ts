@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CpsCard } from '../cards/card.js';
+import { own } from '../core/own.js';
 import { readPublicData, type CardCache, type PublicCardData } from '../cards/public-data.js';
 import type { CardSessions } from '../cards/session.js';
 import type { CardTwins } from '../cards/twins.js';
@@ -46,7 +47,7 @@ const readerOf = (ctx: MethodContext): string | undefined => ctx.params.reader a
 const readOnly = (ctx: MethodContext) => ({ reader: readerOf(ctx), signal: ctx.caller.signal, owner: ctx.caller.origin ?? '', retryOnReset: true });
 
 function ssoSeconds(ctx: MethodContext): number {
-  return ctx.caller.origin ? (ctx.config.ssoSeconds[ctx.caller.origin] ?? 0) : 0;
+  return ctx.caller.origin ? (own(ctx.config.ssoSeconds, ctx.caller.origin) ?? 0) : 0;
 }
 
 /** Writes the audit line (origin, card serial, outcome) of an operation that used a key, either way. */

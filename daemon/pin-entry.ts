@@ -79,7 +79,14 @@ export class PinEntries {
     if (request.signal.aborted) return Promise.reject(request.signal.reason);
     const id = randomBytes(16).toString('hex');
     return new Promise<PinAnswer>((resolve, reject) => {
+      // Every way out goes through `release`: the timer and the signal's listener would otherwise keep
+      // the ended entry (and its request) alive, and the timer the process, until the timeout.
+      const release = (): void => {
+        clearTimeout(timer);
+        request.signal.removeEventListener('abort', onAbort);
+      };
       const end = (error: unknown): void => {
+        release();
         if (!this.#entries.has(id)) return;
         this.#finish(id, entry, error);
         reject(error);
@@ -103,15 +110,10 @@ export class PinEntries {
         streams: new Set(),
         closedTimer: undefined,
         resolve: (answer) => {
-          clearTimeout(timer);
-          request.signal.removeEventListener('abort', onAbort);
+          release();
           resolve(answer);
         },
-        reject: (error) => {
-          clearTimeout(timer);
-          request.signal.removeEventListener('abort', onAbort);
-          end(error);
-        },
+        reject: end,
       };
       this.#entries.set(id, entry);
       request.announce(`${this.#baseUrl()}/pin/${id}`);

@@ -6,6 +6,7 @@
  * an open event stream tells the daemon the window is still there (closing it cancels).
  */
 import type { PinRule } from '../cards/pin.js';
+import { own } from '../core/own.js';
 
 export type Lang = 'fr' | 'en';
 
@@ -108,7 +109,7 @@ export function triesText(lang: Lang, n: number): string {
 
 /** The sentence the page shows for an outcome (the tries left after a wrong PIN included). */
 export function outcomeText(lang: Lang, code: string, triesLeft?: number): string {
-  const base = OUTCOME[lang][code] ?? OUTCOME[lang].other ?? '';
+  const base = own(OUTCOME[lang], code) ?? OUTCOME[lang].other ?? '';
   return code === 'PIN_INCORRECT' && triesLeft !== undefined ? `${base} ${triesText(lang, triesLeft)}.` : base;
 }
 

@@ -4,6 +4,7 @@
  * codes below, mapped 1:1 from the typed errors of the lower layers.
  */
 import { CpsdError, type CpsdErrorCode } from '../core/errors.js';
+import { hasOwn, own } from '../core/own.js';
 import { PcscError, isServiceFailure } from '../apdu/pcsc/errors.js';
 
 export const PROTOCOL = 'cpsd/1';
@@ -204,11 +205,11 @@ export function parseRequest(text: string): Request {
 
 export type Field = 'string?' | 'reader?' | 'base64url' | 'pin?' | 'hashAlgorithm' | 'nonce' | 'document?' | 'boolean?';
 
-/** Checks params against a flat schema; unknown params are refused. */
+/** Checks params against a flat schema; unknown params are refused (own names only: `constructor` is unknown). */
 export function checkParams(params: Record<string, unknown>, schema: Readonly<Record<string, Field>>): void {
-  for (const key of Object.keys(params)) if (!(key in schema)) throw new ProtocolError('INVALID_REQUEST', `unknown parameter "${key}"`);
+  for (const key of Object.keys(params)) if (!hasOwn(schema, key)) throw new ProtocolError('INVALID_REQUEST', `unknown parameter "${key}"`);
   for (const [key, type] of Object.entries(schema)) {
-    const v = params[key];
+    const v = own(params, key);
     const optional = type.endsWith('?');
     if (v === undefined) {
       if (!optional) throw new ProtocolError('INVALID_REQUEST', `missing parameter "${key}"`);

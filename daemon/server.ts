@@ -16,6 +16,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { MemoryCardCache } from '../cards/public-data.js';
 import { CardSessions, SessionClosedError, type CardBackend, type CardEvent } from '../cards/session.js';
 import { CardTwins } from '../cards/twins.js';
+import { checkAuthority, type AuthorityCheck } from './authority.js';
 import type { DaemonConfig } from './config.js';
 import { Limits, type Bucket } from './limits.js';
 import type { Logger } from './log.js';
@@ -132,7 +133,7 @@ export class CpsdServer {
     server.on('upgrade', (req, socket, head) => {
       const refusal = this.#checkUpgrade(req);
       if (refusal) {
-        this.#log.warn('upgrade-refused', { reason: refusal.reason, origin: req.headers.origin ?? null, host: req.headers.host ?? null });
+        this.#log.warn('upgrade-refused', { reason: refusal.detail ?? refusal.reason, origin: req.headers.origin ?? null, host: req.headers.host ?? null });
         socket.end(`HTTP/1.1 ${refusal.status} ${refusal.reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
@@ -220,19 +221,23 @@ export class CpsdServer {
 
   // ------------------------------------------------------------ handshake checks
 
-  #hostAllowed(req: IncomingMessage): boolean {
-    const host = req.headers.host;
-    if (!host) return false;
+  /** daemon/authority.ts, for every request; an accepted absolute-form target is served by its path. */
+  #authority(req: IncomingMessage): AuthorityCheck {
     // Through the proxy the browser wrote the proxy's port, which the proxy leaves as it is.
     const ports = this.#admitted.get(req.socket)?.viaProxy ? [this.#port, this.#config.port] : [this.#port];
-    return ports.some((p) => host === `127.0.0.1:${p}` || host === `[::1]:${p}` || host === `localhost:${p}`);
+    const check = checkAuthority(req, ports);
+    if (check.ok) req.url = check.path;
+    return check;
   }
 
-  #checkUpgrade(req: IncomingMessage): { status: number; reason: string } | undefined {
-    if (!this.#hostAllowed(req)) return { status: 421, reason: 'Misdirected Request' };
+  #checkUpgrade(req: IncomingMessage): { status: number; reason: string; detail?: string } | undefined {
+    const authority = this.#authority(req);
+    if (!authority.ok) return { status: authority.status, reason: authority.status === 400 ? 'Bad Request' : 'Misdirected Request', detail: authority.reason };
     const origin = req.headers.origin;
     if (origin !== undefined && !this.#config.allowedOrigins.includes(origin)) return { status: 403, reason: 'Forbidden' };
-    if (this.#limits.admit(origin ?? null) === 'full') return { status: 503, reason: 'Service Unavailable' };
+    // Only a look: the slot is taken once `ws` accepted the handshake (#onConnection). Taken here, a
+    // handshake ws then refuses (a bad Sec-WebSocket-Protocol, version or key: 400) never gave it back.
+    if (this.#limits.room(origin ?? null) === 'full') return { status: 503, reason: 'Service Unavailable' };
     return undefined;
   }
 
@@ -240,6 +245,12 @@ export class CpsdServer {
 
   #onConnection(socket: WebSocket, req: IncomingMessage): void {
     const origin = req.headers.origin ?? null;
+    // ws completes an accepted handshake in the same tick as #checkUpgrade looked: the room is still
+    // there. Should it not be, the connection is closed at once ("try again later"), its slot never taken.
+    if (this.#limits.admit(origin) === 'full') {
+      socket.close(1013, 'too many connections');
+      return;
+    }
     const controller = new AbortController();
     const client: Client = {
       socket,
@@ -343,8 +354,9 @@ export class CpsdServer {
   // ------------------------------------------------------------ the PIN page
 
   #onHttp(req: IncomingMessage, res: ServerResponse): void {
-    if (!this.#hostAllowed(req)) {
-      res.writeHead(421).end();
+    const authority = this.#authority(req);
+    if (!authority.ok) {
+      res.writeHead(authority.status, { Connection: 'close' }).end();
       return;
     }
     if (this.#entries.handle(req, res)) return;

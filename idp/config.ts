@@ -55,9 +55,10 @@ export function readIdpConfig(file: string): IdpConfig {
   const fail = (key: string, why: string): never => {
     throw new ConfigError(`${file}: "${key}" ${why}`);
   };
+  // The file itself is relative to the current directory, the files it names to its own folder.
   const readJson = (path: string, key: string): unknown => {
     try {
-      return JSON.parse(readFileSync(resolve(base, path), 'utf8')) as unknown;
+      return JSON.parse(readFileSync(key === '(file)' ? resolve(path) : resolve(base, path), 'utf8')) as unknown;
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error);
       if (key === '(file)') throw new ConfigError(`${file}: cannot be read as JSON (${why})`);

@@ -11,7 +11,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
-import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
+import { MESSAGES, type MessageKey, type Text } from '../core/messages.js';
 import { TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
 import type { HolderIdentity, PracticeSituation, StructureIdKind } from '../pkcs/holder.js';
 import { ACR_CARD_PIN, ACR_CONTACTLESS, AMR_CARD_PIN, AMR_CONTACTLESS, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';

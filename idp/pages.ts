@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { MESSAGES, type MessageKey, type Text } from '../cli/messages.js';
+import { MESSAGES, type MessageKey, type Text } from '../core/messages.js';
+import { own } from '../core/own.js';
 
 export type PageLang = 'fr' | 'en';
 
@@ -24,7 +25,7 @@ export const STATIC_CSP = `default-src 'none'; style-src ${STYLE_SRC}; frame-anc
 export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 export const plain = (t: Text): string => (typeof t === 'string' ? t : t.other);
 export const text = (lang: PageLang, key: MessageKey, values: Readonly<Record<string, string>> = {}): string =>
-  plain(MESSAGES[key][lang]).replace(/\{(\w+)\}/g, (whole, name: string) => values[name] ?? whole);
+  plain(MESSAGES[key][lang]).replace(/\{(\w+)\}/g, (whole, name: string) => own(values, name) ?? whole);
 
 /** `ui_locales` (OIDC: space-separated, by preference) first, then the browser's languages. */
 export function pageLang(uiLocales: unknown, req: IncomingMessage | undefined): PageLang {
@@ -70,7 +71,7 @@ const ERROR_TEXTS: Readonly<Record<string, MessageKey>> = {
  * never a link to a redirect_uri that failed to validate (the request could be an open-redirect attempt).
  */
 export function errorPage(lang: PageLang, code: string, detail: string | undefined): string {
-  const key = ERROR_TEXTS[code] ?? 'idp.error.other';
+  const key = own(ERROR_TEXTS, code) ?? 'idp.error.other';
   return htmlPage(
     lang,
     text(lang, 'idp.error.title'),

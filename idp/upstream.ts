@@ -16,6 +16,7 @@
 import * as oidc from 'openid-client';
 import { CpsdError } from '../core/errors.js';
 import { nationalIdentity, PROFESSIONS } from '../pkcs/holder.js';
+import { own } from '../core/own.js';
 import { PSC_ROLE_OID, PSC_SCOPE, TRE_G15_OID, type HolderClaims } from './claims.js';
 import type { KeyValueStore } from './store.js';
 
@@ -157,7 +158,7 @@ export function upstreamClaims(userinfo: Readonly<Record<string, unknown>>): Ups
   // The first role that names a TRE_G15 profession we know gives the label (as a card's title does).
   const profession = roles
     .map((role) => role.split('^'))
-    .map(([code, oid]) => (code && oid && PROFESSION_OIDS.has(oid) ? PROFESSIONS[code] : undefined))
+    .map(([code, oid]) => (code && oid && PROFESSION_OIDS.has(oid) ? own(PROFESSIONS, code) : undefined))
     .find((label) => label !== undefined);
   const { idKind, rpps } = nationalIdentity(nationalId);
   return {

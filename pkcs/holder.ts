@@ -7,6 +7,7 @@
 import { CpsdError } from '../core/errors.js';
 import type * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { own } from '../core/own.js';
 import { parseTlv } from '../core/tlv.js';
 
 export class CertificateFormatError extends CpsdError {
@@ -185,7 +186,7 @@ export function holderIdentity(input: {
   const infoPs = input.data.CPS_INFO_PS;
   const code = findValue(infoPs, 0xe2, 0x83);
   const title = cert.subject.title;
-  const label = (code ? PROFESSIONS[code] : undefined) ?? title;
+  const label = (code ? own(PROFESSIONS, code) : undefined) ?? title;
   const typeText = findValue(input.data.CPS_ID_CARD, 0xe0, 0x81);
   return {
     ...nationalIdentity(cert.subject.CN ?? ''),

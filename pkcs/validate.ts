@@ -67,7 +67,11 @@ function checkValidity(p: ParsedCertificate, now: Date): void {
   if (p.cert.notAfter.value < now) throw new TrustError('CERT_EXPIRED', 'validity', `expired on ${p.cert.notAfter.value.toISOString()}`, p.name);
 }
 
-/** An authentication certificate: digitalSignature without nonRepudiation, EKU clientAuth when present. */
+/**
+ * An authentication certificate: digitalSignature without nonRepudiation, EKU clientAuth when present.
+ * anyExtendedKeyUsage alone is not clientAuth: IGC-Santé authentication certificates name clientAuth, and
+ * openssl's `-purpose sslclient` refuses "any" alone too.
+ */
 function checkPurpose(p: ParsedCertificate, options: ValidationOptions): void {
   if ((options.purpose ?? 'authentication') !== 'authentication') return;
   const usage = keyUsage(p.cert);
@@ -76,7 +80,7 @@ function checkPurpose(p: ParsedCertificate, options: ValidationOptions): void {
     throw new TrustError('CERT_WRONG_PURPOSE', 'keyUsage', 'not an authentication certificate (keyUsage)', p.name);
   }
   const eku = extendedKeyUsage(p.cert);
-  if (eku && !eku.includes(OID.clientAuth) && !eku.includes(OID.anyExtendedKeyUsage)) {
+  if (eku && !eku.includes(OID.clientAuth)) {
     throw new TrustError('CERT_WRONG_PURPOSE', 'extKeyUsage', 'not a client-authentication certificate (EKU)', p.name);
   }
 }

@@ -3,6 +3,7 @@
  * and by node:crypto (PEM, public keys), with the few facts the rules need read from the parsed form.
  */
 import { X509Certificate as NodeCertificate } from 'node:crypto';
+import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { Memo, digest } from './memo.js';
 import { TrustError, type CertificateInput } from './trust-types.js';
@@ -89,8 +90,11 @@ export function parseCertificate(input: CertificateInput): ParsedCertificate {
   const hit = parsed.get(key);
   if (hit) return hit;
   try {
+    // One ASN.1 object and nothing after it: pkijs and node:crypto both stop at the end of the first one.
+    const decoded = asn1js.fromBER(new Uint8Array(der));
+    if (decoded.offset !== der.byteLength) throw new Error(decoded.offset === -1 ? decoded.result.error : `${der.byteLength - decoded.offset} bytes after the certificate`);
     const node = new NodeCertificate(der);
-    const cert = pkijs.Certificate.fromBER(new Uint8Array(der));
+    const cert = new pkijs.Certificate({ schema: decoded.result });
     return parsed.set(key, { der, node, cert, name: rfc4514(node.subject), id: key });
   } catch (error) {
     throw new TrustError('CERT_MALFORMED', 'encoding', 'not a DER X.509 certificate', undefined, { cause: error });

@@ -21,7 +21,7 @@ import type { Logger } from '../daemon/log.js';
 import { Pkcs11Error } from './ckr.js';
 import { CKG_MGF1_SHA1, CKG_MGF1_SHA256, CKM, CKU_CONTEXT_SPECIFIC, CKU_USER } from './constants.js';
 import type { Tokens } from './tokens.js';
-import type { TokenKey } from './token.js';
+import type { Token, TokenKey } from './token.js';
 
 export interface SignRequest {
   handle: number;
@@ -83,11 +83,11 @@ export class ModuleConnection {
     if (userType === CKU_CONTEXT_SPECIFIC) {
       const key = handle === undefined ? undefined : token.keys.get(handle);
       if (!key || handle === undefined) throw new Pkcs11Error('KEY_NOT_FOUND', 'a context-specific login names the key it is for');
-      return this.#contextLogin(reader, generation, handle, key, pin);
+      return this.#contextLogin(reader, generation, token, handle, key, pin);
     }
     if (userType !== CKU_USER) throw new Pkcs11Error('USER_TYPE_INVALID', 'only the user (and context-specific) logins exist on a CPS card');
     if (this.#logins.get(reader)?.generation === generation) throw new Pkcs11Error('ALREADY_LOGGED_IN', 'already logged in');
-    await this.#verifyJob(reader, generation, pin, 'leave', async () => undefined);
+    await this.#verifyJob(reader, generation, token, pin, 'leave', async () => undefined);
     this.#logins.get(reader)?.release(); // a login to a card since removed
     this.#logins.set(reader, { generation, release: this.#sessions.holdVerified(reader) });
     this.#log.info('pkcs11-login', { app: this.app, reader });
@@ -116,7 +116,10 @@ export class ModuleConnection {
     }
     if (this.#logins.get(reader)?.generation !== generation) throw new Pkcs11Error('NOT_LOGGED_IN', 'this application did not log in to the card');
     try {
-      return await this.#sessions.run((card) => signWith(card, key, request), { reader, signal: this.signal, owner: OWNER, exclusive: true, after: 'leave' });
+      return await this.#sessions.run((card) => {
+        card.useObjects(token.cardObjects);
+        return signWith(card, key, request);
+      }, { reader, signal: this.signal, owner: OWNER, exclusive: true, after: 'leave' });
     } catch (error) {
       // The card forgot the PIN (another application reset it): the application is told to log in again.
       if (error instanceof Error && 'code' in error && error.code === 'SECURITY_STATUS_NOT_SATISFIED') {
@@ -129,12 +132,14 @@ export class ModuleConnection {
   }
 
   /** VERIFY then `then`, one exclusive job; a wrong PIN updates the token's counter flags. */
-  async #verifyJob<T>(reader: string, generation: number, pin: Buffer | undefined, after: 'leave' | 'reset', then: (card: CpsCard) => Promise<T>, onVerified?: () => void): Promise<T> {
+  async #verifyJob<T>(reader: string, generation: number, token: Token, pin: Buffer | undefined, after: 'leave' | 'reset', then: (card: CpsCard) => Promise<T>, onVerified?: () => void): Promise<T> {
     // Digits as text for the driver's Pin (checked against the card's rule there); the bytes are zeroed by the caller.
     const typed = pin === undefined ? undefined : new Pin(pin.toString('latin1'));
     try {
       return await this.#sessions.run(
         async (card, context) => {
+          // The PIN reference and rule from the AODF, the key references for what follows: no directory read.
+          card.useObjects(token.cardObjects);
           if (typed) await card.verifyPin(typed);
           else if (context.pinPad) await card.verifyPinOnReader(context.pinPad);
           else throw new ProtocolError('INVALID_REQUEST', 'no PIN given, and the reader has no PIN pad');
@@ -154,7 +159,7 @@ export class ModuleConnection {
   }
 
   /** Resolves once the PIN is verified; the job goes on holding the card until the signature (or 30 s). */
-  #contextLogin(reader: string, generation: number, handle: number, key: TokenKey, pin: Buffer | undefined): Promise<void> {
+  #contextLogin(reader: string, generation: number, token: Token, handle: number, key: TokenKey, pin: Buffer | undefined): Promise<void> {
     this.#context?.cancel(new UserCancelledError('another context-specific login replaced this one'));
     return new Promise<void>((loggedIn, failed) => {
       let deliver!: (request: SignRequest) => void;
@@ -165,7 +170,7 @@ export class ModuleConnection {
       });
       next.catch(() => undefined);
       const holder: { signature?: Promise<Uint8Array> } = {};
-      const job = this.#verifyJob(reader, generation, pin, 'reset', async (card) => {
+      const job = this.#verifyJob(reader, generation, token, pin, 'reset', async (card) => {
         const timer = setTimeout(() => cancel(new Pkcs11Error('NOT_LOGGED_IN', 'no signature followed the PIN within 30 s')), CONTEXT_HOLD_MS);
         try {
           return await signWith(card, key, await next);

@@ -75,7 +75,7 @@ export class Tokens {
           status,
         });
       },
-      { reader, signal, retryOnReset: true, owner: 'pkcs11' },
+      { reader, signal, retryOnReset: true, owner: 'pkcs11', waitWhileHeld: true },
     );
     this.#tokens.set(reader, { generation, token });
     // A failed read is not remembered: the next TOKEN reads the card again.

@@ -7,7 +7,7 @@ import { validateCertificate } from '../../pkcs/validate.js';
 import { certificateInfo } from '../../pkcs/holder.js';
 import { withCard } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t, type MessageKey } from '../i18n.js';
+import { t, type MessageKey } from '../../core/i18n.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 
 export interface CertsOptions extends CommonOptions {

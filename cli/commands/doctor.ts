@@ -22,7 +22,7 @@ import { DEFAULT_PORT, loadConfig, pcscBindingSetting } from '../../daemon/confi
 import { connectDaemon, DaemonConnectError, type RpcClient } from '../../daemon/client.js';
 import { withCard, withService } from '../card-session.js';
 import { ExitCode, exitCodeFor } from '../exit-codes.js';
-import { lang, t, type Lang, type MessageKey, type Params } from '../i18n.js';
+import { lang, t, type Lang, type MessageKey, type Params } from '../../core/i18n.js';
 import { checkCertificate } from './certs.js';
 import { installedPolicies, type InstalledPolicy } from './policy.js';
 import { builtModulePath, pkcs11Registrations } from './pkcs11.js';

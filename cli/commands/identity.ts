@@ -4,7 +4,7 @@ import { CpsdError } from '../../core/errors.js';
 import { holderIdentity, practiceSituation, type HolderIdentity, type PracticeSituation } from '../../pkcs/holder.js';
 import { withCard } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { readPin } from '../prompt.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 

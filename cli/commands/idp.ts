@@ -19,7 +19,7 @@ import type { RedisNonceClient } from '../../pkcs/verify.js';
 import { PACKAGE_ROOT } from '../../idp/paths.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 
 export interface IdpCommandOptions {
   port: number;

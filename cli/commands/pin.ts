@@ -3,7 +3,7 @@ import { readPublicData } from '../../cards/public-data.js';
 import { CpsdError } from '../../core/errors.js';
 import { withCard } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { readPin } from '../prompt.js';
 import type { Pin } from '../../cards/pin.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CpsdError } from '../../core/errors.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { out } from '../output.js';
 
 const run = promisify(execFile);

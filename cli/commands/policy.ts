@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { dirname, join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { ExitCode } from '../exit-codes.js';
-import { t, type MessageKey } from '../i18n.js';
+import { t, type MessageKey } from '../../core/i18n.js';
 import { out } from '../output.js';
 
 export const POLICY_BROWSERS = ['chromium', 'chrome', 'edge', 'firefox'] as const;

@@ -7,7 +7,7 @@ import { loadConfig, type DaemonConfig } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdProxy, DEFAULT_RUNTIME_ROOT } from '../../daemon/proxy.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 
 export interface ProxyCommandOptions {
   port?: number;

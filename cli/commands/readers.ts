@@ -2,7 +2,7 @@
 import { ReaderNotFoundError } from '../../apdu/pcsc/index.js';
 import { withSessions } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { INTERFACE_KEY } from '../output.js';
 
 export async function readers(options: { json?: boolean; reader?: string }): Promise<number> {

@@ -10,7 +10,7 @@ import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 
 export interface ServeOptions {
   port?: number;
@@ -57,11 +57,11 @@ export async function serve(options: ServeOptions): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  // Pending PIN entries and operations end now; a card command still at the card gets 1 s at most.
-  const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
+  // Pending PIN entries and operations end now; a card command still at the card gets 1 s at most, and
+  // so does anything left holding the event loop (SIGTERM ends the process within 1 s, whatever came before).
+  setTimeout(() => process.exit(ExitCode.OK), 1000).unref();
   await pkcs11?.close();
   await server.close();
   await server.sessions.close();
-  clearTimeout(deadline);
   return ExitCode.OK;
 }

@@ -10,8 +10,9 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../../daemon/runtime.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { out } from '../output.js';
 
 const run = promisify(execFile);
@@ -39,7 +40,9 @@ export function systemdUnit(): string {
     'After=pcscd.socket',
     '',
     '[Service]',
-    `ExecStart=${quote(node)} ${quote(script)} serve`,
+    // Memory a flood took is given back (daemon/runtime.ts).
+    ...Object.entries(DAEMON_ENV).map(([k, v]) => `Environment=${k}=${v}`),
+    `ExecStart=${quote(node)} ${DAEMON_NODE_FLAGS.join(' ')} ${quote(script)} serve`,
     'Restart=on-failure',
     'RestartSec=2',
     'NoNewPrivileges=yes',
@@ -64,7 +67,7 @@ export function launchAgent(): string {
 <dict>
   <key>Label</key><string>fr.cpsd</string>
   <key>ProgramArguments</key>
-  <array><string>${xml(node)}</string><string>${xml(script)}</string><string>serve</string></array>
+  <array><string>${xml(node)}</string>${DAEMON_NODE_FLAGS.map((f) => `<string>${xml(f)}</string>`).join('')}<string>${xml(script)}</string><string>serve</string></array>
   <key>RunAtLoad</key><true/>
   <key>KeepAlive</key><true/>
 </dict>
@@ -151,7 +154,7 @@ function planOnly(action: 'install' | 'uninstall', platform: 'darwin' | 'win32')
       t('service.wouldRun', {
         command:
           action === 'install'
-            ? `schtasks /Create /F /TN cpsd /SC ONLOGON /IT /TR "\\"${node}\\" \\"${script}\\" serve"`
+            ? `schtasks /Create /F /TN cpsd /SC ONLOGON /IT /TR "\\"${node}\\" ${DAEMON_NODE_FLAGS.join(' ')} \\"${script}\\" serve"`
             : 'schtasks /Delete /F /TN cpsd',
       }),
     );

@@ -6,7 +6,7 @@ import { fixtureCard, loadProfile, profileNames } from '../../sim/cps/fixtures.j
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { VpcdConnector, type VirtualCard } from '../../sim/vpcd.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 
 export interface SimOptions {
   slot: number;

@@ -3,7 +3,7 @@ import { readPublicData } from '../../cards/public-data.js';
 import { toHex } from '../../core/bytes.js';
 import { withSessions } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { t } from '../i18n.js';
+import { t } from '../../core/i18n.js';
 import { INTERFACE_KEY, cacheFor, cardTypeOf, json, out, type CommonOptions } from '../output.js';
 
 export async function status(options: CommonOptions): Promise<number> {

@@ -1,7 +1,7 @@
 /**
  * Demo relying party: "Se connecter avec ma carte CPS". Issues a nonce per browser session, verifies the
  * web-eid:1.0 token with cpsd/verify against the test IGC-Santé PKI (and its CRL), and shows the holder.
- * The page is in French, in English with `/?lang=en`; its texts are in the CLI's catalogue (cli/messages.ts),
+ * The page is in French, in English with `/?lang=en`; its texts are in the message catalogue (core/messages.ts),
  * one message for every error code the SDK can give.
  *
  *   node dist/examples/demo/server.js [--port 8080] [--daemon-port 24821]
@@ -11,8 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { MESSAGES, type MessageKey, type Text } from '../../cli/messages.js';
-import type { Lang } from '../../cli/i18n.js';
+import { MESSAGES, type MessageKey, type Text } from '../../core/messages.js';
+import type { Lang } from '../../core/i18n.js';
 import { MemoryNonceStore, TokenError, TrustError, consumeNonce, issueNonce, verify, type VerifiedHolder } from '../../pkcs/verify.js';
 
 /** The repository root, from the sources (examples/demo) or the build (dist/examples/demo). */

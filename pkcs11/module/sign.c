@@ -181,8 +181,9 @@ static CK_RV sign_now(session *s, const uint8_t *data, size_t dlen, CK_BYTE_PTR 
     answer_free(&a);
     if (removed)
         token_removed(slot); /* closes s too: not used after this */
-    else
-        slots[slot].stale = 1; /* the PIN counter flags may have changed */
+    else if (rv != CKR_OK)
+        slots[slot].stale = 1; /* a refusal may come with a new state; a signature
+                                  spends no PIN try: no TOKEN before the next one */
     return rv;
 }
 

@@ -37,7 +37,7 @@ describe('cpsd service on Linux (systemd user unit)', () => {
     const h = home();
     const r = await cpsd(['service', 'install', '--user', '--dry-run'], h.env);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`ExecStart=${process.execPath} ${CLI} serve`);
+    expect(r.stdout).toContain(`ExecStart=${process.execPath} --max-semi-space-size=2 ${CLI} serve`);
     expect(r.stdout).toContain('Would run: systemctl --user enable cpsd.service');
     expect(existsSync(join(h.config, 'systemd/user/cpsd.service'))).toBe(false);
   });
@@ -96,7 +96,7 @@ describe('cpsd service elsewhere: prints what to do, creates nothing', () => {
   it('macOS: a LaunchAgent with this cpsd, and launchctl bootstrap', async () => {
     const r = await cpsd(['service', 'install', '--platform', 'darwin'], home().env);
     expect(r.stdout).toContain('<key>Label</key><string>fr.cpsd</string>');
-    expect(r.stdout).toContain(`<string>${process.execPath}</string><string>${CLI}</string><string>serve</string>`);
+    expect(r.stdout).toContain(`<string>${process.execPath}</string><string>--max-semi-space-size=2</string><string>${CLI}</string><string>serve</string>`);
     expect(r.stdout).toContain('launchctl bootstrap gui/$(id -u) ~/Library/LaunchAgents/fr.cpsd.plist');
   });
 

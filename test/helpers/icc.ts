@@ -10,7 +10,8 @@ interface Reply {
   id: number;
   ok: boolean;
   error?: string;
-  stats?: { apdus: number; bytesToCard: number; bytesFromCard: number; commands: number };
+  /** Counts since insertion; cardApdus/cardBytes/cardRsa as the card itself saw them (sim/icc-process.ts). */
+  stats?: { apdus: number; bytesToCard: number; bytesFromCard: number; commands: number; cardApdus: number; cardBytes: number; cardRsa: number };
 }
 
 export class IccProcess {

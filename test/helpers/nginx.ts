@@ -1,6 +1,7 @@
 /**
  * nginx (Debian's package) as the site a national portal would be: https on 127.0.0.1, a client
- * certificate from the test IGC-Santé CA required, the page showing the holder from the certificate.
+ * certificate from the test IGC-Santé CA required, the page showing the holder from the certificate (in
+ * its title too, for window titles read by xdotool) and the certificate's serial.
  * Two ports: TLS 1.2 only (what a site that serves CPS3 cards must offer) and TLS 1.3 only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -47,7 +48,7 @@ export async function startSite(dir: string): Promise<Site> {
       ssl_verify_depth 2;
       default_type text/html;
       location / {
-        return 200 "<!doctype html><meta charset=utf-8><title>Portail de test</title><h1>Connect&eacute; : $ssl_client_s_dn</h1><p id=v>$ssl_protocol $ssl_client_verify</p>\\n";
+        return 200 "<!doctype html><meta charset=utf-8><title>Connect&eacute; : $ssl_client_s_dn $ssl_client_serial</title><h1>Connect&eacute; : $ssl_client_s_dn</h1><p id=v>$ssl_protocol $ssl_client_verify $ssl_client_serial</p>\\n";
       }
     }`;
   const conf = join(dir, 'nginx.conf');

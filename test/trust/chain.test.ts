@@ -45,8 +45,8 @@ let rootCrl: Crl, interCrl: Crl;
 const c: Record<string, Cert> = {};
 const crl: Record<string, Crl> = {};
 
-async function validate(target: Cert | string, o: Partial<ValidationOptions> = {}): Promise<ValidationResult> {
-  return validateCertificate(typeof target === 'string' ? target : target.der, {
+async function validate(target: Cert | string | Uint8Array, o: Partial<ValidationOptions> = {}): Promise<ValidationResult> {
+  return validateCertificate(typeof target === 'string' || target instanceof Uint8Array ? target : target.der, {
     trustAnchors: [root.der],
     intermediates: [inter.der],
     crls: [rootCrl.der, interCrl.der],
@@ -139,6 +139,8 @@ beforeAll(async () => {
   c.noKeyUsage = person(inter, 'noKeyUsage', '899700099997', { keyUsage: null });
   c.nonRepudiation = person(inter, 'nonRepudiation', '899700099998', { keyUsage: 'critical,nonRepudiation' });
   c.email = person(inter, 'email', '899700099999', { extendedKeyUsage: 'emailProtection' });
+  // IGC-Santé authentication certificates carry clientAuth: "any purpose" alone does not make one.
+  c.anyEku = person(inter, 'anyEku', '899700099990', { extendedKeyUsage: 'anyExtendedKeyUsage' });
   c.otherPolicy = person(inter, 'otherPolicy', '899700088881', { policies: '1.2.3.4.5' });
   // One digit past ANS's arc: a prefix test without the trailing dot would let it in.
   c.arcLookalike = person(inter, 'arcLookalike', '899700088882', { policies: '1.2.250.1.213.10.1' });
@@ -494,6 +496,24 @@ describe('validateCertificate (CRLs given, no network)', () => {
   });
 
   // openssl -purpose sslclient: EKU clientAuth, keyUsage digitalSignature when keyUsage is present.
+  // DER is one encoding: a certificate is exactly its Certificate SEQUENCE. Bytes after it (what a parser
+  // that stops at the first object lets through) make the input something else than what was signed.
+  describe('encoding', () => {
+    it('refuses a leaf with bytes after its DER (CERT_MALFORMED); the same leaf without them is accepted', async () => {
+      expectOpensslAccepts(oracle(leaf));
+      await expect(validate(leaf)).resolves.toBeDefined();
+      for (const tail of [[0x00], [0x00, 0x00], [0x05, 0x00], [0x30, 0x00]]) {
+        const error = await refusal(() => validate(new Uint8Array([...leaf.der, ...tail])));
+        expect(error.code, JSON.stringify(tail)).toBe('CERT_MALFORMED');
+      }
+    });
+
+    it('refuses a trust anchor with bytes after its DER (CERT_MALFORMED)', async () => {
+      const error = await refusal(() => validate(leaf, { trustAnchors: [new Uint8Array([...root.der, 0x00])] }));
+      expect(error.code).toBe('CERT_MALFORMED');
+    });
+  });
+
   describe('purpose', () => {
     // RFC 5280 §4.2.1.3 lets a certificate without keyUsage be used for anything, and openssl accepts it;
     // the IGC-Santé profile always marks an authentication key digitalSignature, and the contract's
@@ -517,6 +537,12 @@ describe('validateCertificate (CRLs given, no network)', () => {
     it('refuses a leaf whose only EKU is emailProtection (CERT_WRONG_PURPOSE)', async () => {
       expectOpensslRefuses(oracle(c.email as Cert, {}, { purpose: 'sslclient' }), /unsuitable certificate purpose/);
       const error = await refusal(() => validate(c.email as Cert));
+      expect(error.code).toBe('CERT_WRONG_PURPOSE');
+    });
+
+    it('refuses a leaf whose only EKU is anyExtendedKeyUsage (CERT_WRONG_PURPOSE), as openssl does', async () => {
+      expectOpensslRefuses(oracle(c.anyEku as Cert, {}, { purpose: 'sslclient' }), /unsuitable certificate purpose/);
+      const error = await refusal(() => validate(c.anyEku as Cert));
       expect(error.code).toBe('CERT_WRONG_PURPOSE');
     });
 

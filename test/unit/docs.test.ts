@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { pkcs11 } from '../../cli/commands/pkcs11.js';
-import { setLang } from '../../cli/i18n.js';
+import { setLang } from '../../core/i18n.js';
 import { docBlocks } from '../helpers/doc-blocks.js';
 import { ATR_ROWS } from '../../cards/atr-table.js';
 import { InProcessBackend } from '../../cards/backends.js';

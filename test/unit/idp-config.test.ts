@@ -46,6 +46,22 @@ describe('readIdpConfig', () => {
     expect(readIdpConfig(write({ ...GOOD, clients: 'clients.json' })).clients[0]?.client_id).toBe('ehr');
   });
 
+  it('reads a relative configuration path from the current directory, its own files from its folder', () => {
+    // `cd b && cpsd idp --config idp/idp.json` once read b/idp/idp/idp.json (the folder counted twice).
+    writeFileSync(join(dir, 'clients.json'), JSON.stringify(GOOD.clients));
+    write({ ...GOOD, clients: 'clients.json' });
+    const cwd = process.cwd();
+    try {
+      process.chdir(join(dir, '..'));
+      const relative = join(dir.slice(dir.lastIndexOf('/') + 1), 'idp.json');
+      const config = readIdpConfig(relative);
+      expect(config.clients[0]?.client_id).toBe('ehr');
+      expect(config.trust.trustAnchors).toHaveLength(1);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
   it('fills the upstream redirect_uri from the issuer', () => {
     const config = readIdpConfig(write({ ...GOOD, upstream: { issuer: 'https://auth.esante.gouv.fr/auth/realms/esante-wallet', clientId: 'c', clientSecret: 's' } }));
     expect(config.upstream).toMatchObject({ redirectUri: 'https://idp.hopital.example/upstream/callback', label: 'e-CPS / Pro Santé Connect' });

@@ -1,10 +1,10 @@
-/** The message catalogue (cli/messages.ts): both languages, the same placeholders, every key used, plurals. */
+/** The message catalogue (core/messages.ts): both languages, the same placeholders, every key used, plurals. */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MESSAGES, type Text } from '../../cli/messages.js';
-import { langFromArgv, langFromEnv, t } from '../../cli/i18n.js';
+import { MESSAGES, type Text } from '../../core/messages.js';
+import { langFromArgv, langFromEnv, t } from '../../core/i18n.js';
 import { DEMO_ERRORS } from '../../examples/demo/server.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,6 +41,13 @@ describe('message catalogue', () => {
     // A key counts as used when it appears quoted in the code (tables of keys included); no exceptions.
     const code = [...sources('cli'), ...sources('examples/demo'), ...sources('idp')].filter((f) => !f.endsWith('messages.ts')).map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
     expect(entries.map(([k]) => k).filter((k) => !code.includes(`'${k}'`))).toEqual([]);
+  });
+
+  it('lives outside cli/: the IdP, the demo page and the daemon import nothing from the command line', () => {
+    const layers = ['core', 'daemon', 'idp', 'pkcs', 'examples'].flatMap(sources);
+    // Type-only imports load nothing (core/any-error.ts names every error class, the CLI's included).
+    const fromCli = layers.filter((f) => /import\s+(?!type\b)[^;]*?from '(\.\.\/)+cli\//.test(readFileSync(join(ROOT, f), 'utf8')));
+    expect(fromCli).toEqual([]);
   });
 
   it('gives the demo page a message for every error code of the browser SDK', () => {

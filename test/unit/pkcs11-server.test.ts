@@ -166,6 +166,29 @@ describe('PKCS#11 socket', () => {
     }
   });
 
+  it('signs with what the token learned at its snapshot: no directory is read again (3 APDUs per authentication signature)', async () => {
+    const c = await client(await start());
+    const slot = await c.slot();
+    const { handle } = await keyPair(c, slot, 0);
+    const card = sim.card as VirtualCpsCard;
+    let before = card.commands;
+    expect((await login(c, slot, PIN)).rv).toBe(CKR.OK);
+    // PIN status before VERIFY (no try spent on a blocked PIN), VERIFY, PIN status after.
+    expect(card.commands - before).toBe(3);
+    for (let i = 0; i < 3; i++) {
+      before = card.commands;
+      expect((await sign(c, slot, handle, CKM.SHA256_RSA_PKCS, Buffer.from(`m${i}`))).rv).toBe(CKR.OK);
+      // SELECT application, MSE SET, INTERNAL AUTHENTICATE.
+      expect(card.commands - before).toBe(3);
+    }
+    const signature = await keyPair(c, slot, 1);
+    before = card.commands;
+    expect((await login(c, slot, PIN, CKU_CONTEXT_SPECIFIC, signature.handle)).rv).toBe(CKR.OK);
+    expect((await sign(c, slot, signature.handle, CKM.SHA256_RSA_PKCS, Buffer.from('doc'))).rv).toBe(CKR.OK);
+    // 3 for the PIN, then SELECT application, MSE (hash), MSE (signature), PSO HASH (card finishes it), PSO CDS.
+    expect(card.commands - before).toBe(8);
+  });
+
   it('says CKR_PIN_INCORRECT with the tries left, and the token flags show the counter', async () => {
     const c = await client(await start());
     const slot = await c.slot();

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PLACEHOLDER_MODULE, PLACEHOLDER_ORIGIN, PolicyOriginError, installedPolicies, macosProfile, originOption, policy, policyFiles, policyOrigin, windowsReg } from '../../cli/commands/policy.js';
-import { setLang } from '../../cli/i18n.js';
+import { setLang } from '../../core/i18n.js';
 
 const SHIPPED = fileURLToPath(new URL('../../packaging/policies/', import.meta.url));
 

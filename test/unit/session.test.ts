@@ -232,4 +232,18 @@ describe('card session: readers', () => {
     refusals = 1000;
     await expect(new CardSessions(busy, { exclusiveWaitMs: 100 }).run((c) => c.serial(), { exclusive: true })).rejects.toMatchObject({ code: 'CARD_BUSY' });
   });
+
+  it('a shared job that asks to wait while the card is held elsewhere retries too; one that does not fails at once', async () => {
+    const { CardBusyError } = await import('../../apdu/pcsc/errors.js');
+    const backend = new InProcessBackend(fixtureCard('doctor'));
+    const link = backend.link.bind(backend);
+    let refusals = 3;
+    const busy = Object.assign(backend, {
+      link: (): Promise<CardLink> => (refusals-- > 0 ? Promise.reject(new CardBusyError('in use')) : link()),
+    });
+    const reader = busy.readers()[0]?.name;
+    await expect(new CardSessions(busy).run((c) => c.serial(), { reader })).rejects.toMatchObject({ code: 'CARD_BUSY' });
+    refusals = 3;
+    expect(await new CardSessions(busy).run((c) => c.serial(), { reader, waitWhileHeld: true })).toBe(SERIAL);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * Human output in French or English (JSON output never changes): `--lang fr|en` first, then LC_ALL,
- * LC_MESSAGES, LANG (fr* → French, anything else → English). The texts are in cli/messages.ts.
+ * LC_MESSAGES, LANG (fr* → French, anything else → English). The texts are in core/messages.ts.
  */
+import { hasOwn } from './own.js';
 import { MESSAGES, type MessageKey, type Text } from './messages.js';
 
 export type Lang = 'fr' | 'en';
@@ -46,7 +47,7 @@ export function pluralForm(text: Text, l: Lang, count: number): string {
 
 /** Replaces `{name}` by its parameter; an unknown placeholder stays as it is. */
 export function fill(text: string, params: Params): string {
-  return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in params ? String(params[name]) : whole));
+  return text.replace(/\{(\w+)\}/g, (whole, name: string) => (hasOwn(params, name) ? String(params[name]) : whole));
 }
 
 /** The message `key` in language `l`, placeholders filled, the plural form chosen by `params.count`. */

@@ -1,13 +1,14 @@
 /**
- * The one message catalogue of everything a person reads from cpsd's CLI and from the demo page:
+ * The one message catalogue of everything a person reads from cpsd (the CLI, the demo page, the IdP's pages):
  * key → { en, fr }. A text may hold placeholders (`{count}`, `{reader}`…), the same ones in both
  * languages; a text that depends on a number is a plural, `{ one, other }` chosen by `Intl.PluralRules`
- * from `{count}` (cli/i18n.ts). test/unit/messages.test.ts checks both languages, the placeholders and
+ * from `{count}` (core/i18n.ts). test/unit/messages.test.ts checks both languages, the placeholders and
  * that every key is used. JSON output never goes through this table.
  *
  * Conventions: `help.*` is `--help`, `error.<CODE>` the stable error codes the CLI shows, `doctor.*` the
  * doctor's checks and advice, `demo.*` the demo login page (examples/demo/server.ts), `idp.*` cpsd idp and
  * the IdP's login page (idp/interaction.ts, which also takes the SDK's error texts from `demo.error.*`).
+ * In core/ so that every layer that speaks to people uses it without loading the command line.
  */
 export interface Plural {
   readonly one: string;

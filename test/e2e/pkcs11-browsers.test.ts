@@ -1,0 +1,240 @@
+/**
+ * The browsers' own TLS client-certificate path, driven as a person would: Chromium (the module in its
+ * NSS database, added by modutil) and Firefox ESR (the module from the SecurityDevices enterprise
+ * policy) open an nginx site that requires a client certificate from the test IGC-Santé CA, each in a
+ * real window under Xvfb; the certificate chosen and the PIN typed with xdotool in the browser's own
+ * dialogs; the page then names the holder from the certificate (in its title too, which xdotool reads).
+ * Screenshots in test-output/. Through the real pcscd + vpcd, `cpsd serve` as a process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { X509Certificate } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadMaterial } from '../../sim/cps/fixtures.js';
+import { CHROMIUM } from '../helpers/browser.js';
+import { startSite, type Site } from '../helpers/nginx.js';
+import { nss, nssDb } from '../helpers/nss.js';
+import { Pkcs11Daemon } from '../helpers/pkcs11-daemon.js';
+import { useVirtualReader } from '../helpers/virtual-reader.js';
+import { startXvfb, type Display } from '../helpers/x11.js';
+
+const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
+const PIN = '1234';
+const vr = useVirtualReader();
+let daemon: Pkcs11Daemon;
+let site: Site;
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true });
+  daemon = new Pkcs11Daemon();
+  await daemon.start();
+  site = await startSite(join(daemon.dir, 'site'));
+}, 60_000);
+
+afterAll(async () => {
+  await site?.stop();
+  await daemon?.stop();
+  daemon?.cleanup();
+});
+
+/** A browser process and its display, both ended by close(). */
+interface Session {
+  x: Display;
+  close(): Promise<void>;
+}
+
+async function launch(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Session> {
+  const x = await startXvfb();
+  const child: ChildProcess = spawn(command, args, { env: { ...env, DISPLAY: x.name }, stdio: 'ignore', detached: true });
+  return {
+    x,
+    async close() {
+      if (child.exitCode === null && child.pid !== undefined) {
+        const exited = new Promise((r) => child.once('exit', r));
+        // The browser alone first, so that it shuts down in order (Chromium then completes its net log).
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      // Whatever is left of its children (renderers, utility processes) is in its process group.
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // the group is gone already
+        }
+      }
+      await x.stop();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ Chromium
+
+/** A fresh HOME whose ~/.pki/nssdb (Chromium's NSS database on Linux) has the module and trusts the site. */
+function chromiumHome(name: string): string {
+  const home = join(daemon.dir, name);
+  const db = nssDb(join(home, '.pki', 'nssdb'));
+  nss(['modutil', '-add', 'cpsd', '-libfile', daemon.module, '-dbdir', db, '-force'], { env: daemon.env() });
+  nss(['certutil', '-A', '-d', db, '-n', 'site', '-t', 'CT,C,C', '-i', site.cert]);
+  return home;
+}
+
+async function chromium(url: string, name: string, extra: string[] = []): Promise<Session> {
+  const home = chromiumHome(name);
+  return launch(
+    CHROMIUM,
+    [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+      '--password-store=basic',
+      `--user-data-dir=${join(home, 'profile')}`,
+      '--window-size=1200,850',
+      ...extra,
+      url,
+    ],
+    daemon.env({ HOME: home }),
+  );
+}
+
+/** Waits for Chromium's certificate chooser (tab-modal: no window of its own, the page greyed behind it). */
+async function chromiumChooser(x: Display, shot: string): Promise<void> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const [r, g, b] = await x.pixel(600, 780);
+    if (r > 60 && r < 160 && r === g && g === b) break;
+    if (Date.now() > until) {
+      await x.screenshot(join(OUTPUT, `${shot}-no-chooser.png`));
+      throw new Error(`no certificate chooser; windows: ${JSON.stringify(await x.titles())}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await x.screenshot(join(OUTPUT, `${shot}-chooser.png`));
+  // The card's two certificates, the signature one first: Down selects the authentication one, Enter is OK.
+  await x.key('Down', 'Return');
+}
+
+const UNLOCK = '^Unlock Security Device$';
+
+/** Chromium's own PIN dialog: waited for, photographed, the PIN typed (or the dialog cancelled with Escape). */
+async function chromiumPin(x: Display, shot: string, pin: string | undefined): Promise<void> {
+  const [id] = await x.waitWindow(UNLOCK);
+  await x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
+  await x.screenshot(join(OUTPUT, `${shot}-pin.png`));
+  if (pin === undefined) return x.key('Escape');
+  await x.type(pin);
+  await x.key('Return');
+}
+
+/** The token's PIN flags as OpenSC's pkcs11-tool prints them (its own reading of CKF_USER_PIN_*). */
+async function pinFlags(label: string): Promise<string> {
+  const r = await daemon.pkcs11Tool(['-T']);
+  const block = r.stdout.split(/\n(?=Slot )/).find((b) => b.includes(label));
+  const flags = block?.match(/token flags\s*:\s*(.*)/)?.[1];
+  if (flags === undefined) throw new Error(`no token ${label} in pkcs11-tool -T:\n${r.stdout}${r.stderr}`);
+  return flags;
+}
+
+/** The names of the net errors in a Chromium net log (its constants map codes to names). */
+function netErrors(file: string): string[] {
+  const log = JSON.parse(readFileSync(file, 'utf8')) as { constants: { netError: Record<string, number> }; events: { params?: { net_error?: number } }[] };
+  const names = new Map(Object.entries(log.constants.netError).map(([name, code]) => [code, name]));
+  return [...new Set(log.events.flatMap((e) => (e.params?.net_error === undefined ? [] : [names.get(e.params.net_error) ?? String(e.params.net_error)])))];
+}
+
+const AUTH_SERIAL = new X509Certificate(loadMaterial('doctor').authCert).serialNumber.replace(/^(00)+/, '');
+const PAGE = new RegExp(`^Connecté : .*CN=899700012349.* 0*${AUTH_SERIAL} - Chromium$`, 'i');
+
+describe('Chromium', () => {
+  it('CPS3 at TLS 1.2: the authentication certificate chosen, the PIN typed in Chromium\'s own dialog, the page names the holder', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const s = await chromium(`https://localhost:${site.tls12}/`, 'chromium-cps3');
+    try {
+      await chromiumChooser(s.x, 'pkcs11-chromium');
+      await chromiumPin(s.x, 'pkcs11-chromium', PIN);
+      expect(await s.x.waitTitle(PAGE)).toMatch(/JEANNE/);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-chromium-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: a wrong PIN costs exactly one try, the dialog comes back, and the right PIN then opens the page', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const label = 'CPS3 JEANNE MEDECIN-TEST';
+    expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    const s = await chromium(`https://localhost:${site.tls12}/`, 'chromium-wrong-pin');
+    try {
+      await chromiumChooser(s.x, 'pkcs11-chromium-wrong');
+      await chromiumPin(s.x, 'pkcs11-chromium-wrong', '9999');
+      // 3 tries → 2: CKF_USER_PIN_COUNT_LOW, not yet the final try.
+      const until = Date.now() + 15_000;
+      let flags = await pinFlags(label);
+      while (!/count low/i.test(flags) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 300));
+        flags = await pinFlags(label);
+      }
+      expect(flags).toMatch(/user PIN count low/i);
+      expect(flags).not.toMatch(/final try|locked/i);
+      await chromiumPin(s.x, 'pkcs11-chromium-retry', PIN);
+      await s.x.waitTitle(PAGE);
+      expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: cancelling the PIN dialog sends no certificate (nginx: 400) and leaves the card untouched', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const label = 'CPS3 JEANNE MEDECIN-TEST';
+    const s = await chromium(`https://localhost:${site.tls12}/`, 'chromium-cancel');
+    try {
+      await chromiumChooser(s.x, 'pkcs11-chromium-cancel');
+      const before = await vr.icc.stats();
+      await chromiumPin(s.x, 'pkcs11-chromium-cancel', undefined);
+      expect(await s.x.waitTitle(/No required SSL certificate/)).toMatch(/^400 /);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-chromium-cancel-page.png'));
+      const after = await vr.icc.stats();
+      expect(after.cardRsa).toBe(before.cardRsa);
+      expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS4 at TLS 1.3: RSA-PSS by the card, the page names the holder', async () => {
+    await vr.insert({ profile: 'doctor', personality: 'cps4' });
+    const s = await chromium(`https://localhost:${site.tls13}/`, 'chromium-cps4');
+    try {
+      await chromiumChooser(s.x, 'pkcs11-chromium-cps4');
+      await chromiumPin(s.x, 'pkcs11-chromium-cps4', PIN);
+      await s.x.waitTitle(PAGE);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-chromium-cps4-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3 at TLS 1.3: the PIN is asked, then ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS (a CPS3 cannot sign RSA-PSS)', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const netLog = join(daemon.dir, 'chromium-net-log.json');
+    const s = await chromium(`https://localhost:${site.tls13}/`, 'chromium-cps3-tls13', [`--log-net-log=${netLog}`]);
+    try {
+      await chromiumChooser(s.x, 'pkcs11-chromium-cps3-tls13');
+      await chromiumPin(s.x, 'pkcs11-chromium-cps3-tls13', PIN);
+      // The error page's title is only the host: wait for it, then read the error from Chromium's own net log.
+      await s.x.waitTitle(/^localhost - Chromium$/);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-chromium-cps3-tls13-page.png'));
+    } finally {
+      await s.close();
+    }
+    expect(netErrors(netLog)).toContain('ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS');
+    expect(site.errors()).not.toMatch(/CN=899700012349/);
+  }, 60_000);
+});
