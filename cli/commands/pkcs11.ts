@@ -19,6 +19,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CpsdError } from '../../core/errors.js';
+import { ConfigError } from '../../daemon/config.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../../core/i18n.js';
 import { out } from '../output.js';
@@ -216,7 +217,13 @@ function policyFilesToChange(p: Places, action: 'install' | 'uninstall'): string
 
 function policySteps(p: Places, action: 'install' | 'uninstall', module: string): Step[] {
   return policyFilesToChange(p, action).map((path) => {
-    const current: unknown = existsSync(path) ? readJson(path) : {};
+    let current: unknown = {};
+    try {
+      if (existsSync(path)) current = readJson(path);
+    } catch (error) {
+      // Firefox ignores a policies.json it cannot parse: say so rather than rewrite IT's file.
+      throw new ConfigError(`${path}: not valid JSON (${error instanceof Error ? error.message : String(error)}); Firefox ignores it too`);
+    }
     const next = withSecurityDevice(current, action === 'install' ? module : undefined);
     const done = action === 'install' ? policyModule(current) === module : policyModule(current) === undefined;
     const empty = isObject(next.policies) && Object.keys(next.policies).length === 0 && Object.keys(next).length === 1;

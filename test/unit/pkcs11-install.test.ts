@@ -146,6 +146,15 @@ describe('cpsd pkcs11 install (for every user, below --root)', () => {
     expect(readdirSync(root)).toEqual(['libcpsd-pkcs11.so']);
   });
 
+  it('refuses a policies.json that is not JSON with CONFIG_INVALID (exit code 2), naming it, and leaves it as it is', async () => {
+    put(ETC, '{"policies": {');
+    const error = await pkcs11('install', { root, module }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('CONFIG_INVALID');
+    expect(exitCodeFor(error)).toBe(2);
+    expect((error as Error).message).toContain(join(root, ETC));
+    expect(readFileSync(join(root, ETC), 'utf8')).toBe('{"policies": {');
+  });
+
   it('finds the module built beside cpsd by default', () => {
     expect(builtModulePath()).toMatch(/pkcs11\/module\/libcpsd-pkcs11\.so$/);
   });
