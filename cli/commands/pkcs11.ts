@@ -348,6 +348,7 @@ export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Opt
   }
   if (action === 'install') {
     if (!options.user) out(t('pkcs11.chromiumPerUser'));
+    else if (process.getuid?.() === 0) out(t('pkcs11.p11kitRoot'));
     out(t('pkcs11.java', { command: `keytool -list -storetype PKCS11 -providerclass sun.security.pkcs11.SunPKCS11 -providerarg ${javaFile(places, options.user === true)}` }));
     out(t('pkcs11.restart'));
   }
