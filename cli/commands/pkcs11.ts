@@ -319,7 +319,12 @@ const TARGET_NAME: Readonly<Record<Target, string>> = {
   java: 'Java (SunPKCS11)',
 };
 
-export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Options): Promise<number> {
+export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Options, platform: NodeJS.Platform = process.platform): Promise<number> {
+  // The places below are Linux's (XDG, /etc, NSS databases in the home folder).
+  if (platform !== 'linux') {
+    out(t('pkcs11.linuxOnly'));
+    return ExitCode.USAGE;
+  }
   // Uninstall needs no module file: it removes our entries whatever library they name.
   const module = action === 'install' || options.module !== undefined ? resolveModule(options.module) : builtModulePath();
   if (!options.user && !options.root && !options.dryRun && process.getuid?.() !== 0) {

@@ -155,6 +155,20 @@ describe('cpsd pkcs11 install (for every user, below --root)', () => {
     expect(readFileSync(join(root, ETC), 'utf8')).toBe('{"policies": {');
   });
 
+  it('registers nothing on Windows and macOS, and says what to do there (exit code 2)', async () => {
+    for (const platform of ['win32', 'darwin'] as const) {
+      let text = '';
+      const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((text += String(chunk)), true));
+      try {
+        expect(await pkcs11('install', { root, module }, platform)).toBe(2);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(text).toContain('cpsd policy --origin URL --pkcs11-module PATH');
+    }
+    expect(readdirSync(root)).toEqual(['libcpsd-pkcs11.so']);
+  });
+
   it('finds the module built beside cpsd by default', () => {
     expect(builtModulePath()).toMatch(/pkcs11\/module\/libcpsd-pkcs11\.so$/);
   });
