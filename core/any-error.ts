@@ -35,6 +35,7 @@ import type { UpstreamError } from '../idp/upstream.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
 import type { TokenError } from '../pkcs/token.js';
 import type { TrustError } from '../pkcs/trust-types.js';
+import type { DocumentSignatureError } from '../sign/errors.js';
 import type { UnknownProfileError } from '../sim/cps/fixtures.js';
 import type { VpcdError } from '../sim/vpcd.js';
 import type { CpsdErrorCode } from './errors.js';
@@ -81,7 +82,8 @@ export type AnyCpsdError =
   | PinMismatchError
   | CardDataError
   | Pkcs11ModuleNotFoundError
-  | Pkcs11Error;
+  | Pkcs11Error
+  | DocumentSignatureError;
 
 /** Compiles only while every code of CpsdErrorCode is carried by some class of AnyCpsdError. */
 export type CodesWithoutClass = Exclude<CpsdErrorCode, AnyCpsdError['code']>;

@@ -102,6 +102,11 @@ export const CPSD_ERROR_CODES = [
   'MECHANISM_PARAM_INVALID',
   'DATA_INVALID',
   'DATA_LENGTH',
+  // document signatures (sign/)
+  'PDF_INVALID',
+  'PDF_ENCRYPTED',
+  'DOCUMENT_NOT_SIGNED',
+  'SIGNING_STATE_INVALID',
 ] as const;
 
 export type CpsdErrorCode = (typeof CPSD_ERROR_CODES)[number];

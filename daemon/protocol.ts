@@ -147,6 +147,10 @@ const TO_PROTOCOL = {
   MECHANISM_PARAM_INVALID: 'INTERNAL',
   DATA_INVALID: 'INTERNAL',
   DATA_LENGTH: 'INTERNAL',
+  PDF_INVALID: 'INTERNAL',
+  PDF_ENCRYPTED: 'INTERNAL',
+  DOCUMENT_NOT_SIGNED: 'INTERNAL',
+  SIGNING_STATE_INVALID: 'INTERNAL',
 } as const satisfies Record<CpsdErrorCode, ErrorCode>;
 
 /** The protocol code of any error code. */

@@ -22,7 +22,8 @@ function make(target: string): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-describe('libcpsd-pkcs11', () => {
+// Compilers on a busy machine: a build is not a timing test.
+describe('libcpsd-pkcs11', { timeout: 60_000 }, () => {
   it('builds with -Wall -Wextra -Werror and exports only C_* functions', () => {
     const r = make('check-exports');
     expect(r.status, r.out).toBe(0);
