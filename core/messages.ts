@@ -376,6 +376,8 @@ export const MESSAGES = {
   'pkcs11.ran': { en: '{target}: {command}', fr: '{target} : {command}' },
   'pkcs11.chromiumPerUser': { en: "Chromium reads the module from each user's NSS database: each user runs cpsd pkcs11 install --user.", fr: "Chromium lit le module dans la base NSS de chaque utilisateur : chacun lance cpsd pkcs11 install --user." },
   'pkcs11.java': { en: 'Java: {command}', fr: 'Java : {command}' },
+  'pkcs11.linuxOnly': { en: 'cpsd pkcs11 install registers the module on Linux. On Windows and macOS: Firefox through its policy (cpsd policy --origin URL --pkcs11-module PATH); see docs/pkcs11.md.', fr: 'cpsd pkcs11 install déclare le module sous Linux. Sous Windows et macOS : Firefox par sa stratégie (cpsd policy --origin URL --pkcs11-module CHEMIN) ; voir docs/pkcs11.md.' },
+  'pkcs11.p11kitRoot': { en: "p11-kit reads this user's files only in programs not run as root: root's programs see the system files (sudo cpsd pkcs11 install).", fr: "p11-kit ne lit les fichiers de cet utilisateur que dans les programmes qui ne tournent pas en root : ceux de root voient les fichiers système (sudo cpsd pkcs11 install)." },
   'pkcs11.restart': { en: 'Restart the browsers; the daemon (cpsd serve) serves the module.', fr: 'Relancez les navigateurs ; le service (cpsd serve) sert le module.' },
   'serve.pkcs11': { en: 'PKCS#11 module served on {socket} (register it: cpsd pkcs11 install --user)', fr: 'Module PKCS#11 servi sur {socket} (le déclarer : cpsd pkcs11 install --user)' },
   'service.wouldWrite': { en: 'Would write {path}:', fr: 'Écrirait {path} :' },

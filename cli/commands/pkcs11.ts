@@ -19,6 +19,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CpsdError } from '../../core/errors.js';
+import { ConfigError } from '../../daemon/config.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../../core/i18n.js';
 import { out } from '../output.js';
@@ -216,7 +217,13 @@ function policyFilesToChange(p: Places, action: 'install' | 'uninstall'): string
 
 function policySteps(p: Places, action: 'install' | 'uninstall', module: string): Step[] {
   return policyFilesToChange(p, action).map((path) => {
-    const current: unknown = existsSync(path) ? readJson(path) : {};
+    let current: unknown = {};
+    try {
+      if (existsSync(path)) current = readJson(path);
+    } catch (error) {
+      // Firefox ignores a policies.json it cannot parse: say so rather than rewrite IT's file.
+      throw new ConfigError(`${path}: not valid JSON (${error instanceof Error ? error.message : String(error)}); Firefox ignores it too`);
+    }
     const next = withSecurityDevice(current, action === 'install' ? module : undefined);
     const done = action === 'install' ? policyModule(current) === module : policyModule(current) === undefined;
     const empty = isObject(next.policies) && Object.keys(next.policies).length === 0 && Object.keys(next).length === 1;
@@ -312,7 +319,12 @@ const TARGET_NAME: Readonly<Record<Target, string>> = {
   java: 'Java (SunPKCS11)',
 };
 
-export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Options): Promise<number> {
+export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Options, platform: NodeJS.Platform = process.platform): Promise<number> {
+  // The places below are Linux's (XDG, /etc, NSS databases in the home folder).
+  if (platform !== 'linux') {
+    out(t('pkcs11.linuxOnly'));
+    return ExitCode.USAGE;
+  }
   // Uninstall needs no module file: it removes our entries whatever library they name.
   const module = action === 'install' || options.module !== undefined ? resolveModule(options.module) : builtModulePath();
   if (!options.user && !options.root && !options.dryRun && process.getuid?.() !== 0) {
@@ -341,6 +353,7 @@ export async function pkcs11(action: 'install' | 'uninstall', options: Pkcs11Opt
   }
   if (action === 'install') {
     if (!options.user) out(t('pkcs11.chromiumPerUser'));
+    else if (process.getuid?.() === 0) out(t('pkcs11.p11kitRoot'));
     out(t('pkcs11.java', { command: `keytool -list -storetype PKCS11 -providerclass sun.security.pkcs11.SunPKCS11 -providerarg ${javaFile(places, options.user === true)}` }));
     out(t('pkcs11.restart'));
   }

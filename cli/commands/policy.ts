@@ -186,12 +186,12 @@ export function chromiumJson(origins: readonly string[]): string {
 }
 
 /**
- * Where the shipped kit (packaging/policies/) says the module is: npm's global folder on Linux and macOS
- * (`npm install -g cpsd`, Debian's and Homebrew-on-Intel's prefix /usr/local), a machine-wide folder on
- * Windows. Placeholders like the origin: IT puts its own path (`cpsd policy --pkcs11-module PATH`).
+ * Where the shipped kit (packaging/policies/) says the module is: npm's global folder (`npm install -g
+ * cpsd`; prefix /usr with Node.js from its Debian packages, as docs/install.md; /usr/local with Homebrew
+ * on an Intel Mac), a machine-wide folder on Windows. Placeholders like the origin: IT puts its own path (`cpsd policy --pkcs11-module PATH`).
  */
 export const PLACEHOLDER_MODULE: Readonly<Record<PolicyFormat, string>> = {
-  linux: '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so',
+  linux: '/usr/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so',
   windows: 'C:\\Program Files\\cpsd\\cpsd-pkcs11.dll',
   macos: '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.dylib',
 };

@@ -53,6 +53,15 @@ describe('the packed cpsd, installed in an empty folder', () => {
     expect(execFileSync(cpsd, ['--help'], { cwd: app }).toString()).toContain('Usage: cpsd');
   });
 
+  it('built its PKCS#11 module at install, and cpsd pkcs11 install registers that one', () => {
+    const home = mkdtempSync(join(tmpdir(), 'cpsd-package-home-'));
+    const out = execFileSync(cpsd, ['--lang', 'en', 'pkcs11', 'install', '--user', '--dry-run'], { cwd: app, env: { ...process.env, HOME: home } }).toString();
+    const module = join(app, 'node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
+    expect(out).toContain(`PKCS#11 module: ${module}\n`);
+    expect(out).toContain(`would run modutil -dbdir sql:${home}/.pki/nssdb -add cpsd -libfile ${module} -force`);
+    expect(execFileSync('nm', ['-D', '--defined-only', module]).toString()).toMatch(/ T C_GetFunctionList$/m);
+  });
+
   it('serves the virtual card: hello and card.identity over WebSocket', async () => {
     const port = 25500 + Math.floor(Math.random() * 400);
     const serve = spawn(cpsd, ['serve', '--sim', 'doctor', '--port', String(port)], { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -5,7 +5,8 @@
  * - `--user`, in a temporary HOME with a Firefox profile made by Firefox (`-CreateProfile`): modutil and
  *   certutil on Chromium's ~/.pki/nssdb and on the profile's database (the card's certificates listed
  *   through the module), p11-kit as an unprivileged user (p11-kit ignores a user's files when run as
- *   root), keytool through the SunPKCS11 configuration;
+ *   root), keytool through the SunPKCS11 configuration, and the docs' test site (openssl s_server asking
+ *   for a test IGC-Santé certificate) authenticating the holder through Chromium's database (tstclnt);
  * - for every user, for real in /etc and /usr/lib/firefox-esr/distribution (root only; every file
  *   touched is given back as it was): Firefox ESR itself loads the module from the policies.json it
  *   reads (its profile's pkcs11.txt gains it), p11-kit and p11tool as root, keytool;
@@ -19,8 +20,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from '../helpers/public-site.js';
-import { Pkcs11Daemon, type ToolResult } from '../helpers/pkcs11-daemon.js';
+import { CLI, ROOT } from '../helpers/public-site.js';
+import { freePort, Pkcs11Daemon, type ToolResult } from '../helpers/pkcs11-daemon.js';
 
 const daemon = new Pkcs11Daemon();
 const MODULE = daemon.module;
@@ -109,6 +110,28 @@ describe('cpsd pkcs11 install --user (a temporary HOME, a profile made by Firefo
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Your keystore contains 2 entries/);
     expect(r.stdout.match(/PrivateKeyEntry/g)).toHaveLength(2);
+  }, 60_000);
+
+  it('install: the docs’ test site (openssl s_server requiring a test IGC-Santé certificate) authenticates the holder through Chromium’s database (tstclnt)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpsd-p11-site-'));
+    const pki = join(ROOT, 'fixtures/pki');
+    const port = await freePort();
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.pem')], { stdio: 'pipe' });
+    const ca = ['intermediate.der', 'root.der'].map((f) => execFileSync('openssl', ['x509', '-inform', 'der', '-in', join(pki, f)], { encoding: 'utf8' })).join('');
+    writeFileSync(join(dir, 'ca.pem'), ca);
+    const server = spawn('openssl', ['s_server', '-accept', String(port), '-www', '-tls1_2', '-Verify', '2', '-verify_return_error', '-CAfile', join(dir, 'ca.pem'), '-cert', join(dir, 'server.pem'), '-key', join(dir, 'server.key')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    server.stdout.on('data', (d: Buffer) => (said += d.toString()));
+    server.stderr.on('data', (d: Buffer) => (said += d.toString()));
+    try {
+      while (!said.includes('ACCEPT')) await new Promise((r) => setTimeout(r, 50));
+      const r = await daemon.tool('tstclnt', ['-h', '127.0.0.1', '-p', String(port), '-d', `sql:${nssdb}`, '-n', `${TOKEN}:CPS_AUT_CERT`, '-w', '1234', '-V', 'tls1.2:tls1.2', '-o'], { input: 'GET / HTTP/1.0\r\n\r\n', timeoutMs: 30_000 });
+      expect(r.stdout).toContain('HTTP/1.0 200 ok');
+      expect(said).toMatch(/depth=0 C = FR, title = M\\C3\\A9decin, GN = JEANNE \+ CN = 899700012349 \+ SN = MEDECIN-TEST\nverify return:1/);
+    } finally {
+      server.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('a second install changes no byte', async () => {

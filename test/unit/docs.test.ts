@@ -99,7 +99,7 @@ describe('docs/pkcs11.md: the `cpsd pkcs11 install --dry-run` examples', () => {
     mkdirSync(profile, { recursive: true });
     writeFileSync(join(profile, 'cert9.db'), '');
     writeFileSync(join(home, '.mozilla/firefox/profiles.ini'), '[Profile0]\nName=default-esr\nIsRelative=1\nPath=abcd1234.default-esr\n');
-    const module = join(t, '/usr/local/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
+    const module = join(t, '/usr/lib/node_modules/cpsd/pkcs11/module/libcpsd-pkcs11.so');
     mkdirSync(dirname(module), { recursive: true });
     writeFileSync(module, '');
     const env = { HOME: process.env.HOME, XDG_CONFIG_HOME: process.env.XDG_CONFIG_HOME };
@@ -108,11 +108,14 @@ describe('docs/pkcs11.md: the `cpsd pkcs11 install --dry-run` examples', () => {
     setLang(args[0] === '--lang' ? (args[1] as 'fr') : 'en');
     let text = '';
     const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((text += String(chunk)), true));
+    // As the prompt says: `sudo` runs as root, else the user (uid 1000) runs it.
+    const uid = vi.spyOn(process, 'getuid').mockReturnValue(command.includes('sudo ') ? 0 : 1000);
     try {
       const code = await pkcs11('install', { user: args.includes('--user'), dryRun: args.includes('--dry-run'), module, root: t });
       expect(code).toBe(0);
     } finally {
       spy.mockRestore();
+      uid.mockRestore();
       setLang(undefined);
       Object.assign(process.env, env);
       if (env.XDG_CONFIG_HOME === undefined) delete process.env.XDG_CONFIG_HOME;

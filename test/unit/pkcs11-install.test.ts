@@ -146,6 +146,29 @@ describe('cpsd pkcs11 install (for every user, below --root)', () => {
     expect(readdirSync(root)).toEqual(['libcpsd-pkcs11.so']);
   });
 
+  it('refuses a policies.json that is not JSON with CONFIG_INVALID (exit code 2), naming it, and leaves it as it is', async () => {
+    put(ETC, '{"policies": {');
+    const error = await pkcs11('install', { root, module }).catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('CONFIG_INVALID');
+    expect(exitCodeFor(error)).toBe(2);
+    expect((error as Error).message).toContain(join(root, ETC));
+    expect(readFileSync(join(root, ETC), 'utf8')).toBe('{"policies": {');
+  });
+
+  it('registers nothing on Windows and macOS, and says what to do there (exit code 2)', async () => {
+    for (const platform of ['win32', 'darwin'] as const) {
+      let text = '';
+      const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((text += String(chunk)), true));
+      try {
+        expect(await pkcs11('install', { root, module }, platform)).toBe(2);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(text).toContain('cpsd policy --origin URL --pkcs11-module PATH');
+    }
+    expect(readdirSync(root)).toEqual(['libcpsd-pkcs11.so']);
+  });
+
   it('finds the module built beside cpsd by default', () => {
     expect(builtModulePath()).toMatch(/pkcs11\/module\/libcpsd-pkcs11\.so$/);
   });

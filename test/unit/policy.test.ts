@@ -73,6 +73,16 @@ describe('the policies for several origins', () => {
     expect(json).toEqual({ policies: { LocalNetworkAccess: { SkipDomains: ['dpi.chu.example', 'rdv.chu.example'] } } });
   });
 
+  it('gives Firefox the PKCS#11 module (SecurityDevices) with --pkcs11-module, in each format, and nothing to the others', async () => {
+    const module = '/opt/cpsd/libcpsd-pkcs11.so';
+    const json = JSON.parse(await printed({ origin: origins, browser: 'firefox', format: 'linux', pkcs11Module: module })) as unknown;
+    expect(json).toEqual({ policies: { LocalNetworkAccess: { SkipDomains: ['dpi.chu.example', 'rdv.chu.example'] }, SecurityDevices: { cpsd: module } } });
+    expect(windowsReg('firefox', origins, 'C:\\cpsd\\cpsd-pkcs11.dll')).toContain('[HKEY_LOCAL_MACHINE\\SOFTWARE\\Policies\\Mozilla\\Firefox\\SecurityDevices]\r\n"cpsd"="C:\\\\cpsd\\\\cpsd-pkcs11.dll"\r\n');
+    expect(macosProfile('firefox', origins, module)).toMatch(/<key>SecurityDevices<\/key>\s*<dict>\s*<key>cpsd<\/key>\s*<string>\/opt\/cpsd\/libcpsd-pkcs11\.so<\/string>/);
+    expect(policyFiles(origins, ['chrome'], undefined, module).map((f) => f.content).join('')).not.toMatch(/SecurityDevices|libcpsd/);
+    expect(await printed({ origin: origins, browser: 'firefox', format: 'linux' })).not.toContain('SecurityDevices');
+  });
+
   it('numbers the values of each Windows list policy 1, 2… under HKLM\\SOFTWARE\\Policies, with CRLF line ends', () => {
     const reg = windowsReg('edge', origins);
     expect(reg.split('\r\n')).toEqual([
