@@ -132,6 +132,18 @@ async function chromiumPin(x: Display, shot: string, pin: string | undefined): P
   await x.key('Return');
 }
 
+/** The token's PIN flags once they match `re` (a VERIFY's answer reaches the token shortly after). */
+async function waitFlags(label: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let flags = await pinFlags(label);
+  while (!re.test(flags) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 300));
+    flags = await pinFlags(label);
+  }
+  expect(flags).toMatch(re);
+  return flags;
+}
+
 /** The token's PIN flags as OpenSC's pkcs11-tool prints them (its own reading of CKF_USER_PIN_*). */
 async function pinFlags(label: string): Promise<string> {
   const r = await daemon.pkcs11Tool(['-T']);
@@ -184,14 +196,7 @@ describe('Chromium', () => {
       await chromiumChooser(s.x, 'pkcs11-chromium-wrong');
       await chromiumPin(s.x, 'pkcs11-chromium-wrong', '9999');
       // 3 tries → 2: CKF_USER_PIN_COUNT_LOW, not yet the final try.
-      const until = Date.now() + 15_000;
-      let flags = await pinFlags(label);
-      while (!/count low/i.test(flags) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 300));
-        flags = await pinFlags(label);
-      }
-      expect(flags).toMatch(/user PIN count low/i);
-      expect(flags).not.toMatch(/final try|locked/i);
+      expect(await waitFlags(label, /user PIN count low/i)).not.toMatch(/final try|locked/i);
       await chromiumPin(s.x, 'pkcs11-chromium-retry', PIN);
       await s.x.waitTitle(PAGE);
       expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
@@ -334,6 +339,41 @@ describe('Firefox ESR', () => {
       await firefoxPin(s.x, 'pkcs11-firefox', PIN);
       expect(await s.x.waitTitle(FIREFOX_PAGE)).toMatch(/JEANNE/);
       await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: a wrong PIN costs exactly one try, Firefox asks again, and the right PIN then opens the page', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const label = 'CPS3 JEANNE MEDECIN-TEST';
+    expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    const s = await firefox('about:blank', 'firefox-wrong-pin');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-wrong', '9999');
+      expect(await waitFlags(label, /count low/i)).not.toMatch(/final try|locked/i);
+      await firefoxPin(s.x, 'pkcs11-firefox-retry', PIN);
+      await s.x.waitTitle(FIREFOX_PAGE);
+      expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: cancelling the PIN dialog sends no certificate (nginx: 400) and leaves the card untouched', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const s = await firefox('about:blank', 'firefox-cancel');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      const [id] = await s.x.waitWindow('^Password Required');
+      const before = await vr.icc.stats();
+      await s.x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
+      await s.x.key('Escape');
+      expect(await s.x.waitTitle(/No required SSL certificate/)).toMatch(/^400 /);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-cancel-page.png'));
+      expect((await vr.icc.stats()).cardRsa).toBe(before.cardRsa);
+      expect(await pinFlags('CPS3 JEANNE MEDECIN-TEST')).not.toMatch(/count low|final try|locked/i);
     } finally {
       await s.close();
     }
