@@ -7,8 +7,8 @@
  * Screenshots in test-output/. Through the real pcscd + vpcd, `cpsd serve` as a process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +77,7 @@ function chromiumHome(name: string): string {
   const home = join(daemon.dir, name);
   const db = nssDb(join(home, '.pki', 'nssdb'));
   nss(['modutil', '-add', 'cpsd', '-libfile', daemon.module, '-dbdir', db, '-force'], { env: daemon.env() });
-  nss(['certutil', '-A', '-d', db, '-n', 'site', '-t', 'CT,C,C', '-i', site.cert]);
+  nss(['certutil', '-A', '-d', db, '-n', 'site-ca', '-t', 'C,,', '-i', site.ca]);
   return home;
 }
 
@@ -132,6 +132,18 @@ async function chromiumPin(x: Display, shot: string, pin: string | undefined): P
   await x.key('Return');
 }
 
+/** The token's PIN flags once they match `re` (a VERIFY's answer reaches the token shortly after). */
+async function waitFlags(label: string, re: RegExp, timeoutMs = 15_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let flags = await pinFlags(label);
+  while (!re.test(flags) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 300));
+    flags = await pinFlags(label);
+  }
+  expect(flags).toMatch(re);
+  return flags;
+}
+
 /** The token's PIN flags as OpenSC's pkcs11-tool prints them (its own reading of CKF_USER_PIN_*). */
 async function pinFlags(label: string): Promise<string> {
   const r = await daemon.pkcs11Tool(['-T']);
@@ -141,15 +153,25 @@ async function pinFlags(label: string): Promise<string> {
   return flags;
 }
 
-/** The names of the net errors in a Chromium net log (its constants map codes to names). */
-function netErrors(file: string): string[] {
-  const log = JSON.parse(readFileSync(file, 'utf8')) as { constants: { netError: Record<string, number> }; events: { params?: { net_error?: number } }[] };
-  const names = new Map(Object.entries(log.constants.netError).map(([name, code]) => [code, name]));
-  return [...new Set(log.events.flatMap((e) => (e.params?.net_error === undefined ? [] : [names.get(e.params.net_error) ?? String(e.params.net_error)])))];
+/**
+ * Whether Chromium's net log reports the net error `name` on some event, waited for up to `timeoutMs`:
+ * the log is written as Chromium goes (its constants, code → name, first), so it is read as text.
+ */
+async function netLogHas(file: string, name: string, timeoutMs = 15_000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const code = new RegExp(`"${name}":(-\\d+)`).exec(text)?.[1];
+    if (code !== undefined && text.includes(`"net_error":${code}`)) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 const AUTH_SERIAL = new X509Certificate(loadMaterial('doctor').authCert).serialNumber.replace(/^(00)+/, '');
+/** The window title of nginx's page: the holder and the serial of the authentication certificate. */
 const PAGE = new RegExp(`^Connecté : .*CN=899700012349.* 0*${AUTH_SERIAL} - Chromium$`, 'i');
+const FIREFOX_PAGE = new RegExp(`^Connecté : .*CN=899700012349.* 0*${AUTH_SERIAL} — Mozilla Firefox$`, 'i');
 
 describe('Chromium', () => {
   it('CPS3 at TLS 1.2: the authentication certificate chosen, the PIN typed in Chromium\'s own dialog, the page names the holder', async () => {
@@ -174,14 +196,7 @@ describe('Chromium', () => {
       await chromiumChooser(s.x, 'pkcs11-chromium-wrong');
       await chromiumPin(s.x, 'pkcs11-chromium-wrong', '9999');
       // 3 tries → 2: CKF_USER_PIN_COUNT_LOW, not yet the final try.
-      const until = Date.now() + 15_000;
-      let flags = await pinFlags(label);
-      while (!/count low/i.test(flags) && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 300));
-        flags = await pinFlags(label);
-      }
-      expect(flags).toMatch(/user PIN count low/i);
-      expect(flags).not.toMatch(/final try|locked/i);
+      expect(await waitFlags(label, /user PIN count low/i)).not.toMatch(/final try|locked/i);
       await chromiumPin(s.x, 'pkcs11-chromium-retry', PIN);
       await s.x.waitTitle(PAGE);
       expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
@@ -231,10 +246,168 @@ describe('Chromium', () => {
       // The error page's title is only the host: wait for it, then read the error from Chromium's own net log.
       await s.x.waitTitle(/^localhost - Chromium$/);
       await s.x.screenshot(join(OUTPUT, 'pkcs11-chromium-cps3-tls13-page.png'));
+      expect(await netLogHas(netLog, 'ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS')).toBe(true);
     } finally {
       await s.close();
     }
-    expect(netErrors(netLog)).toContain('ERR_SSL_CLIENT_AUTH_NO_COMMON_ALGORITHMS');
     expect(site.errors()).not.toMatch(/CN=899700012349/);
+  }, 60_000);
+});
+
+// ------------------------------------------------------------------ Firefox ESR
+
+const FIREFOX = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
+/** Where Debian's firefox-esr reads an enterprise policy (test/e2e/lna.test.ts measures it). */
+const FIREFOX_POLICIES = '/usr/lib/firefox-esr/distribution/policies.json';
+
+/**
+ * Firefox ESR with the module from the SecurityDevices policy and the site's CA from the Certificates
+ * policy, in a fresh profile; whatever policies.json was there before comes back afterwards.
+ */
+async function firefox(url: string, name: string): Promise<Session> {
+  const home = join(daemon.dir, name);
+  const profile = join(home, 'profile');
+  mkdirSync(profile, { recursive: true });
+  const prefs: Record<string, string | boolean | number> = {
+    // No chooser: the one certificate the site's CA list matches is sent (the person still types the PIN).
+    'security.default_personal_cert': 'Select Automatically',
+    'browser.shell.checkDefaultBrowser': false,
+    'browser.startup.homepage_override.mstone': 'ignore',
+    'browser.aboutwelcome.enabled': false,
+    'datareporting.policy.dataSubmissionEnabled': false,
+    'toolkit.telemetry.reportingpolicy.firstRun': false,
+    'app.update.disabledForTesting': true,
+    'security.osclientcerts.autoload': false,
+  };
+  writeFileSync(join(profile, 'user.js'), Object.entries(prefs).map(([k, v]) => `user_pref(${JSON.stringify(k)}, ${JSON.stringify(v)});\n`).join(''));
+  const before = existsSync(FIREFOX_POLICIES) ? readFileSync(FIREFOX_POLICIES) : undefined;
+  mkdirSync(dirname(FIREFOX_POLICIES), { recursive: true });
+  writeFileSync(FIREFOX_POLICIES, JSON.stringify({ policies: { SecurityDevices: { cpsd: daemon.module }, Certificates: { Install: [site.ca] } } }, null, 2));
+  const restore = (): void => {
+    if (before !== undefined) writeFileSync(FIREFOX_POLICIES, before);
+    else rmSync(FIREFOX_POLICIES, { force: true });
+  };
+  // The card read once by the daemon before Firefox starts (as when it has been in the reader a while).
+  // Measured: with a card the daemon had never read, the site opened within ~1 s of Firefox loading the
+  // module got no certificate (and Firefox kept to that for the site), the same opened 10 s later worked.
+  await daemon.pkcs11Tool(['-O']);
+  try {
+    const s = await launch(FIREFOX, ['-profile', profile, '-no-remote', '-width', '1200', '-height', '850', url], daemon.env({ HOME: home }));
+    return {
+      x: s.x,
+      async close() {
+        await s.close();
+        restore();
+      },
+    };
+  } catch (error) {
+    restore();
+    throw error;
+  }
+}
+
+/**
+ * Opens `url` as a person does once Firefox is up: typed in the address bar. Firefox loads the policy's
+ * module a few seconds after it starts; a URL given on its command line is fetched before that, finds no
+ * certificate, and Firefox keeps to that answer for the site.
+ */
+async function firefoxOpen(x: Display, url: string): Promise<void> {
+  const until = Date.now() + 20_000;
+  while (!daemon.log.includes('"pkcs11-connected","app":"firefox')) {
+    if (Date.now() > until) throw new Error(`Firefox did not load the module; windows: ${JSON.stringify(await x.titles())}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const [id] = await x.waitWindow('Mozilla Firefox$');
+  await x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
+  await x.key('ctrl+l');
+  await x.type(url);
+  await x.key('Return');
+}
+
+/** Firefox's own "Password Required" dialog: waited for, photographed, the PIN typed (or Escape: Cancel). */
+async function firefoxPin(x: Display, shot: string, pin: string | undefined): Promise<void> {
+  const [id] = await x.waitWindow('^Password Required');
+  await x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
+  await x.screenshot(join(OUTPUT, `${shot}-pin.png`));
+  if (pin === undefined) return x.key('Escape');
+  await x.type(pin);
+  await x.key('Return');
+}
+
+describe('Firefox ESR', () => {
+  it('CPS3 at TLS 1.2: the PIN typed in Firefox\'s own dialog, the page names the holder', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const s = await firefox('about:blank', 'firefox-cps3');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox', PIN);
+      expect(await s.x.waitTitle(FIREFOX_PAGE)).toMatch(/JEANNE/);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: a wrong PIN costs exactly one try, Firefox asks again, and the right PIN then opens the page', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const label = 'CPS3 JEANNE MEDECIN-TEST';
+    expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    const s = await firefox('about:blank', 'firefox-wrong-pin');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-wrong', '9999');
+      expect(await waitFlags(label, /count low/i)).not.toMatch(/final try|locked/i);
+      await firefoxPin(s.x, 'pkcs11-firefox-retry', PIN);
+      await s.x.waitTitle(FIREFOX_PAGE);
+      expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: cancelling the PIN dialog sends no certificate (nginx: 400) and leaves the card untouched', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const s = await firefox('about:blank', 'firefox-cancel');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      const [id] = await s.x.waitWindow('^Password Required');
+      const before = await vr.icc.stats();
+      await s.x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
+      await s.x.key('Escape');
+      expect(await s.x.waitTitle(/No required SSL certificate/)).toMatch(/^400 /);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-cancel-page.png'));
+      expect((await vr.icc.stats()).cardRsa).toBe(before.cardRsa);
+      expect(await pinFlags('CPS3 JEANNE MEDECIN-TEST')).not.toMatch(/count low|final try|locked/i);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS4 at TLS 1.3: RSA-PSS by the card, the page names the holder', async () => {
+    await vr.insert({ profile: 'doctor', personality: 'cps4' });
+    const s = await firefox('about:blank', 'firefox-cps4');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls13}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-cps4', PIN);
+      await s.x.waitTitle(FIREFOX_PAGE);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-cps4-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3 at TLS 1.3: the PIN is asked, then no certificate goes (the card cannot sign RSA-PSS): nginx 400, no signature by the card', async () => {
+    await vr.insert({ profile: 'doctor' });
+    const s = await firefox('about:blank', 'firefox-cps3-tls13');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls13}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-cps3-tls13', PIN);
+      // NSS finds no signature scheme the key can do and sends an empty Certificate: nginx answers 400.
+      expect(await s.x.waitTitle(/No required SSL certificate/)).toMatch(/^400 /);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-cps3-tls13-page.png'));
+      expect((await vr.icc.stats()).cardRsa).toBe(0);
+    } finally {
+      await s.close();
+    }
   }, 60_000);
 });

@@ -14,8 +14,10 @@ import { freePort } from './pkcs11-daemon.js';
 export interface Site {
   tls12: number;
   tls13: number;
-  /** The server's own certificate (PEM), for clients that check it. */
+  /** The server's own certificate (PEM). */
   cert: string;
+  /** The CA that issued it (PEM), for clients that check it. */
+  ca: string;
   stop(): Promise<void>;
   errors(): string;
 }
@@ -33,7 +35,7 @@ async function listening(port: number): Promise<boolean> {
 
 export async function startSite(dir: string): Promise<Site> {
   mkdirSync(join(dir, 'logs'), { recursive: true });
-  const { key, cert } = serverCertificate(dir);
+  const { key, cert, ca } = serverCertificate(dir);
   const cas = igcSanteBundle(dir);
   const [tls12, tls13] = [await freePort(), await freePort()];
   const server = (port: number, protocols: string): string => `
@@ -78,6 +80,7 @@ http {
     tls12,
     tls13,
     cert,
+    ca,
     errors: () => readFileSync(join(dir, 'logs', 'error.log'), 'utf8'),
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r));

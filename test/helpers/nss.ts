@@ -19,13 +19,20 @@ export function nssDb(dir: string): string {
   return `sql:${dir}`;
 }
 
-/** A key and self-signed certificate for localhost (PEM), made by openssl. */
-export function serverCertificate(dir: string): { key: string; cert: string } {
+/**
+ * A key and certificate for localhost (PEM), made by openssl and issued by a CA of its own (`ca`): browsers
+ * refuse a self-signed CA certificate as a site's own (Firefox: CA_CERT_USED_AS_END_ENTITY).
+ */
+export function serverCertificate(dir: string): { key: string; cert: string; ca: string } {
   mkdirSync(dir, { recursive: true });
+  const caKey = join(dir, 'server-ca.key.pem');
+  const ca = join(dir, 'server-ca.cert.pem');
   const key = join(dir, 'server.key.pem');
   const cert = join(dir, 'server.cert.pem');
-  nss(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', key, '-out', cert]);
-  return { key, cert };
+  nss(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=cpsd test site CA', '-keyout', caKey, '-out', ca]);
+  nss(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-CA', ca, '-CAkey', caKey,
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'extendedKeyUsage=serverAuth', '-keyout', key, '-out', cert]);
+  return { key, cert, ca };
 }
 
 /** The test IGC-Santé root and intermediate as PEM files, for servers that check client certificates. */
