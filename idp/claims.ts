@@ -51,11 +51,20 @@ export const AMR_CONTACTLESS = ['sc'] as const;
 
 /** Scope → claims, for oidc-provider's `claims` configuration. */
 export const SCOPE_CLAIMS = {
-  // amr is released only when configured (oidc-provider): with openid, in every id_token.
-  openid: ['sub', 'amr'],
+  // acr, amr and auth_time are released only when configured (oidc-provider): with openid, in every
+  // id_token, whether or not the application sent acr_values or max_age.
+  openid: ['sub', 'acr', 'amr', 'auth_time'],
   profile: ['given_name', 'family_name', 'preferred_username'],
   [PSC_SCOPE]: ['SubjectNameID', 'SubjectRole', 'SubjectProfession', 'SubjectIdKind', 'SubjectRPPS', 'SubjectRefPro', 'SubjectOrganization', 'Secteur_Activite'],
 } as const;
+
+/**
+ * Claims given by UserInfo only, never in the id_token: `SubjectRefPro` (about 2 KB per practice
+ * situation once signed) would make the id_token, and every logout URL carrying it as id_token_hint,
+ * several kilobytes. PSC's applications read it from UserInfo (ANS's own code builds its VIHF from the
+ * UserInfo answer).
+ */
+export const USERINFO_ONLY_CLAIMS = ['SubjectRefPro'] as const;
 
 /** The claims only a login with the practice situations fills (holderClaimsWithSituations), all in `scope_all`. */
 export const SITUATION_CLAIMS = ['SubjectRefPro', 'SubjectOrganization', 'Secteur_Activite'] as const;

@@ -60,6 +60,8 @@ export interface InteractionOptions {
 export type AuditEvent =
   | { event: 'login'; method: 'card' | 'upstream'; sub: string; client: string; acr: string; amr: string[] }
   | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string }
+  /** A login that failed on the holder's side (wrong PIN, blocked card, cancelled…), as the login page reports it: unverified. */
+  | { event: 'login.failed'; method: 'card'; client: string; code: string; reportedBy: 'page'; triesLeft?: number }
   | { event: 'logout'; reason: 'card.removed'; sub: string };
 
 /** The federation (idp/upstream.ts) and the path of its callback on this IdP (its redirect_uri's). */
@@ -88,6 +90,9 @@ const SDK_ERRORS = [
   'PIN_NOT_ALLOWED', 'CONTACTLESS_NOT_ALLOWED', 'CARD_ABSENT', 'CARD_UNSUPPORTED', 'CARD_ERROR', 'READER_NOT_FOUND', 'PCSC_UNAVAILABLE',
   'TIMEOUT', 'BUSY', 'RATE_LIMITED',
 ] as const;
+
+/** The SDK's codes the login page may report for the audit (anything else is logged as OTHER). */
+const PAGE_OUTCOMES: readonly string[] = [...SDK_ERRORS, 'PIN_INCORRECT'];
 
 /** The verifier's refusals that the holder can act on, in words; any other is shown by its code. */
 const SERVER_ERRORS = {
@@ -159,6 +164,8 @@ document.getElementById('login').onclick = async () => {
     location.assign((await res.json()).redirect);
   } catch (e) {
     show(e);
+    // What happened at the card (wrong PIN, blocked card, cancelled…), for the IdP's audit: the code only.
+    if (e.code !== 'SERVER_REFUSED' && e.code !== 'EXPIRED') post('/outcome', { code: e.code, triesLeft: e.triesLeft }).catch(() => undefined);
   }
 };
 const upstream = document.getElementById('upstream');
@@ -283,7 +290,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       await upstreamCallback(req, res, url);
       return true;
     }
-    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login|\/upstream|\/upstream\/done)?$/.exec(url.pathname);
+    const match = /^\/interaction\/([A-Za-z0-9_-]{1,64})(\/nonce|\/login|\/outcome|\/upstream|\/upstream\/done)?$/.exec(url.pathname);
     if (!match) return false;
     const uid = match[1] ?? '';
     const action = match[2];
@@ -340,7 +347,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       return true;
     }
     // A login attempt starts with a challenge (or an upstream start): those are counted, once each.
-    if (action !== '/login' && !options.limiter.allow(options.clientAddress(req))) {
+    if (action !== '/login' && action !== '/outcome' && !options.limiter.allow(options.clientAddress(req))) {
       json(res, 429, { error: 'RATE_LIMITED' });
       return true;
     }
@@ -355,6 +362,17 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       const nonce = await issueNonce(nonces);
       await store.put(NONCE_KEY(uid), nonce, 600);
       json(res, 200, { nonce });
+      return true;
+    }
+    if (action === '/outcome') {
+      // The page's word only (the IdP never sees the PIN step): a code from the SDK's list, else OTHER.
+      const body = await readBody(req, 1000).then((b) => JSON.parse(b) as unknown).catch(() => undefined);
+      const said = isRecord(body) ? body : {};
+      const code = PAGE_OUTCOMES.includes(String(said.code)) ? String(said.code) : 'OTHER';
+      const tries = said.triesLeft;
+      const triesLeft = Number.isInteger(tries) && (tries as number) >= 0 && (tries as number) <= 15 ? (tries as number) : undefined;
+      options.audit({ event: 'login.failed', method: 'card', client, code, reportedBy: 'page', ...(triesLeft === undefined ? {} : { triesLeft }) });
+      res.writeHead(204).end();
       return true;
     }
     if (action === '/upstream') {

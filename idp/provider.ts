@@ -5,8 +5,8 @@
  * (idp/claims.ts). Everything OIDC is oidc-provider's: discovery, JWKS, tokens, UserInfo, refresh, logout.
  */
 import { randomBytes } from 'node:crypto';
-import Provider, { interactionPolicy, type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
-import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, type HolderClaims } from './claims.js';
+import Provider, { interactionPolicy, type AccountClaims, type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
+import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, USERINFO_ONLY_CLAIMS, type HolderClaims } from './claims.js';
 import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
 import { generatedJwks } from './keys.js';
 import type { KeyValueStore } from './store.js';
@@ -112,11 +112,42 @@ export function createProvider(options: ProviderOptions): Provider {
     // The configured clients that may refresh get a refresh token without offline_access (which
     // oidc-provider honours only with prompt=consent): PSC's clients do not ask for it either.
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh gives a new refresh token and consumes the old one; an old one presented again
+    // (stolen, or replayed) makes oidc-provider revoke the whole grant.
+    rotateRefreshToken: true,
     findAccount: async (_ctx, sub) => {
       const claims = await options.accounts.get(sub);
       if (!claims) return undefined;
-      return { accountId: sub, claims: () => ({ ...claims }) };
+      return {
+        accountId: sub,
+        claims: (use: string): AccountClaims =>
+          use === 'id_token' ? Object.fromEntries(Object.entries(claims).filter(([name]) => !(USERINFO_ONLY_CLAIMS as readonly string[]).includes(name))) as AccountClaims : { ...claims },
+      };
     },
   };
-  return new Provider(options.issuer, configuration);
+  const provider = new Provider(options.issuer, configuration);
+  // `sid` in every id_token (and its refreshes), as relying parties match logouts on it: oidc-provider
+  // adds it only for a client registered for back-channel logout with session required.
+  provider.Client.prototype.includeSid = () => true;
+  provider.use(supersedeAccessTokens(provider, options.accounts.store));
+  return provider;
+}
+
+/**
+ * One access token per grant: a new one from the token endpoint (a refresh, or the code exchange) ends
+ * the previous one, so a refresh also retires what an attacker may have copied. oidc-provider keeps every
+ * access token until it expires; this records the grant's current one and destroys it when replaced,
+ * before the token response leaves (Koa runs this after the endpoint and before sending).
+ */
+function supersedeAccessTokens(provider: Provider, store: KeyValueStore) {
+  return async (ctx: Parameters<Parameters<Provider['use']>[0]>[0], next: () => Promise<unknown>): Promise<void> => {
+    await next();
+    if (ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
+    const token = ctx.oidc.entities.AccessToken;
+    if (!token?.grantId || !token.jti) return;
+    const key = `access-token:${token.grantId}`;
+    const previous = await store.get(key);
+    if (previous && previous !== token.jti) await (await provider.AccessToken.find(previous))?.destroy();
+    await store.put(key, token.jti, SESSION_SECONDS);
+  };
 }

@@ -111,15 +111,16 @@ describe('cpsd-idp federated to an upstream provider', () => {
       family_name: 'INFIRMIERE-TEST',
       SubjectRole: ['60^1.2.250.1.213.1.1.5.5'],
       SubjectProfession: 'Infirmier',
-      SubjectRefPro: PSC_ACCOUNT.SubjectRefPro,
       acr: 'eidas1',
       amr: ['mfa'],
     });
+    // The upstream's SubjectRefPro is passed on in UserInfo, not in the id_token.
+    expect(tokens.claims()).not.toHaveProperty('SubjectRefPro');
     });
   }, 60_000);
 
   it('answers UserInfo and refresh for the federated holder', async () => {
-    expect(await oidc.fetchUserInfo(rp.config, tokens.access_token, '810101234567')).toMatchObject({ SubjectNameID: '810101234567', family_name: 'INFIRMIERE-TEST' });
+    expect(await oidc.fetchUserInfo(rp.config, tokens.access_token, '810101234567')).toMatchObject({ SubjectNameID: '810101234567', family_name: 'INFIRMIERE-TEST', SubjectRefPro: PSC_ACCOUNT.SubjectRefPro });
     const refreshed = await oidc.refreshTokenGrant(rp.config, tokens.refresh_token ?? '');
     expect(refreshed.claims()).toMatchObject({ sub: '810101234567', acr: 'eidas1' });
   });

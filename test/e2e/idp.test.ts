@@ -102,7 +102,10 @@ describe('cpsd idp --sim doctor', () => {
     tokens = rp.results.get(state) as typeof tokens;
     expect(tokens).toBeDefined();
     const claims = tokens.claims();
-    expect(claims).toMatchObject({ ...IDENTITY, iss: issuer, aud: 'demo', acr: 'eidas1', amr: ['sc', 'pin'] });
+    // SubjectRefPro is given by UserInfo only (the id_token stays small: idp-tokens.test.ts).
+    const inIdToken = Object.fromEntries(Object.entries(IDENTITY).filter(([name]) => name !== 'SubjectRefPro'));
+    expect(claims).toMatchObject({ ...inIdToken, iss: issuer, aud: 'demo', acr: 'eidas1', amr: ['sc', 'pin'] });
+    expect(claims).not.toHaveProperty('SubjectRefPro');
   }, 60_000);
 
   it('answers UserInfo with the same identity for the access token', async () => {

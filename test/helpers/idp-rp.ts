@@ -54,6 +54,8 @@ export async function startRp(port: number, issuer: string, clientId: string, se
           acr_values: 'eidas1',
           ...Object.fromEntries(url.searchParams),
         });
+        // An empty parameter on /login (e.g. ?acr_values=) leaves it out of the request.
+        for (const [k, v] of url.searchParams) if (v === '') target.searchParams.delete(k);
         res.writeHead(302, { Location: target.href }).end();
         return;
       }
@@ -117,10 +119,10 @@ export async function inPage<T>(browser: Browser, run: (page: Page) => Promise<T
  * From the RP's /login to the IdP's login page (French browser); clicks the card button and types `pin`
  * on the daemon's PIN page. Screenshots `idp-<shots>-login.png` and `-pin.png` in `output`.
  */
-export async function cardLogin(browser: Browser, rp: RelyingParty, issuer: string, pin: string, output: string, shots: string, context?: BrowserContext): Promise<{ context: BrowserContext; page: Page }> {
+export async function cardLogin(browser: Browser, rp: RelyingParty, issuer: string, pin: string, output: string, shots: string, context?: BrowserContext, query = ''): Promise<{ context: BrowserContext; page: Page }> {
   const ctx = context ?? (await browser.newContext({ locale: 'fr-FR' }));
   const page = await ctx.newPage();
-  await page.goto(`${rp.origin}/login`);
+  await page.goto(`${rp.origin}/login${query}`);
   await page.waitForURL(new RegExp(`^${issuer}/interaction/`));
   await page.screenshot({ path: join(output, `idp-${shots}-login.png`) });
   const popup = ctx.waitForEvent('page');
