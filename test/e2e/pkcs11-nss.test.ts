@@ -80,7 +80,9 @@ async function tstclnt(db: string, nick: string, versions: string): Promise<{ va
   let done = false;
   void exited.then(() => (done = true));
   const until = Date.now() + 20_000;
-  while (!done && Date.now() < until && !serverOut.slice(from).includes('Certificate Validated')) await new Promise((r) => setTimeout(r, 50));
+  // selfserv may log the validation before tstclnt prints the negotiated version: wait for both.
+  const finished = (): boolean => serverOut.slice(from).includes('Certificate Validated') && /SSL version \d/.test(out);
+  while (!done && Date.now() < until && !finished()) await new Promise((r) => setTimeout(r, 50));
   child.kill();
   await exited;
   const server = serverOut.slice(from);
