@@ -1,9 +1,10 @@
 /**
  * The daemon's PIN window, in French or English (Accept-Language): what is asked (authentication or
- * signature, and for a signature what is signed), with which certificate (signature or authentication), by whom, on whose card, with how many tries left and
- * the card's own PIN rule. At one try left it asks for explicit consent on the page itself. The PIN is
- * posted to the daemon by the page's own script, which then says what happened and closes the window;
- * an open event stream tells the daemon the window is still there (closing it cancels).
+ * signature, and for a signature what is signed), with which certificate (signature or authentication),
+ * by whom, on whose card, with how many tries left and the card's own PIN rule. At one try left it asks
+ * for explicit consent on the page itself. The PIN is posted to the daemon by the page's own script,
+ * which then says what happened and closes the window; an open event stream tells the daemon the window
+ * is still there (closing it cancels).
  */
 import type { PinRule } from '../cards/pin.js';
 import { t as message } from '../core/i18n.js';
