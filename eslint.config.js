@@ -18,7 +18,7 @@ export default tseslint.config(
     files: ['client/**/*.js'],
     languageOptions: {
       globals: Object.fromEntries(
-        ['window', 'document', 'navigator', 'location', 'fetch', 'WebSocket', 'setTimeout', 'clearTimeout'].map((g) => [g, 'readonly']),
+        ['window', 'document', 'navigator', 'location', 'fetch', 'WebSocket', 'setTimeout', 'clearTimeout', 'atob', 'btoa'].map((g) => [g, 'readonly']),
       ),
     },
   },

@@ -32,6 +32,8 @@ export declare class CpsdError extends Error {
   readonly triesLeft?: number;
   /** With CARD_UNSUPPORTED: the card's ATR. */
   readonly atr?: string;
+  /** With INVALID_REQUEST from `signDocument`'s own checks: the option that is wrong (nothing was sent). */
+  readonly field?: 'hash' | 'hashAlgorithm' | 'document';
 }
 
 /** The Web eID authentication token the server verifies (cpsd/verify). */
@@ -120,6 +122,41 @@ export interface Notifications {
   'pin.required': { requestId: string | number; url?: string; pinPad?: true; purpose: string; triesLeft: number };
 }
 
+/** The algorithms `sign.hash` takes: SHA-256 (32 bytes), SHA-1 (20 bytes). cpsd/sign prepares SHA-256. */
+export type HashAlgorithm = 'SHA-256' | 'SHA-1';
+
+/** What the holder is shown of the document in the PIN window: "name (type, size)", 128 characters at most. */
+export interface DocumentShown {
+  name: string;
+  /** e.g. "application/pdf". */
+  type?: string;
+  /** In bytes; shown in the browser's language ("48 kB", "48 ko"). */
+  size?: number;
+}
+
+export interface SignDocumentOptions {
+  /**
+   * What the editor's server got from cpsd/sign's prepare step: `hashBase64url` (base64 and bytes are taken
+   * too), of `hashAlgorithm`'s length. Or a function given the card's signing certificate (base64 DER, what
+   * prepare's `signerCertificate` takes) that asks the server to prepare and returns that hash.
+   */
+  hash: string | Uint8Array | ((signerCertificate: string) => Promise<string | Uint8Array>);
+  /** What is signed, as the PIN window shows it. */
+  document: string | DocumentShown;
+  /** Default SHA-256. */
+  hashAlgorithm?: HashAlgorithm;
+  /** The reader the holder chose when several hold a CPS card (default: the daemon's choice). */
+  reader?: string;
+}
+
+/** The card's answer, in the shapes cpsd/sign takes: `finishPdf(state, signature, pdf)`, `preparePdf(pdf, { signerCertificate })`. */
+export interface DocumentSignature {
+  /** RSA PKCS#1 v1.5 over the hash, base64. */
+  signature: string;
+  /** The signing (non-repudiation) certificate of the card that signed, base64 DER. */
+  signerCertificate: string;
+}
+
 export declare class CpsdClient {
   /** Over an open WebSocket to the daemon (`connect()` opens it and makes the client). */
   constructor(ws: WebSocket);
@@ -130,6 +167,10 @@ export declare class CpsdClient {
   authenticate(nonce: string, options: AuthenticateOptions & { popup?: Window; situations: true }): Promise<AuthenticationWithSituations>;
   authenticate(nonce: string, options?: AuthenticateOptions & { popup?: Window; situations?: false }): Promise<AuthToken>;
   authenticate(nonce: string, options?: AuthenticateOptions & { popup?: Window }): Promise<AuthToken | AuthenticationWithSituations>;
+  /** The card's signing (non-repudiation) certificate, base64 DER (`card.certificates`: no PIN). */
+  signingCertificate(options?: { reader?: string }): Promise<string>;
+  /** `sign.hash` with the PIN typed in the daemon's window (opened in `popup`, or a new window). */
+  signDocument(options: SignDocumentOptions & { popup?: Window }): Promise<DocumentSignature>;
   close(): void;
 }
 
@@ -139,3 +180,8 @@ export declare function openPinWindow(): Window | undefined;
 export declare function authenticate(nonce: string, options: ConnectOptions & AuthenticateOptions & { situations: true }): Promise<AuthenticationWithSituations>;
 export declare function authenticate(nonce: string, options?: ConnectOptions & AuthenticateOptions & { situations?: false }): Promise<AuthToken>;
 export declare function authenticate(nonce: string, options?: ConnectOptions & AuthenticateOptions): Promise<AuthToken | AuthenticationWithSituations>;
+/**
+ * From a click handler: opens the PIN window, connects (to `options.port`), has the card sign the hash the
+ * editor's server prepared, closes. Bad input rejects with INVALID_REQUEST (and `field`) before any window opens.
+ */
+export declare function signDocument(options: ConnectOptions & SignDocumentOptions): Promise<DocumentSignature>;

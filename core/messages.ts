@@ -7,7 +7,8 @@
  *
  * Conventions: `help.*` is `--help`, `error.<CODE>` the stable error codes the CLI shows, `doctor.*` the
  * doctor's checks and advice, `demo.*` the demo login page (examples/demo/server.ts), `idp.*` cpsd idp and
- * the IdP's login page (idp/interaction.ts, which also takes the SDK's error texts from `demo.error.*`).
+ * the IdP's login page (idp/interaction.ts, which also takes the SDK's error texts from `demo.error.*`),
+ * `pinWindow.*` the daemon's PIN window (daemon/pin-page.ts, which has its other texts beside it).
  * In core/ so that every layer that speaks to people uses it without loading the command line.
  */
 export interface Plural {
@@ -434,6 +435,9 @@ export const MESSAGES = {
   'demo.error.SERVER_REFUSED': { en: 'The site refused the login.', fr: 'Le site a refusé la connexion.' },
   'demo.error.other': { en: 'Login failed.', fr: 'La connexion a échoué.' },
   'demo.error.PIN_INCORRECT.unknownTries': { en: 'Wrong PIN.', fr: 'Code porteur erroné.' },
+  // ------------------------------------------------------------------ the daemon's PIN window (daemon/pin-page.ts)
+  'pinWindow.certificate.signature': { en: 'Certificate used: signature (non-repudiation).', fr: 'Certificat utilisé : signature (non-répudiation).' },
+  'pinWindow.certificate.authentication': { en: 'Certificate used: authentication.', fr: 'Certificat utilisé : authentification.' },
 } as const satisfies Readonly<Record<string, Entry>>;
 
 export type MessageKey = keyof typeof MESSAGES;

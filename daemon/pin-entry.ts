@@ -19,6 +19,8 @@ export interface PinRequest {
   holder: string;
   triesLeft: number;
   rule: PinRule;
+  /** What the certificate of the key used is for (keyUsage): the page names it. */
+  certificate: PinPageView['certificate'];
   signature?: PinPageView['signature'];
   signal: AbortSignal;
   /** Tells the requesting client where the PIN page is (the `pin.required` notification). */
@@ -104,6 +106,7 @@ export class PinEntries {
           holder: request.holder,
           triesLeft: request.triesLeft,
           rule: request.rule,
+          certificate: request.certificate,
           signature: request.signature,
         },
         state: 'waiting',

@@ -14,7 +14,7 @@ import type { CpsCard } from '../cards/card.js';
 import { Pin, type PinRule } from '../cards/pin.js';
 import { readPublicData, type CardCache, type PublicCardData } from '../cards/public-data.js';
 import type { CardSessions, JobContext } from '../cards/session.js';
-import { holderIdentity } from '../pkcs/holder.js';
+import { certificateInfo, holderIdentity } from '../pkcs/holder.js';
 import type { PinEntries } from './pin-entry.js';
 import type { PinPageView } from './pin-page.js';
 import { ProtocolError } from './protocol.js';
@@ -57,6 +57,24 @@ export interface Look {
   contactless: boolean;
   /** The reader has a PIN pad: the PIN is typed there. */
   pinPad: boolean;
+  /** What the certificate of the key the operation uses is for (the PIN page says it). */
+  certificate: CertificatePurpose;
+}
+
+export type CertificatePurpose = 'signature' | 'authentication';
+
+/**
+ * What a certificate is for, by its keyUsage: nonRepudiation is the signing (non-repudiation) one,
+ * anything else the authentication one; `fallback` (the operation's key) when there is none to read.
+ */
+export function certificatePurpose(der: Uint8Array | undefined, fallback: CertificatePurpose): CertificatePurpose {
+  if (!der) return fallback;
+  try {
+    const usage = certificateInfo(der).keyUsage;
+    return usage === undefined ? fallback : usage.has(1) ? 'signature' : 'authentication';
+  } catch {
+    return fallback;
+  }
 }
 
 export class PinGuard {
@@ -66,11 +84,14 @@ export class PinGuard {
     this.#o = options;
   }
 
-  /** What the PIN page shows, read in a short job that leaves the card as it was. */
-  look(caller: Caller, reader: string | undefined): Promise<Look> {
+  /**
+   * What the PIN page shows, read in a short job that leaves the card as it was. For a signature the
+   * signing certificate is read too (then cached): the page says what the certificate used is for.
+   */
+  look(caller: Caller, reader: string | undefined, purpose: Operation<unknown>['purpose'] = 'authentication'): Promise<Look> {
     return this.#o.sessions.run(
       async (card, context) => {
-        const data = await readPublicData(card, this.#o.cache, { signCertificate: false });
+        const data = await readPublicData(card, this.#o.cache, { signCertificate: purpose === 'signature' });
         const status = await card.pinStatus();
         const certificate = data.authCertificate ?? data.signCertificate;
         const identity = certificate ? holderIdentity({ certificate, serial: data.serial, data: data.data }) : undefined;
@@ -82,6 +103,7 @@ export class PinGuard {
           rule: card.pinRule(),
           contactless: card.kind.interface === 'contactless',
           pinPad: context.pinPad !== undefined,
+          certificate: certificatePurpose(purpose === 'signature' ? data.signCertificate : data.authCertificate, purpose),
         };
       },
       { reader, signal: caller.signal, owner: caller.origin ?? '', retryOnReset: true },
@@ -90,7 +112,7 @@ export class PinGuard {
 
   /** Runs `op` with the PIN verified just before it, in one exclusive job (`seen`: a look already taken). */
   async withPin<T>(caller: Caller, op: Operation<T>, seen?: Look): Promise<T> {
-    const look = seen ?? (await this.look(caller, op.reader));
+    const look = seen ?? (await this.look(caller, op.reader, op.purpose));
     if (look.blocked) throw new ProtocolError('PIN_BLOCKED', 'the PIN is blocked', { triesLeft: 0 });
     const jobOptions = { reader: op.reader, signal: caller.signal, owner: caller.origin ?? '', exclusive: true, after: op.after } as const;
     const sameCard = async (card: CpsCard): Promise<PublicCardData> => {
@@ -137,6 +159,7 @@ export class PinGuard {
       holder: look.holder,
       triesLeft: look.triesLeft,
       rule: look.rule,
+      certificate: look.certificate,
       signature: op.signature,
       signal: caller.signal,
       announce: (url) => caller.notify('pin.required', { requestId: op.requestId, url, purpose: op.purpose, triesLeft: look.triesLeft }),

@@ -1,11 +1,13 @@
 /**
  * The daemon's PIN window, in French or English (Accept-Language): what is asked (authentication or
- * signature, and for a signature what is signed), by whom, on whose card, with how many tries left and
- * the card's own PIN rule. At one try left it asks for explicit consent on the page itself. The PIN is
- * posted to the daemon by the page's own script, which then says what happened and closes the window;
- * an open event stream tells the daemon the window is still there (closing it cancels).
+ * signature, and for a signature what is signed), with which certificate (signature or authentication),
+ * by whom, on whose card, with how many tries left and the card's own PIN rule. At one try left it asks
+ * for explicit consent on the page itself. The PIN is posted to the daemon by the page's own script,
+ * which then says what happened and closes the window; an open event stream tells the daemon the window
+ * is still there (closing it cancels).
  */
 import type { PinRule } from '../cards/pin.js';
+import { t as message } from '../core/i18n.js';
 import { own } from '../core/own.js';
 
 export type Lang = 'fr' | 'en';
@@ -20,6 +22,8 @@ export interface PinPageView {
   holder: string;
   triesLeft: number;
   rule: PinRule;
+  /** What the certificate of the key used is for, by its keyUsage (nonRepudiation: signature). */
+  certificate: 'signature' | 'authentication';
   signature?: { hashAlgorithm: string; hashHex: string; document?: string | undefined } | undefined;
 }
 
@@ -134,6 +138,7 @@ code{font-size:.85em;word-break:break-all}.warn{color:#a40000;font-weight:600}#r
 <body><h1>${escapeHtml(t.title)}</h1>
 <p id="purpose" data-purpose="${p.purpose}">${who} ${p.purpose === 'signature' ? t.asksSign : t.asksAuth}</p>
 ${signed}
+<p id="certificate" data-certificate="${p.certificate}">${escapeHtml(message(p.certificate === 'signature' ? 'pinWindow.certificate.signature' : 'pinWindow.certificate.authentication', {}, lang))}</p>
 <p>${t.card} <strong>${escapeHtml(p.holder)}</strong> — <span id="tries">${triesText(lang, p.triesLeft)}</span>.</p>
 <form id="pin-form" method="post" autocomplete="off">
 <input type="hidden" name="csrf" value="${p.csrf}">

@@ -1,11 +1,16 @@
 /**
  * Docs that run: every fenced block of docs/integration.md and docs/protocol.md is run as its marker
- * comment says (`<!-- run: KIND … -->`), or says why not (`<!-- not run: REASON -->`).
+ * comment says (`<!-- run: KIND … -->`), or says why not (`<!-- not run: REASON -->`); so are the web
+ * round trip's page and server of docs/signing.md (`sign-page`, `sign-app`; its `sign-server` block is
+ * test/trust/sign-docs.test.ts's).
  *
  * - integration.md: the `sh` block lays out the trust folder from the test PKI, the `server` blocks (one
  *   file, as written) are type-checked, compiled and started as an Express server that serves the `page`
  *   block as public/index.html; Chromium clicks its login button and the PIN is typed on the daemon's PIN
  *   page. The `redis` block runs against a redis-server started here.
+ * - signing.md: the `sign-app` block started as the editor's server over a PDF, serving the `sign-page`
+ *   block; Chromium clicks "Signer" and the PIN is typed in the daemon's PIN window (the same through
+ *   pcscd, CPS3 and CPS4, judged by pdfsig: test/e2e/sign-web.test.ts).
  * - protocol.md: each `rpc` block's `→` lines go to a fresh daemon over the virtual card and each `←`
  *   message is compared with the one documented; `browser` runs in a page, `local-app` in Node against
  *   the server above, `formula` is checked on the auth.authenticate token, `config` by the validator.
@@ -27,6 +32,7 @@ import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { launchChromium } from '../helpers/browser.js';
 import { appFolder, compile, freePort, removeAppFolder, run, typeErrors, write, type Run } from '../helpers/doc-app.js';
 import { ROOT, docBlocks, exchange, mismatches, type DocBlock } from '../helpers/doc-blocks.js';
+import { signFromPage, signWebBlocks, startSignWebApp, type SignWebApp } from '../helpers/sign-web-app.js';
 
 const INTEGRATION = docBlocks('docs/integration.md');
 const PROTOCOL = docBlocks('docs/protocol.md');
@@ -229,6 +235,32 @@ describe('docs/integration.md: RedisNonceStore', () => {
   }, 30_000);
 });
 
+// ------------------------------------------------------------------ signing.md: from a web page
+
+describe('docs/signing.md: the web round trip, page and server', () => {
+  let daemon: CpsdServer;
+  let app: SignWebApp;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    ({ daemon } = await startDaemon('doctor', { allowedOrigins: [`http://localhost:${port}`], allowHttpLocalhost: true }));
+    app = await startSignWebApp(port, daemon.port);
+  }, 60_000);
+
+  afterAll(async () => {
+    await app?.close();
+    await daemon?.close();
+  });
+
+  it('sign-page + sign-app: the holder signs from the page, the server finishes and verifies, the page says who signed', async () => {
+    const { result, page } = await signFromPage(browser, app.origin, '1234');
+    await page.context().close();
+    expect(result).toBe('Signé par JEANNE MEDECIN-TEST : ordonnance signée');
+    const { page: pageBlock, server } = signWebBlocks();
+    ran.add(pageBlock).add(server);
+  }, 60_000);
+});
+
 // ------------------------------------------------------------------ protocol.md
 
 const APP = 'https://app.example';
@@ -312,7 +344,7 @@ describe('docs/protocol.md: the examples, sent to a daemon with the virtual card
 
 describe('every block marked run', () => {
   it('was run, and passed, in this file', () => {
-    const missed = [...INTEGRATION, ...PROTOCOL].filter((b) => b.run && !ran.has(b)).map((b) => `${b.where} (${b.run})`);
+    const missed = [...INTEGRATION, ...PROTOCOL, ...Object.values(signWebBlocks())].filter((b) => b.run && !ran.has(b)).map((b) => `${b.where} (${b.run})`);
     expect(missed).toEqual([]);
   });
 });

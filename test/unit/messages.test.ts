@@ -37,9 +37,9 @@ describe('message catalogue', () => {
     expect(plurals.filter(([, e]) => !placeholders(e.en).includes('count') || !placeholders(e.fr).includes('count')).map(([k]) => k)).toEqual([]);
   });
 
-  it('has no key that the CLI, the demo page or the IdP\'s login page never uses', () => {
+  it('has no key that the CLI, the demo page, the IdP\'s login page or the daemon\'s PIN window never uses', () => {
     // A key counts as used when it appears quoted in the code (tables of keys included); no exceptions.
-    const code = [...sources('cli'), ...sources('examples/demo'), ...sources('idp')].filter((f) => !f.endsWith('messages.ts')).map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
+    const code = [...sources('cli'), ...sources('examples/demo'), ...sources('idp'), ...sources('daemon')].filter((f) => !f.endsWith('messages.ts')).map((f) => readFileSync(join(ROOT, f), 'utf8')).join('\n');
     expect(entries.map(([k]) => k).filter((k) => !code.includes(`'${k}'`))).toEqual([]);
   });
 

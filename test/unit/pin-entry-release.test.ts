@@ -18,6 +18,7 @@ function request(signal: AbortSignal): PinRequest {
     holder: 'MEDECIN-TEST',
     triesLeft: 3,
     rule: { minLength: 4, maxLength: 8 } as PinRequest['rule'],
+    certificate: 'authentication',
     signal,
     announce: () => undefined,
   };
