@@ -15,6 +15,7 @@ import placeholderPlain from '@signpdf/placeholder-plain';
 import { SUBFILTER_ETSI_CADES_DETACHED, findByteRange, removeTrailingNewLine } from '@signpdf/utils';
 import { EncryptedPDFError, PDFDocument } from 'pdf-lib';
 import { signatureMatches, signedAttributes, signedData } from './cms.js';
+import { lastXref, xrefStreamUpdate } from './increment.js';
 import { DocumentSignatureError } from './errors.js';
 import { b64, certificatesOf, derOf, fromB64, signatureBytes, stateObject, toSign, type SignerOptions, type ToSign } from './state.js';
 
@@ -119,6 +120,21 @@ function addPlaceholder(pdf: Buffer, options: PdfSignOptions, signatureLength: n
  */
 async function placeholderUpdate(pdf: Buffer, options: PdfSignOptions, signatureLength: number): Promise<{ original: Buffer; base: number; update: Buffer; document: Buffer | undefined }> {
   checkPdf(pdf);
+  if (lastXref(pdf).stream) {
+    // Cross-reference streams: cpsd's own incremental update (increment.ts); the bytes of the PDF are kept.
+    try {
+      // Every byte kept: an earlier signature may cover the final end-of-line (poppler ends with CR LF).
+      const base = pdf.length;
+      const update = await xrefStreamUpdate(pdf, base, { ...options, signingTime: options.signingTime ?? new Date(), appName: options.appName ?? 'cpsd', signatureLength });
+      return { original: pdf, base, update, document: undefined };
+    } catch (error) {
+      if (error instanceof DocumentSignatureError && error.code === 'PDF_ENCRYPTED') throw error;
+      // An earlier signature must not be rewritten away: only an unsigned PDF may be normalised by pdf-lib.
+      if (isSigned(pdf)) {
+        throw new DocumentSignatureError('PDF_INVALID', `cannot add a signature to this signed PDF by an incremental update: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    }
+  }
   let original = pdf;
   let document: Buffer | undefined;
   let prepared: Buffer;
