@@ -8,7 +8,9 @@
 import { X509Certificate } from 'node:crypto';
 import { createReadStream, existsSync, openSync, readSync, closeSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { readPublicData } from '../../cards/public-data.js';
+import type { CpsCard } from '../../cards/card.js';
+import { readPublicData, type CardCache } from '../../cards/public-data.js';
+import type { PinPad } from '../../cards/session.js';
 import type { Pin } from '../../cards/pin.js';
 import { CpsdError } from '../../core/errors.js';
 import { t } from '../../core/i18n.js';
@@ -17,7 +19,7 @@ import { TrustError, type ValidatedHolder } from '../../pkcs/trust-types.js';
 import { finishCades, finishPdf, prepareCades, preparePdf, verifyCades, verifyPdf, type SignatureVerifyOptions } from '../../sign/index.js';
 import { withSessions } from '../card-session.js';
 import { ExitCode } from '../exit-codes.js';
-import { readPin } from '../prompt.js';
+import { NoInputError, readPin } from '../prompt.js';
 import { cacheFor, json, out, type CommonOptions } from '../output.js';
 
 export type SignCommandErrorCode = 'NO_SIGNING_KEY' | 'CARD_CHANGED' | 'OUTPUT_EXISTS' | 'CONTENT_MISSING';
@@ -118,6 +120,44 @@ async function prepare(file: string, format: SignatureFormat, certificate: Uint8
   return { hash, finish: (signature) => finishPdf(state, signature, pdf) };
 }
 
+/** The card's signing certificate and serial (a card seen before: EF.SN.ICC + EF_ACTUA, the certificate from its cache entry). */
+export async function signerOf(card: CpsCard, cache: CardCache | undefined): Promise<{ certificate: Uint8Array; serial: string }> {
+  const data = await readPublicData(card, cache);
+  if (!data.signCertificate) throw new SignCommandError('NO_SIGNING_KEY', 'this card has no signing key (a contactless card, or a card without signature certificate)');
+  return { certificate: data.signCertificate, serial: data.serial };
+}
+
+/**
+ * The exclusive job of a signature: the same card as `signer` (serial and certificate), the PIN verified
+ * (typed: dropped from `pin` before the VERIFY, whatever the card answers; or on the reader's PIN pad),
+ * then PSO: COMPUTE DIGITAL SIGNATURE of the 32-byte hash with the signing key.
+ */
+export async function signHashOnCard(
+  card: CpsCard,
+  cache: CardCache | undefined,
+  signer: { certificate: Uint8Array; serial: string },
+  hash: Uint8Array,
+  pin: { value: Pin | undefined } | { pad: PinPad | undefined },
+  allowLastTry: boolean,
+): Promise<Uint8Array> {
+  const data = await readPublicData(card, cache);
+  if (data.serial !== signer.serial || !data.signCertificate || Buffer.compare(Buffer.from(data.signCertificate), Buffer.from(signer.certificate)) !== 0) {
+    throw new SignCommandError('CARD_CHANGED', 'the card in the reader is not the one whose certificate was read: sign again');
+  }
+  if ('value' in pin) {
+    const typed = pin.value;
+    pin.value = undefined; // never kept after the VERIFY
+    if (!typed) throw new NoInputError('the PIN typed was already given to a VERIFY');
+    await card.verifyPin(typed, { allowLastTry });
+  } else if (pin.pad) {
+    process.stderr.write(t('enterPinOnReader'));
+    await card.verifyPinOnReader(pin.pad, { allowLastTry });
+  } else {
+    throw new SignCommandError('CARD_CHANGED', 'the reader lost its PIN pad: sign again');
+  }
+  return card.sign('sha256', { digest: hash });
+}
+
 export async function sign(file: string, options: SignOptions): Promise<number> {
   const format = formatOf(file, options.format);
   const output = options.output ?? defaultOutput(file, format);
@@ -130,37 +170,17 @@ export async function sign(file: string, options: SignOptions): Promise<number> 
     // The PIN goes to the contact side of a card a dual-interface reader also shows contactless.
     const reader = await twins.contactReader(options.reader);
     // 1. The signing certificate (a card seen before: EF.SN.ICC + EF_ACTUA, the certificate from its cache entry).
-    const look = await sessions.run(
-      async (card, { pinPad }) => {
-        const data = await readPublicData(card, cacheFor(options));
-        return { certificate: data.signCertificate, serial: data.serial, pad: pinPad !== undefined };
-      },
-      { reader, after: 'leave', retryOnReset: true },
-    );
-    if (!look.certificate) throw new SignCommandError('NO_SIGNING_KEY', 'this card has no signing key (a contactless card, or a card without signature certificate)');
+    const cache = cacheFor(options);
+    const look = await sessions.run(async (card, { pinPad }) => ({ ...(await signerOf(card, cache)), pad: pinPad !== undefined }), { reader, after: 'leave', retryOnReset: true });
     const certificate = look.certificate;
     const subject = certificateInfo(certificate).subject;
     const signer = holderName(subject);
     // 2. The document: refused here (damaged, encrypted…) before anyone types a PIN.
     const prepared = await prepare(file, format, certificate, options, signer);
     // 3. The PIN, typed before the card is taken (nobody waits while a person types), as `cpsd pin verify` reads it.
-    let pin: Pin | undefined = look.pad ? undefined : await readPin(t('enterPin'));
+    const pin = look.pad ? undefined : { value: await readPin(t('enterPin')) as Pin | undefined };
     const signature = await sessions.run(
-      async (card, { pinPad }) => {
-        const data = await readPublicData(card, cacheFor(options));
-        if (data.serial !== look.serial || !data.signCertificate || Buffer.compare(Buffer.from(data.signCertificate), Buffer.from(certificate)) !== 0) {
-          throw new SignCommandError('CARD_CHANGED', 'the card in the reader is not the one whose certificate was read: sign again');
-        }
-        if (pin) {
-          const typed = pin;
-          pin = undefined; // never kept after the VERIFY, whatever it answers
-          await card.verifyPin(typed, { allowLastTry });
-        } else if (pinPad) {
-          process.stderr.write(t('enterPinOnReader'));
-          await card.verifyPinOnReader(pinPad, { allowLastTry });
-        }
-        return card.sign('sha256', { digest: prepared.hash });
-      },
+      (card, { pinPad }) => signHashOnCard(card, cache, look, prepared.hash, pin ?? { pad: pinPad }, allowLastTry),
       { reader, after: 'reset', exclusive: true, retryOnReset: false, ...(look.pad ? { timeoutMs: 90_000 } : {}) },
     );
     writeAtomically(output, prepared.finish(signature));

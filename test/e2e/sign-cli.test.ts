@@ -2,15 +2,17 @@
  * `cpsd sign` and `cpsd verify-signature` through the real pcscd + vpcd with the virtual CPS3 and CPS4
  * cards, the signed files judged by independent programs: poppler's pdfsig (NSS: the test root trusted,
  * the OCSP responder at the certificates' AIA, in a namespace of its own), `openssl cms -verify`, and qpdf
- * (a PDF with object streams and a cross-reference stream, first signed by pdfsig -add-signature).
+ * (a PDF with object streams and a cross-reference stream, first signed by pdfsig -add-signature); and
+ * the documented sessions of docs/cli.md and docs/signing.md, run as they are written.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProfile } from '../../sim/cps/fixtures.js';
+import { docBlocks } from '../helpers/doc-blocks.js';
 import { VPCD_READER } from '../helpers/pcscd.js';
 import { nss } from '../helpers/nss.js';
 import { PKI, pdfsigSignatures, pdfsigWithOcsp, samplePdf, trustingDb } from '../helpers/sign.js';
@@ -304,5 +306,53 @@ describe('cpsd sign and verify-signature refuse, with typed errors', () => {
     const r = await cpsd(['verify-signature', file('unsigned.pdf', await samplePdf()), '--trust', PKI]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('the document has no signature [DOCUMENT_NOT_SIGNED]');
+  });
+});
+
+/**
+ * The `<!-- run: cli-sign -->` blocks of docs/cli.md and docs/signing.md, run command by command in a
+ * folder of their own (ordonnance.pdf, compte-rendu.txt, fixtures/pki), `cpsd` being this build, the PIN
+ * 1234 on standard input where the documented terminal shows `PIN: ****`; stdout and stderr are compared
+ * with the documented lines, `…` standing for anything.
+ */
+describe('the documented cpsd sign sessions run as shown', () => {
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  async function runBlocks(doc: string): Promise<void> {
+    const blocks = docBlocks(doc).filter((b) => b.run === 'cli-sign');
+    expect(blocks.length, `${doc}: run: cli-sign blocks`).toBeGreaterThan(0);
+    const work = mkdtempSync(join(dir, 'doc-'));
+    mkdirSync(join(work, 'fixtures/pki'), { recursive: true });
+    for (const name of readdirSync(PKI)) if (statSync(join(PKI, name)).isFile()) symlinkSync(join(PKI, name), join(work, 'fixtures/pki', name));
+    nss(['openssl', 'x509', '-inform', 'der', '-in', join(PKI, 'root.der'), '-out', join(work, 'fixtures/pki/root.pem')]);
+    writeFileSync(join(work, 'ordonnance.pdf'), await samplePdf({ text: 'Ordonnance' }));
+    writeFileSync(join(work, 'compte-rendu.txt'), 'Compte rendu\n');
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'cpsd'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} "$@"\n`, { mode: 0o755 });
+    await vr.insert({ profile: 'doctor' });
+    for (const block of blocks) {
+      const steps = block.code.split(/^\$ /m).slice(1);
+      for (const step of steps) {
+        const [command = '', ...lines] = step.split('\n');
+        const expected = lines.filter((l) => l !== 'PIN: ****').join('\n').trim();
+        const r = spawnSync('bash', ['-c', `{ ${command} ; } 2>&1`], {
+          cwd: work,
+          input: '1234\n',
+          encoding: 'utf8',
+          env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, XDG_CACHE_HOME: cacheHome, LANG: 'C' },
+        });
+        const pattern = new RegExp(`^${expected.split('…').map(escape).join('[\\s\\S]*?')}$`);
+        expect(r.stdout.trim(), `${block.where}: $ ${command}`).toMatch(pattern);
+      }
+    }
+  }
+
+  it('docs/cli.md: cpsd sign and cpsd verify-signature', async () => {
+    await runBlocks('docs/cli.md');
+  });
+
+  it('docs/signing.md: from the command line, the .p7s judged by openssl', async () => {
+    await runBlocks('docs/signing.md');
   });
 });
