@@ -64,7 +64,7 @@ export const MESSAGES = {
   'help.sign': { en: "sign a file with the card's signing key: PAdES for a PDF, else a detached CAdES .p7s (asks for the PIN)", fr: 'signer un fichier avec la clé de signature de la carte : PAdES pour un PDF, sinon un .p7s CAdES détaché (demande le code porteur)' },
   'help.sign.file': { en: 'the file to sign', fr: 'le fichier à signer' },
   'help.sign.output': { en: 'the signed PDF or the .p7s (default: FILE-signed.pdf, FILE.p7s)', fr: 'le PDF signé ou le .p7s (par défaut : FICHIER-signed.pdf, FICHIER.p7s)' },
-  'help.sign.format': { en: 'pades (a PDF: the signature inside it) or cades (a .p7s beside the file) (default: pades for a PDF)', fr: 'pades (un PDF : la signature dedans) ou cades (un .p7s à côté du fichier) (par défaut : pades pour un PDF)' },
+  'help.sign.format': { en: 'pades (a PDF: the signature inside it; the default for a PDF) or cades (a .p7s beside the file)', fr: 'pades (un PDF : la signature dedans ; par défaut pour un PDF) ou cades (un .p7s à côté du fichier)' },
   'help.sign.name': { en: "the signer's name written in the PDF signature (default: from the certificate)", fr: 'le nom du signataire écrit dans la signature du PDF (par défaut : celui du certificat)' },
   'help.sign.reason': { en: 'the reason written in the PDF signature', fr: 'le motif écrit dans la signature du PDF' },
   'help.sign.location': { en: 'the place written in the PDF signature', fr: 'le lieu écrit dans la signature du PDF' },
