@@ -1,17 +1,19 @@
 /**
- * The signature's incremental update written by cpsd itself, for a PDF whose last cross-reference section
- * is a stream (PDF 1.5: objects in object streams, an XRef stream; what qpdf, pdf-lib, poppler's own
- * signing and most producers write today), which @signpdf/placeholder-plain cannot read. The PDF is read
- * with pdf-lib (object streams included) but never re-saved: its bytes stay as they are, so the
- * signatures already in it stay valid, and only these objects are appended (ISO 32000-1 §7.5.6):
+ * The signature's incremental update, written by cpsd (ISO 32000-1 §7.5.6) for any PDF it can read with
+ * pdf-lib: a cross-reference table or a cross-reference stream (PDF 1.5 object streams: what qpdf, pdf-lib,
+ * poppler's own signing and most producers write today, which @signpdf/placeholder-plain cannot read).
+ * The PDF is read but never re-saved: its bytes stay as they are, its final end-of-line included (an
+ * earlier signature may cover it: poppler ends with CR LF), so the signatures already in it stay valid.
+ * Appended:
  *
- *   - the signature dictionary (first, as the placeholder library also writes it): /Type /Sig,
- *     /SubFilter /ETSI.CAdES.detached, a /ByteRange placeholder and /Contents of zeros;
+ *   - the signature dictionary (first): /Type /Sig, /SubFilter /ETSI.CAdES.detached, a /ByteRange
+ *     placeholder and /Contents of zeros, /M, /Name, /Reason, /Location as UTF-16 text strings;
  *   - the signature field merged with its widget annotation (invisible: /Rect [0 0 0 0]) on page 1;
  *   - the objects that change, again under their own numbers: the page (its /Annots) or its /Annots
  *     array, the interactive form (/Fields, /SigFlags 3) or its /Fields array, or the catalogue when the
  *     form is new or held in the catalogue itself;
- *   - a cross-reference stream (uncompressed, /W [1 4 2]) for these objects, /Prev the previous section.
+ *   - a cross-reference section of the same kind as the last one (a table and its trailer, or an
+ *     uncompressed stream, /W [1 4 2]) for these objects, /Prev the previous section.
  */
 import { PDFArray, PDFDict, PDFDocument, PDFHexString, PDFName, PDFNumber, PDFRef, PDFString, type PDFObject } from 'pdf-lib';
 import { DocumentSignatureError } from './errors.js';
@@ -46,12 +48,13 @@ function pdfDate(date: Date): string {
 /** A text string: UTF-16BE with its byte order mark, in hex (any language, nothing to escape). */
 const text = (value: string): string => PDFHexString.fromText(value).toString();
 
-/** The /Size of the last cross-reference section: new objects are numbered from there. */
-function lastSize(pdf: Buffer, offset: number): number {
-  const end = pdf.indexOf('stream', offset);
-  const dict = pdf.subarray(offset, end === -1 ? Math.min(pdf.length, offset + 4096) : end).toString('latin1');
+/** The /Size of the last cross-reference section (its stream's dictionary, or its trailer): new objects are numbered from there. */
+function lastSize(pdf: Buffer, offset: number, stream: boolean): number {
+  const start = stream ? offset : pdf.indexOf('trailer', offset);
+  const end = stream ? pdf.indexOf('stream', offset) : -1;
+  const dict = start === -1 ? '' : pdf.subarray(start, end === -1 ? Math.min(pdf.length, start + 4096) : end).toString('latin1');
   const size = /\/Size\s+(\d+)/.exec(dict);
-  if (!size) throw new DocumentSignatureError('PDF_INVALID', 'the cross-reference stream has no /Size');
+  if (!size) throw new DocumentSignatureError('PDF_INVALID', 'the last cross-reference section has no /Size');
   return Number(size[1]);
 }
 
@@ -79,11 +82,11 @@ function formFields(doc: PDFDocument): { names: Set<string>; signatures: number 
 }
 
 /** The update to append to the first `base` bytes of `pdf` (all of them: an end-of-line first if it has none). */
-export async function xrefStreamUpdate(pdf: Buffer, base: number, options: IncrementOptions): Promise<Buffer> {
-  const { offset: prev } = lastXref(pdf);
+export async function incrementalUpdate(pdf: Buffer, base: number, options: IncrementOptions): Promise<Buffer> {
+  const { offset: prev, stream } = lastXref(pdf);
   const doc = await PDFDocument.load(pdf, { updateMetadata: false, throwOnInvalidObject: false });
   const context = doc.context;
-  const size = Math.max(lastSize(pdf, prev), context.largestObjectNumber + 1);
+  const size = Math.max(lastSize(pdf, prev, stream), context.largestObjectNumber + 1);
   const page = doc.getPages()[0];
   if (!page) throw new DocumentSignatureError('PDF_INVALID', 'the PDF has no page');
   const root = context.trailerInfo.Root;
@@ -174,6 +177,26 @@ export async function xrefStreamUpdate(pdf: Buffer, base: number, options: Incre
   write(fieldRef, field);
   for (const [ref, body] of changed) write(ref, body.toString());
 
+  const trailer = context.trailerInfo;
+  const common = [`/Root ${root.toString()}`, ...(trailer.Info ? [`/Info ${trailer.Info.toString()}`] : []), ...(trailer.ID ? [`/ID ${trailer.ID.toString()}`] : []), `/Prev ${prev}`];
+  if (!stream) {
+    // A cross-reference table (ISO 32000-1 §7.5.4), one subsection per run of numbers, and its trailer.
+    const numbers = [...offsets.keys()].sort((a, b) => a - b);
+    const lines: string[] = ['xref'];
+    for (let i = 0; i < numbers.length; ) {
+      let j = i;
+      while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
+      lines.push(`${numbers[i]} ${j - i + 1}`);
+      for (let k = i; k <= j; k++) {
+        const entry = offsets.get(numbers[k] as number) as { offset: number; generation: number };
+        lines.push(`${String(entry.offset).padStart(10, '0')} ${String(entry.generation).padStart(5, '0')} n\r`);
+      }
+      i = j + 1;
+    }
+    const table = `${lines.join('\n')}\ntrailer\n<<\n/Size ${size + 2}\n${common.join('\n')}\n>>\nstartxref\n${base + length}\n%%EOF\n`;
+    return Buffer.from(parts.join('') + table, 'latin1');
+  }
+
   // The cross-reference stream: type 1 entries (offset, generation) for every object written, itself included.
   offsets.set(xrefRef.objectNumber, { offset: base + length, generation: 0 });
   const numbers = [...offsets.keys()].sort((a, b) => a - b);
@@ -190,20 +213,7 @@ export async function xrefStreamUpdate(pdf: Buffer, base: number, options: Incre
     rows.writeUInt32BE(entry.offset, i * 7 + 1);
     rows.writeUInt16BE(entry.generation, i * 7 + 5);
   });
-  const trailer = context.trailerInfo;
-  const dict = [
-    '<<',
-    '/Type /XRef',
-    `/Size ${size + 3}`,
-    `/Index [${index.join(' ')}]`,
-    '/W [1 4 2]',
-    `/Root ${root.toString()}`,
-    ...(trailer.Info ? [`/Info ${trailer.Info.toString()}`] : []),
-    ...(trailer.ID ? [`/ID ${trailer.ID.toString()}`] : []),
-    `/Prev ${prev}`,
-    `/Length ${rows.length}`,
-    '>>',
-  ].join('\n');
+  const dict = ['<<', '/Type /XRef', `/Size ${size + 3}`, `/Index [${index.join(' ')}]`, '/W [1 4 2]', ...common, `/Length ${rows.length}`, '>>'].join('\n');
   const head = `${xrefRef.objectNumber} 0 obj\n${dict}\nstream\n`;
   const tail = `\nendstream\nendobj\nstartxref\n${base + length}\n%%EOF\n`;
   if (base + length > 0xffffffff) throw new DocumentSignatureError('PDF_INVALID', 'the PDF is too large (4 GB) for this cross-reference stream');

@@ -94,8 +94,8 @@ describe.each([
     expect(signed.code).toBe(0);
     expect(signed.stdout).toBe(`Signed (PAdES) by ${holder.firstName} ${holder.lastName}: ${join(dir, `${profile}-signed.pdf`)}\n`);
     expect(readFileSync(pdf).equals(original)).toBe(true);
-    // An incremental update: the original's bytes first (its final end-of-line aside).
-    expect(readFileSync(join(dir, `${profile}-signed.pdf`)).subarray(0, original.length - 1).equals(original.subarray(0, original.length - 1))).toBe(true);
+    // An incremental update: every byte of the original first.
+    expect(readFileSync(join(dir, `${profile}-signed.pdf`)).subarray(0, original.length).equals(original)).toBe(true);
   });
 
   it('pdfsig: valid, ETSI.CAdES.detached, the holder as signer, trusted, whole document', () => {
@@ -153,45 +153,61 @@ describe.each([
   });
 });
 
-describe('cpsd sign: a PDF with a cross-reference stream, already signed by another tool', () => {
+/** An NSS database holding the pharmacist card's test signing key and certificate, for pdfsig -add-signature. */
+function keyDb(): string {
+  const path = join(dir, 'keydb');
+  if (existsSync(path)) return `sql:${path}`;
+  mkdirSync(path);
+  nss(['certutil', '-N', '-d', `sql:${path}`, '--empty-password']);
+  const certPem = join(dir, 'pharmacist.pem');
+  nss(['openssl', 'x509', '-inform', 'der', '-in', join(PKI, 'cards/pharmacist/sign.der'), '-out', certPem]);
+  const p12 = join(dir, 'pharmacist.p12');
+  nss(['openssl', 'pkcs12', '-export', '-inkey', join(PKI, 'cards/pharmacist/sign.key.pem'), '-in', certPem, '-name', 'pharmacist', '-passout', 'pass:', '-out', p12]);
+  nss(['pk12util', '-i', p12, '-d', `sql:${path}`, '-W', '']);
+  return `sql:${path}`;
+}
+
+describe.each([
+  ['a cross-reference stream (object streams by qpdf)', 'stream'],
+  ['a cross-reference table', 'table'],
+] as const)('cpsd sign: a PDF with %s, already signed by pdfsig -add-signature', (_, kind) => {
   let signedByPoppler: string;
+  let cosignedFile: string;
   let cosigned: Result;
   let report: string;
 
   beforeAll(async () => {
-    // qpdf writes object streams and an XRef stream; pdfsig -add-signature signs it (the pharmacist's test
-    // key in an NSS database) by an incremental update that ends with another XRef stream.
-    const plain = file('xref-plain.pdf', await samplePdf());
-    const objectStreams = join(dir, 'xref-os.pdf');
-    execFileSync('qpdf', ['--object-streams=generate', plain, objectStreams]);
-    const keyDb = join(dir, 'keydb');
-    nss(['mkdir', '-p', keyDb]);
-    nss(['certutil', '-N', '-d', `sql:${keyDb}`, '--empty-password']);
-    const certPem = join(dir, 'pharmacist.pem');
-    nss(['openssl', 'x509', '-inform', 'der', '-in', join(PKI, 'cards/pharmacist/sign.der'), '-out', certPem]);
-    const p12 = join(dir, 'pharmacist.p12');
-    nss(['openssl', 'pkcs12', '-export', '-inkey', join(PKI, 'cards/pharmacist/sign.key.pem'), '-in', certPem, '-name', 'pharmacist', '-passout', 'pass:', '-out', p12]);
-    nss(['pk12util', '-i', p12, '-d', `sql:${keyDb}`, '-W', '']);
-    signedByPoppler = join(dir, 'xref-poppler.pdf');
-    nss(['pdfsig', '-nssdir', `sql:${keyDb}`, '-add-signature', '-nick', 'pharmacist', '-new-signature-field-name', 'Pharmacien', objectStreams, signedByPoppler]);
+    // pdfsig -add-signature signs (the pharmacist's test key) by an incremental update of the PDF's own
+    // kind (another XRef stream after qpdf's), and ends the file with CR LF, which its signature covers.
+    const plain = file(`${kind}-plain.pdf`, await samplePdf());
+    const input = join(dir, `${kind}-input.pdf`);
+    if (kind === 'stream') execFileSync('qpdf', ['--object-streams=generate', plain, input]);
+    else writeFileSync(input, readFileSync(plain));
+    signedByPoppler = join(dir, `${kind}-poppler.pdf`);
+    nss(['pdfsig', '-nssdir', keyDb(), '-add-signature', '-nick', 'pharmacist', '-new-signature-field-name', 'Pharmacien', input, signedByPoppler]);
+    cosignedFile = join(dir, `${kind}-poppler-signed.pdf`);
     await vr.insert({ profile: 'doctor' });
     cosigned = await sign(signedByPoppler);
     await vr.remove();
-    [report] = pdfsigWithOcsp([join(dir, 'xref-poppler-signed.pdf')], db, dir) as [string];
+    [report] = pdfsigWithOcsp([cosignedFile], db, dir) as [string];
   }, 90_000);
 
-  it('the first PDF really has object streams and ends with a cross-reference stream', () => {
+  it('the PDF signed by poppler is of that kind, and ends with CR LF', () => {
     const bytes = readFileSync(signedByPoppler).toString('latin1');
-    expect(bytes).toContain('/Type /ObjStm');
-    const startxref = Number(/startxref\s+(\d+)\s+%%EOF\s*$/.exec(bytes)?.[1]);
-    expect(bytes.slice(startxref, startxref + 200)).toMatch(/^\d+ 0 obj\s*<<[^]*\/Type\s*\/XRef/);
+    const startxref = Number(/startxref\s+(\d+)\s+%%EOF\r\n$/.exec(bytes)?.[1]);
+    if (kind === 'stream') {
+      expect(bytes).toContain('/Type /ObjStm');
+      expect(bytes.slice(startxref, startxref + 200)).toMatch(/^\d+ 0 obj\s*<<[^]*\/Type\s*\/XRef/);
+    } else {
+      expect(bytes.slice(startxref, startxref + 4)).toBe('xref');
+    }
   });
 
-  it('cpsd co-signs it by an incremental update: the signed bytes are kept', () => {
+  it('cpsd co-signs it by an incremental update: every signed byte is kept', () => {
     expect(cosigned.stderr).toBe('');
     expect(cosigned.code).toBe(0);
     const before = readFileSync(signedByPoppler);
-    expect(readFileSync(join(dir, 'xref-poppler-signed.pdf')).subarray(0, before.length).equals(before)).toBe(true);
+    expect(readFileSync(cosignedFile).subarray(0, before.length).equals(before)).toBe(true);
   });
 
   it('pdfsig: the first signature is still valid, the second valid and covering the whole file', () => {
@@ -205,7 +221,7 @@ describe('cpsd sign: a PDF with a cross-reference stream, already signed by anot
   });
 
   it('qpdf --check finds the signed file sound', () => {
-    const out = execFileSync('qpdf', ['--check', join(dir, 'xref-poppler-signed.pdf')], { encoding: 'utf8' });
+    const out = execFileSync('qpdf', ['--check', cosignedFile], { encoding: 'utf8' });
     expect(out).toContain('No syntax or stream encoding errors found');
   });
 });
