@@ -279,6 +279,15 @@ describe('cpsd sign and verify-signature refuse, with typed errors', () => {
     expect(r.stderr).toContain('[NO_SIGNING_KEY]');
   });
 
+  it('a card that is not a CPx card: UNSUPPORTED_CARD with its ATR, exit 6', async () => {
+    const pdf = file('not-cpx.pdf', await samplePdf());
+    await vr.insert();
+    const r = await sign(pdf);
+    expect(r.code).toBe(6);
+    expect(r.stderr).toContain('[UNSUPPORTED_CARD]');
+    expect(existsSync(join(dir, 'not-cpx-signed.pdf'))).toBe(false);
+  });
+
   it('an existing output file is not replaced without --force: OUTPUT_EXISTS, exit 2', async () => {
     const pdf = file('exists.pdf', await samplePdf());
     const out = file('exists-signed.pdf', 'keep me');

@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultOutput, formatOf, trustFrom } from '../../cli/commands/sign.js';
+import { openCard } from '../../cards/index.js';
+import { Pin } from '../../cards/pin.js';
+import { MemoryCardCache } from '../../cards/public-data.js';
+import { defaultOutput, formatOf, signHashOnCard, signerOf, trustFrom } from '../../cli/commands/sign.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 
 const PKI = fileURLToPath(new URL('../../fixtures/pki/', import.meta.url));
@@ -75,5 +79,38 @@ describe('cpsd verify-signature --trust', () => {
     mkdirSync(join(laid, 'anchors'), { recursive: true });
     writeFileSync(join(laid, 'anchors', 'root.der'), 'not a certificate');
     expect(() => trustFrom([laid])).toThrow(expect.objectContaining({ code: 'CERT_MALFORMED' }));
+  });
+});
+
+describe('cpsd sign: the card jobs', () => {
+  const cardOf = (profile: string, apdus: Uint8Array[] = []): ReturnType<typeof openCard> => {
+    const v = fixtureCard(profile);
+    return openCard({ transmit: async (c) => (apdus.push(c), v.transmit(c)) }, v.atr);
+  };
+
+  it('another card in the reader at the PIN job: CARD_CHANGED, and no VERIFY is sent', async () => {
+    const cache = new MemoryCardCache();
+    const signer = await signerOf(cardOf('doctor'), cache);
+    const apdus: Uint8Array[] = [];
+    const pin = { value: new Pin('1234') as Pin | undefined };
+    await expect(signHashOnCard(cardOf('pharmacist', apdus), cache, signer, new Uint8Array(32), pin, false)).rejects.toMatchObject({ code: 'CARD_CHANGED' });
+    expect(apdus.filter((c) => c[1] === 0x20)).toHaveLength(0);
+  });
+
+  it('the typed PIN is dropped when it goes to the VERIFY, and the card signs the hash', async () => {
+    const cache = new MemoryCardCache();
+    const signer = await signerOf(cardOf('nurse'), cache);
+    const pin = { value: new Pin('1234') as Pin | undefined };
+    const signature = await signHashOnCard(cardOf('nurse'), cache, signer, new Uint8Array(32).fill(1), pin, false);
+    expect(pin.value).toBeUndefined();
+    expect(signature).toHaveLength(256);
+  });
+
+  it('a wrong PIN is dropped too, and the error says the tries left', async () => {
+    const cache = new MemoryCardCache();
+    const signer = await signerOf(cardOf('doctor'), cache);
+    const pin = { value: new Pin('9999') as Pin | undefined };
+    await expect(signHashOnCard(cardOf('doctor'), cache, signer, new Uint8Array(32), pin, false)).rejects.toMatchObject({ code: 'PIN_INCORRECT', triesLeft: 2 });
+    expect(pin.value).toBeUndefined();
   });
 });
