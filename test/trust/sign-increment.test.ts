@@ -6,7 +6,7 @@
  * verifier; the PDF's bytes must be kept.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PDFDocument, PDFName, PDFRef, StandardFonts, type PDFDict } from 'pdf-lib';
@@ -87,4 +87,21 @@ describe.each<Shape>(['form with a text field', 'indirect /Annots and /Fields', 
     const names = (await PDFDocument.load(twice)).getForm().getFields().map((f) => f.getName());
     expect(names).toEqual(shape === 'form in the catalogue' ? ['Signature1', 'Signature2'] : ['patient', 'Signature1', 'Signature2']);
   });
+});
+
+it('a PDF linearized by qpdf with object streams (its last startxref points to the first-page section): signed twice, both valid', async () => {
+  const plain = join(dir, 'plain.pdf');
+  writeFileSync(plain, await shaped('form with a text field'));
+  const linearized = join(dir, 'linearized.pdf');
+  execFileSync('qpdf', ['--linearize', '--object-streams=generate', plain, linearized]);
+  const original = new Uint8Array(readFileSync(linearized));
+  expect(Buffer.from(original).toString('latin1')).toContain('/Linearized');
+  const twice = await signPdf(await signPdf(original));
+  expect(Buffer.from(twice.subarray(0, original.length)).equals(Buffer.from(original))).toBe(true);
+  const file = join(dir, 'linearized-signed.pdf');
+  writeFileSync(file, twice);
+  const r = spawnSync('pdfsig', ['-nocert', file], { encoding: 'utf8' });
+  expect(pdfsigSignatures(`${r.stdout}${r.stderr}`).map((s) => /Signature Validation: (.*)/.exec(s)?.[1])).toEqual(['Signature is Valid.', 'Signature is Valid.']);
+  expect(execFileSync('qpdf', ['--check', file], { encoding: 'utf8' })).toContain('No syntax or stream encoding errors found');
+  expect((await verifyPdf(twice, trust)).map((s) => s.field)).toEqual(['Signature1', 'Signature2']);
 });
