@@ -1,7 +1,10 @@
 /**
  * `npm run bench:sign`: server-side prepare + finish of a PAdES signature for a 1 MB and a 50 MB PDF
  * (p50 of a few runs), and the process's peak memory; the card's part is the virtual card's signature of
- * the 32-byte hash (the card never sees the PDF). Figures printed, never asserted.
+ * the 32-byte hash (the card never sees the PDF). Then what one `cpsd sign` costs at the card: its two
+ * card jobs (the signing certificate; same card + PIN + signature) run on the virtual CPS3 and CPS4, the
+ * APDUs and bytes counted at the card and the card time modelled as a real CPS3's (sim/cps/faults.ts).
+ * Figures printed, never asserted.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -9,6 +12,9 @@ import { join } from 'node:path';
 import { PDFDocument } from 'pdf-lib';
 import { openCard } from '../cards/index.js';
 import { Pin } from '../cards/pin.js';
+import { MemoryCardCache } from '../cards/public-data.js';
+import { signHashOnCard, signerOf } from '../cli/commands/sign.js';
+import { CPS3_TIMING } from '../sim/cps/faults.js';
 import { fixtureCard, fixturesDir } from '../sim/cps/fixtures.js';
 import { finishPdf, preparePdf } from '../sign/index.js';
 
@@ -43,4 +49,57 @@ for (const mb of [1, 50]) {
   }
   times.sort((a, b) => a - b);
   console.log(`${mb} MB PDF (${pdf.length} bytes): prepare + finish p50 ${times[2]?.toFixed(1)} ms; card: ${cardApdus} APDUs for the signature (PIN already verified); rss peak ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+}
+
+/** APDUs, bytes (command + response) and RSA operations at the card, as the card counts them. */
+interface Count {
+  apdus: number;
+  bytes: number;
+  rsa: number;
+}
+
+/** One `cpsd sign` at the card: the same two card jobs as the command (cli/commands/sign.ts), the PIN typed. */
+async function cliSignature(profile: string, cache: MemoryCardCache): Promise<Count> {
+  const v = fixtureCard(profile);
+  const count: Count = { apdus: 0, bytes: 0, rsa: 0 };
+  const counted = openCard(
+    {
+      transmit: async (c) => {
+        const r = await v.transmit(c);
+        count.apdus++;
+        count.bytes += c.length + r.length;
+        if ((c[1] === 0x88 || c[1] === 0x2a) && r.length > 200) count.rsa++;
+        return r;
+      },
+    },
+    v.atr,
+  );
+  const signer = await signerOf(counted, cache);
+  // A fresh connection for the second job, as the command's card session opens one per job.
+  const again = openCard(
+    {
+      transmit: async (c) => {
+        const r = await v.transmit(c);
+        count.apdus++;
+        count.bytes += c.length + r.length;
+        if ((c[1] === 0x88 || c[1] === 0x2a) && r.length > 200) count.rsa++;
+        return r;
+      },
+    },
+    v.atr,
+  );
+  await signHashOnCard(again, cache, signer, randomBytes(32), { value: new Pin('1234') }, false);
+  return count;
+}
+
+const modelled = (c: Count): number => c.bytes * (CPS3_TIMING.microsPerByte / 1000) + c.rsa * CPS3_TIMING.rsaMillis;
+console.log('\none cpsd sign at the card (certificate job + PIN and signature job), counted at the virtual card');
+console.log(`card time model: ${CPS3_TIMING.microsPerByte} µs per byte on the T=0 link + ${CPS3_TIMING.rsaMillis} ms per RSA-2048 operation`);
+for (const [profile, generation] of [['doctor', 'CPS3'], ['nurse', 'CPS4']] as const) {
+  const cache = new MemoryCardCache();
+  const first = await cliSignature(profile, cache);
+  const seen = await cliSignature(profile, cache);
+  for (const [when, c] of [['card never seen', first], ['card seen before', seen]] as const) {
+    console.log(`${generation} (${profile}), ${when}: ${c.apdus} APDUs, ${c.bytes} bytes, ${c.rsa} RSA, card time ${(modelled(c) / 1000).toFixed(2)} s`);
+  }
 }

@@ -16,6 +16,7 @@ import { POLICY_BROWSERS, POLICY_FORMATS, originOption, policy, type PolicyOptio
 import { readers } from './commands/readers.js';
 import { serve, type ServeOptions } from './commands/serve.js';
 import { service, type ServiceOptions } from './commands/service.js';
+import { sign, verifySignature, type SignOptions, type VerifySignatureOptions } from './commands/sign.js';
 import { sim, type SimOptions } from './commands/sim.js';
 import { status } from './commands/status.js';
 import { formatError } from './errors.js';
@@ -187,6 +188,31 @@ export function buildProgram(): Command {
         process.exitCode = await pin(action, o).catch(fail);
       });
   }
+
+  common(program.command('sign').description(t('help.sign')))
+    .argument('<file>', t('help.sign.file'))
+    .option('-o, --output <file>', t('help.sign.output'))
+    .addOption(new Option('--format <format>', t('help.sign.format')).choices(['pades', 'cades']))
+    .option('--name <text>', t('help.sign.name'))
+    .option('--reason <text>', t('help.sign.reason'))
+    .option('--location <text>', t('help.sign.location'))
+    .option('--chain <file>', t('help.sign.chain'), collect)
+    .option('--force', t('help.sign.force'))
+    .option('--allow-last-try', t('help.pin.allowLastTry'))
+    .action(async (file: string, o: SignOptions) => {
+      process.exitCode = await sign(file, o).catch(fail);
+    });
+
+  program
+    .command('verify-signature')
+    .description(t('help.verifySignature'))
+    .argument('<file>', t('help.verifySignature.file'))
+    .requiredOption('--trust <path>', t('help.verifySignature.trust'), collect)
+    .option('--content <file>', t('help.verifySignature.content'))
+    .option('--json', t('help.verifySignature.json'))
+    .action(async (file: string, o: VerifySignatureOptions) => {
+      process.exitCode = await verifySignature(file, o).catch(fail);
+    });
 
   common(program.command('doctor').description(t('help.doctor')))
     .option('--trust <file>', t('help.doctor.trust'), collect)

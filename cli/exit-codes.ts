@@ -121,6 +121,10 @@ const BY_ERROR_CODE = {
   PIN_MISMATCH: PIN_REFUSED,
   CARD_DATA_INVALID: CARD_FAILURE,
   PKCS11_MODULE_NOT_FOUND: USAGE,
+  NO_SIGNING_KEY: UNSUPPORTED_CARD,
+  CARD_CHANGED: FAILURE,
+  OUTPUT_EXISTS: USAGE,
+  CONTENT_MISSING: USAGE,
 } as const satisfies Record<CpsdErrorCode, number>;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

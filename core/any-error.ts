@@ -25,6 +25,7 @@ import type { MidstateError } from '../cards/sha-midstate.js';
 import type { CardDataError } from '../cli/commands/identity.js';
 import type { PinMismatchError } from '../cli/commands/pin.js';
 import type { Pkcs11ModuleNotFoundError } from '../cli/commands/pkcs11.js';
+import type { SignCommandError } from '../cli/commands/sign.js';
 import type { NoInputError } from '../cli/prompt.js';
 import type { ConfigError } from '../daemon/config.js';
 import type { ProtocolError } from '../daemon/protocol.js';
@@ -82,6 +83,7 @@ export type AnyCpsdError =
   | PinMismatchError
   | CardDataError
   | Pkcs11ModuleNotFoundError
+  | SignCommandError
   | Pkcs11Error
   | DocumentSignatureError;
 

@@ -6,8 +6,9 @@
  *   const signed = finishPdf(state, signature, pdf);                                     // server, later
  *
  * The signature field, its dictionary (SubFilter ETSI.CAdES.detached, the time in /M) and the /Contents
- * placeholder are added by @signpdf/placeholder-plain as an incremental update appended to the PDF, so
- * the signatures already there stay valid. The state keeps only that update (a few kB plus the
+ * placeholder are added as an incremental update appended to the PDF, every byte of it kept, so the
+ * signatures already there stay valid: cpsd's own (increment.ts: cross-reference table or stream), or for
+ * an unsigned PDF it cannot read, @signpdf/placeholder-plain's after a rewrite by pdf-lib. The state keeps only that update (a few kB plus the
  * placeholder) and the SHA-256 of the original: it is plain JSON, and finishing needs the original again.
  */
 import { createHash } from 'node:crypto';
@@ -15,6 +16,7 @@ import placeholderPlain from '@signpdf/placeholder-plain';
 import { SUBFILTER_ETSI_CADES_DETACHED, findByteRange, removeTrailingNewLine } from '@signpdf/utils';
 import { EncryptedPDFError, PDFDocument } from 'pdf-lib';
 import { signatureMatches, signedAttributes, signedData } from './cms.js';
+import { incrementalUpdate } from './increment.js';
 import { DocumentSignatureError } from './errors.js';
 import { b64, certificatesOf, derOf, fromB64, signatureBytes, stateObject, toSign, type SignerOptions, type ToSign } from './state.js';
 
@@ -119,6 +121,17 @@ function addPlaceholder(pdf: Buffer, options: PdfSignOptions, signatureLength: n
  */
 async function placeholderUpdate(pdf: Buffer, options: PdfSignOptions, signatureLength: number): Promise<{ original: Buffer; base: number; update: Buffer; document: Buffer | undefined }> {
   checkPdf(pdf);
+  // cpsd's own incremental update (increment.ts), cross-reference table or stream: every byte of the PDF is
+  // kept, its final end-of-line included, which an earlier signature may cover (poppler ends with CR LF).
+  try {
+    const update = await incrementalUpdate(pdf, pdf.length, { ...options, signingTime: options.signingTime ?? new Date(), appName: options.appName ?? 'cpsd', signatureLength });
+    return { original: pdf, base: pdf.length, update, document: undefined };
+  } catch (error) {
+    // An earlier signature must not be rewritten away: only an unsigned PDF goes on to the placeholder library.
+    if (isSigned(pdf)) {
+      throw new DocumentSignatureError('PDF_INVALID', `cannot add a signature to this signed PDF by an incremental update: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
   let original = pdf;
   let document: Buffer | undefined;
   let prepared: Buffer;
