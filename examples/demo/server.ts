@@ -237,6 +237,8 @@ function signing(me) {
 }
 async function sign(me) {
   const status = document.getElementById('sign-status');
+  const button = document.getElementById('sign');
+  button.disabled = true; // one signature at a time
   status.className = '';
   delete status.dataset.code;
   status.textContent = TEXT.signing;
@@ -262,6 +264,8 @@ async function sign(me) {
     const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : SIGN_ERRORS[e.code];
     status.textContent = text ? say(text, e.triesLeft) + (e.code === 'SERVER_REFUSED' && e.serverCode ? ' (' + e.serverCode + ')' : '')
       : TEXT.signOther + (e.message ? ' (' + e.message + ')' : '');
+  } finally {
+    button.disabled = false;
   }
 }
 refresh();
