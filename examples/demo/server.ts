@@ -187,6 +187,8 @@ const say = (text, count) => (typeof text === 'string' ? text : text[plural.sele
 const out = document.getElementById('out');
 const show = (html) => (out.innerHTML = html);
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => '&#' + c.charCodeAt(0) + ';');
+// A wrong PIN that used the last try blocked the card: say so, not "0 tries left".
+const codeOf = (e) => (e.code === 'PIN_INCORRECT' && e.triesLeft === 0 ? 'PIN_BLOCKED' : e.code);
 async function refresh() {
   const me = await (await fetch('/api/me')).json();
   if (me.holder) {
@@ -214,8 +216,8 @@ async function login(csrf) {
   } catch (e) {
     status.className = 'err';
     status.id = 'error';
-    status.dataset.code = e.code ?? 'ERROR';
-    const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : ERRORS[e.code];
+    status.dataset.code = codeOf(e) ?? 'ERROR';
+    const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : ERRORS[codeOf(e)];
     // An unknown code (a newer cpsd): the generic message, with the SDK's own text for support.
     status.textContent = text ? say(text, e.triesLeft) : TEXT.other + (e.message ? ' (' + e.message + ')' : '');
   }
@@ -260,8 +262,8 @@ async function sign(me) {
     await refresh();
   } catch (e) {
     status.className = 'err';
-    status.dataset.code = e.serverCode ?? e.code ?? 'ERROR';
-    const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : SIGN_ERRORS[e.code];
+    status.dataset.code = e.serverCode ?? codeOf(e) ?? 'ERROR';
+    const text = e.code === 'PIN_INCORRECT' && typeof e.triesLeft !== 'number' ? TEXT.wrongPin : SIGN_ERRORS[codeOf(e)];
     status.textContent = text ? say(text, e.triesLeft) + (e.code === 'SERVER_REFUSED' && e.serverCode ? ' (' + e.serverCode + ')' : '')
       : TEXT.signOther + (e.message ? ' (' + e.message + ')' : '');
   } finally {
