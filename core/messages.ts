@@ -6,7 +6,7 @@
  * that every key is used. JSON output never goes through this table.
  *
  * Conventions: `help.*` is `--help`, `error.<CODE>` the stable error codes the CLI shows, `doctor.*` the
- * doctor's checks and advice, `demo.*` the demo login page (examples/demo/server.ts), `idp.*` cpsd idp and
+ * doctor's checks and advice, `demo.*` the demo page, login and signing (examples/demo/server.ts), `idp.*` cpsd idp and
  * the IdP's login page (idp/interaction.ts, which also takes the SDK's error texts from `demo.error.*`),
  * `pinWindow.*` the daemon's PIN window (daemon/pin-page.ts, which has its other texts beside it).
  * In core/ so that every layer that speaks to people uses it without loading the command line.
@@ -426,9 +426,9 @@ export const MESSAGES = {
   'policy.file': { en: '# ==> {file}  (goes to: {target})', fr: '# ==> {file}  (à déposer : {target})' },
   'policy.written': { en: 'Written: {path}  (goes to: {target})', fr: 'Écrit : {path}  (à déposer : {target})' },
 
-  // ------------------------------------------------------------------ demo login page (examples/demo)
-  'demo.title': { en: 'cpsd demo — log in with a CPS card', fr: 'Démo cpsd — connexion par carte CPS' },
-  'demo.heading': { en: 'Demo: log in with a CPS card', fr: 'Démo : connexion par carte CPS' },
+  // ------------------------------------------------------------------ demo page: login and signing (examples/demo)
+  'demo.title': { en: 'cpsd demo — log in and sign with a CPS card', fr: 'Démo cpsd — connexion et signature par carte CPS' },
+  'demo.heading': { en: 'Demo: log in and sign with a CPS card', fr: 'Démo : connexion et signature par carte CPS' },
   'demo.login': { en: 'Log in with my CPS card', fr: 'Se connecter avec ma carte CPS' },
   'demo.logout': { en: 'Log out', fr: 'Se déconnecter' },
   'demo.reading': { en: 'Reading the card…', fr: 'Lecture de la carte…' },
@@ -463,6 +463,28 @@ export const MESSAGES = {
   'demo.error.SERVER_REFUSED': { en: 'The site refused the login.', fr: 'Le site a refusé la connexion.' },
   'demo.error.other': { en: 'Login failed.', fr: 'La connexion a échoué.' },
   'demo.error.PIN_INCORRECT.unknownTries': { en: 'Wrong PIN.', fr: 'Code porteur erroné.' },
+  // the demo's document signing (cpsd/sign, signDocument)
+  'demo.sign.heading': { en: 'Sign a document', fr: 'Signer un document' },
+  'demo.sign.document': { en: 'A consultation report in your name, made by this demo site:', fr: 'Un compte rendu de consultation à votre nom, préparé par ce site de démonstration :' },
+  'demo.sign.button': { en: 'Sign with my CPS card', fr: 'Signer avec ma carte CPS' },
+  'demo.sign.signing': { en: 'Signing: type your PIN in the cpsd window…', fr: 'Signature en cours : saisissez votre code dans la fenêtre de cpsd…' },
+  'demo.sign.done': { en: 'Document signed, and the signature verified by the site:', fr: 'Document signé, signature vérifiée par le site :' },
+  'demo.sign.signer': { en: 'Signer', fr: 'Signataire' },
+  'demo.sign.time': { en: 'Signed on', fr: 'Signé le' },
+  'demo.sign.check': { en: 'Verification', fr: 'Vérification' },
+  'demo.sign.valid': {
+    en: 'valid: PAdES signature (ETSI.CAdES.detached) of the whole document, IGC-Santé signing certificate, not revoked',
+    fr: "valide : signature PAdES (ETSI.CAdES.detached) de tout le document, certificat de signature IGC-Santé, non révoqué",
+  },
+  'demo.sign.download': { en: 'Download the signed PDF', fr: 'Télécharger le PDF signé' },
+  'demo.sign.error.USER_CANCELLED': { en: 'Signature cancelled: nothing was signed.', fr: "Signature annulée : rien n'a été signé." },
+  'demo.sign.error.CONTACTLESS_NOT_ALLOWED': { en: 'A contactless card cannot sign: insert it in a contact reader.', fr: 'Une carte sans contact ne peut pas signer : insérez-la dans un lecteur à contact.' },
+  'demo.sign.error.SERVER_REFUSED': { en: 'The site refused the signature.', fr: 'Le site a refusé la signature.' },
+  'demo.sign.error.OTHER_HOLDER': { en: "The card that signed is not the logged-in holder's: sign with your own card.", fr: "La carte qui a signé n'est pas celle de la personne connectée : signez avec votre propre carte." },
+  'demo.sign.error.SIGNING_STATE_INVALID': { en: 'The signature does not match the prepared document (card changed?): try again.', fr: 'La signature ne correspond pas au document préparé (carte changée ?) : recommencez.' },
+  'demo.sign.error.CERT_EXPIRED': { en: "Your card's signing certificate has expired.", fr: 'Le certificat de signature de votre carte a expiré.' },
+  'demo.sign.error.CERT_REVOKED': { en: "Your card's signing certificate is revoked.", fr: 'Le certificat de signature de votre carte est révoqué.' },
+  'demo.sign.error.other': { en: 'Signing failed.', fr: 'La signature a échoué.' },
   // ------------------------------------------------------------------ the daemon's PIN window (daemon/pin-page.ts)
   'pinWindow.certificate.signature': { en: 'Certificate used: signature (non-repudiation).', fr: 'Certificat utilisé : signature (non-répudiation).' },
   'pinWindow.certificate.authentication': { en: 'Certificate used: authentication.', fr: 'Certificat utilisé : authentification.' },

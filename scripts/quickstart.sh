@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: installs what cpsd needs, builds it, starts pcscd with a virtual reader, inserts the
-# virtual CPS card (profile "doctor"), starts the demo login page on http://localhost:8080 and runs the
+# virtual CPS card (profile "doctor"), starts the demo page (login, document signing) on http://localhost:8080 and runs the
 # daemon in the foreground (Ctrl-C stops everything). Test PIN: 1234.
 # Run as root (or with sudo) from a clone of the repository. Without pcscd (no root), the daemon runs
 # with the in-process virtual card instead.

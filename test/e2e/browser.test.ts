@@ -1,8 +1,11 @@
 /**
  * "Log in with my CPS card" in real Chromium: demo page → WebSocket → daemon → pcsclite → pcscd → vpcd →
- * virtual card, the PIN typed into the daemon's PIN page popup. Screenshots go to test-output/.
+ * virtual card, the PIN typed into the daemon's PIN page popup. Then "Signer un document" on the same
+ * page, the signed PDF downloaded and judged by pdfsig. Screenshots go to test-output/.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -11,9 +14,11 @@ import { PcscBackend } from '../../cards/backends.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
-import { startDemo } from '../../examples/demo/server.js';
+import { DOCUMENT_NAME, SIGNED_NAME, startDemo } from '../../examples/demo/server.js';
+import { loadProfile } from '../../sim/cps/fixtures.js';
 import { launchChromium } from '../helpers/browser.js';
 import { VPCD_READER } from '../helpers/pcscd.js';
+import { pdfsigSignatures, pdfsigWithOcsp, trustingDb } from '../helpers/sign.js';
 import { useVirtualReader } from '../helpers/virtual-reader.js';
 
 const OUTPUT = fileURLToPath(new URL('../../test-output/', import.meta.url));
@@ -86,6 +91,52 @@ describe('login with the CPS card in Chromium', () => {
     await page.screenshot({ path: `${OUTPUT}login-success.png` });
     await page.click('#logout');
     await page.waitForSelector('#login');
+    await context.close();
+  }, 60_000);
+
+  it('signs the holder’s report from the demo page: PIN in the daemon’s window, verifier’s result shown, the downloaded PDF valid for pdfsig', async () => {
+    const holder = loadProfile('doctor').holder;
+    await insert('doctor');
+    const { context, page } = await openDemo();
+    await login(context, page, '1234');
+    await page.waitForSelector('#sign', { timeout: 20_000 });
+    expect(await page.textContent('#document')).toBe(DOCUMENT_NAME);
+    const popup = context.waitForEvent('page');
+    await page.click('#sign');
+    const pinPage = await popup;
+    await pinPage.waitForURL(/\/pin\/[0-9a-f]{32}$/);
+    await pinPage.waitForSelector('input[name=pin]');
+    // The PIN window names the document and the signing certificate.
+    expect(await pinPage.textContent('#document')).toContain(DOCUMENT_NAME);
+    expect(await pinPage.getAttribute('#certificate', 'data-certificate')).toBe('signature');
+    await pinPage.fill('input[name=pin]', '1234');
+    await pinPage.click('button[type=submit]:not([name])');
+    await page.waitForSelector('#signed', { timeout: 20_000 });
+    expect(await page.textContent('#signer')).toBe(`${holder.firstName} ${holder.lastName} (${holder.idNat})`);
+    expect(await page.getAttribute('#validity', 'data-valid')).toBe('true');
+    expect(await page.textContent('#signed-at')).toMatch(/\d{4}/);
+    await page.screenshot({ path: `${OUTPUT}demo-sign.png`, fullPage: true });
+    const dir = mkdtempSync(join(tmpdir(), 'cpsd-demo-sign-'));
+    try {
+      const download = page.waitForEvent('download');
+      await page.click('#download');
+      const file = join(dir, SIGNED_NAME);
+      const done = await download;
+      expect(done.suggestedFilename()).toBe(SIGNED_NAME);
+      await done.saveAs(file);
+      const [report] = pdfsigWithOcsp([file], trustingDb(join(dir, 'nssdb')), dir);
+      const signatures = pdfsigSignatures(report ?? '');
+      expect(signatures, report).toHaveLength(1);
+      const one = signatures[0] ?? '';
+      expect(one).toContain('Signature Validation: Signature is Valid.');
+      expect(one).toContain('Signature Type: ETSI.CAdES.detached');
+      expect(one).toContain(`SN=${holder.lastName}`);
+      expect(one).toContain(`givenName=${holder.firstName}`);
+      expect(one).toContain('Certificate Validation: Certificate is Trusted.');
+      expect(one).toContain('Total document signed');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     await context.close();
   }, 60_000);
 

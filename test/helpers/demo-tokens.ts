@@ -6,7 +6,8 @@ import { CpsCard } from '../../cards/card.js';
 import { signedData } from '../../pkcs/token.js';
 import { fixtureCard, loadMaterial } from '../../sim/cps/fixtures.js';
 
-async function token(profile: string, origin: string, nonce: string): Promise<object> {
+/** A web-eid:1.0 token made by the in-process virtual card of `profile` for `origin` and `nonce`. */
+export async function token(profile: string, origin: string, nonce: string): Promise<object> {
   const card = fixtureCard(profile);
   const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
   await driver.verifyPin(new Pin('1234'));
