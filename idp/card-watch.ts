@@ -3,8 +3,9 @@
  * (`<iframe src="<issuer>/session/card-watch?client_id=…&origin=<its origin>" allow="local-network-access">`):
  * the page connects to the workstation's daemon with the SDK and, when a card is removed, asks the IdP
  * to end the session that a card login made (its grants and tokens revoked with it: the refresh token
- * stops working) and sends a logout token to each of its applications (idp/logout.ts), then tells the application by postMessage({ type: 'cpsd-idp:card-removed' }) sent to
- * the origin the application declared, which must be one of that client's redirect_uri origins.
+ * stops working; every application of the session gets a logout token, idp/logout.ts), then tells the
+ * application by postMessage({ type: 'cpsd-idp:card-removed' }) sent to the origin the application
+ * declared, which must be one of that client's redirect_uri origins.
  *
  * Only sessions made with a card are ended (amr has "sc"); a federated (e-CPS) session has no card to pull.
  */
