@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
-import { apacheClient, startApacheRp, type ApacheRp } from '../helpers/apache.js';
+import { apacheClient, docBlock, startApacheRp, type ApacheRp } from '../helpers/apache.js';
 import { launchChromium } from '../helpers/browser.js';
 import { freePort } from '../helpers/doc-app.js';
 import { ROOT } from '../helpers/doc-blocks.js';
@@ -74,7 +74,8 @@ beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
   const [apachePort, labPort] = [await freePort(), await freePort()];
   setup = await startInProcessIdp(fixtureCard('doctor'), {
-    ehr: (origin) => ({ post_logout_redirect_uris: [`${origin}/`], backchannel_logout_uri: `${origin}/backchannel-logout`, backchannel_logout_session_required: true }),
+    // docs/idp.md's openid-client application (`dpi`), on the test RP's origin, as the client `ehr`.
+    ehr: (origin) => Object.fromEntries(Object.entries(JSON.parse(docBlock('<!-- idp-rp-client -->').replaceAll('https://dpi.hopital.example', origin)) as Record<string, unknown>).filter(([key]) => key !== 'client_id')),
     clients: [
       apacheClient(`http://localhost:${apachePort}`),
       // An application whose back-channel URI does not exist (404): its failure is logged, the others go on.
