@@ -106,8 +106,12 @@ const RECORD_GRACE_SECONDS = 3600;
 function failureReason(error: unknown): string {
   if (error instanceof LogoutDeliveryError) return error.message;
   if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return 'no answer in time';
-  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
-  if (typeof cause?.code === 'string') return `network: ${cause.code}`;
+  // fetch's "fetch failed" says nothing: the socket's code is in its cause (in an AggregateError when
+  // the name had several addresses, e.g. localhost's ::1 and 127.0.0.1).
+  const cause = error instanceof Error ? (error.cause as { code?: unknown; errors?: { code?: unknown }[] } | undefined) : undefined;
+  const code = cause?.code ?? cause?.errors?.find((e) => typeof e.code === 'string')?.code;
+  if (typeof code === 'string') return `network: ${code}`;
+  if (cause instanceof Error) return `network: ${cause.message}`;
   return error instanceof Error ? error.message : String(error);
 }
 

@@ -75,8 +75,8 @@ function clientAddress(behindProxy: boolean): (req: IncomingMessage) => string {
 export function startIdp(options: IdpOptions): Promise<RunningIdp> {
   // The back-channel logout settings of every client, whichever way they came (file, --clients, code).
   for (const [i, client] of options.clients.entries()) {
-    checkLogoutMetadata(client, `clients[${i}] (${String(client.client_id)})`, (key, why) => {
-      throw new ConfigError(`"${key}" ${why}`);
+    checkLogoutMetadata(client, `clients[${i}]`, (key, why) => {
+      throw new ConfigError(`client ${JSON.stringify(client.client_id)}: "${key}" ${why}`);
     });
   }
   let issuer = options.issuer ?? '';
