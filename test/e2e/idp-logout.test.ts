@@ -153,6 +153,7 @@ describe('back-channel logout: what ends the IdP session ends every application'
     await page.goto(apache.logoutUrl);
     await page.waitForURL(`${apache.origin}/loggedout.html`, { timeout: 10_000 });
     await page.screenshot({ path: join(OUTPUT, 'idp-logout-apache-done.png') });
+    expect(audit()).toContainEqual(expect.objectContaining({ event: 'logout', reason: 'rp', client: 'intranet', sub: SUB }));
     expect(await sentToIdp(page, `${rp.origin}/protected`, 'apache-rp')).toBe(true);
   }, 90_000);
 
