@@ -31,6 +31,7 @@ import type { ConfigError } from '../daemon/config.js';
 import type { ProtocolError } from '../daemon/protocol.js';
 import type { Pkcs11Error } from '../pkcs11/ckr.js';
 import type { CertificateFormatError } from '../pkcs/holder.js';
+import type { LogoutDeliveryError } from '../idp/logout.js';
 import type { StoreError } from '../idp/store.js';
 import type { UpstreamError } from '../idp/upstream.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
@@ -75,6 +76,7 @@ export type AnyCpsdError =
   | NonceStoreError
   | StoreError
   | UpstreamError
+  | LogoutDeliveryError
   | ConfigError
   | ProtocolError
   | VpcdError

@@ -149,6 +149,7 @@ export const MESSAGES = {
   'error.CARD_ABSENT': { en: 'no card in the reader', fr: 'pas de carte dans le lecteur' },
   'error.PROFILE_NOT_FOUND': { en: 'unknown card profile', fr: 'profil de carte inconnu' },
   'error.CONFIG_INVALID': { en: 'the configuration is not valid', fr: "la configuration n'est pas valide" },
+  'error.LOGOUT_DELIVERY_FAILED': { en: 'an application did not take its logout token', fr: "une application n'a pas pris son jeton de déconnexion" },
   'error.UNSUPPORTED_CARD': { en: 'this card is not a CPS, CPE, CPF or CPA card that cpsd supports', fr: "cette carte n'est pas une carte CPS, CPE, CPF ou CPA prise en charge par cpsd" },
   'error.PIN_BLOCKED': { en: 'the PIN is blocked: unblock it with the unblocking code (cpsd pin unblock)', fr: 'le code porteur est bloqué : débloquez-le avec le code de déblocage (cpsd pin unblock)' },
   'error.PIN_INCORRECT': {
@@ -295,6 +296,11 @@ export const MESSAGES = {
   'idp.logout.yes': { en: 'Yes, sign me out', fr: 'Oui, me déconnecter' },
   'idp.logout.no': { en: 'No, stay signed in', fr: 'Non, rester connecté' },
   'idp.logout.done': { en: 'You are signed out.', fr: 'Vous êtes déconnecté.' },
+  'idp.logout.auto': { en: 'Signing you out of every application…', fr: 'Déconnexion de toutes les applications…' },
+  'idp.logout.deliveryFailed': {
+    en: 'back-channel logout: the application {client} did not take its logout token ({reason}); the others are not held up',
+    fr: "déconnexion par canal direct : l'application {client} n'a pas pris son jeton de déconnexion ({reason}) ; les autres ne sont pas retardées",
+  },
   'serve.listening': { en: 'cpsd listening on ws://127.0.0.1:{port} (origins: {origins})', fr: 'cpsd à l’écoute sur ws://127.0.0.1:{port} (origines : {origins})' },
   'serve.localOnly': { en: 'local applications only', fr: 'applications locales seulement' },
   'proxy.listening': { en: 'cpsd proxy listening on 127.0.0.1:{port} and [::1]:{port}; users\' daemons registered in {dir}', fr: 'cpsd proxy à l’écoute sur 127.0.0.1:{port} et [::1]:{port} ; services des utilisateurs inscrits dans {dir}' },

@@ -3,8 +3,9 @@
  * (`<iframe src="<issuer>/session/card-watch?client_id=…&origin=<its origin>" allow="local-network-access">`):
  * the page connects to the workstation's daemon with the SDK and, when a card is removed, asks the IdP
  * to end the session that a card login made (its grants and tokens revoked with it: the refresh token
- * stops working), then tells the application by postMessage({ type: 'cpsd-idp:card-removed' }) sent to
- * the origin the application declared, which must be one of that client's redirect_uri origins.
+ * stops working; every application of the session gets a logout token, idp/logout.ts), then tells the
+ * application by postMessage({ type: 'cpsd-idp:card-removed' }) sent to the origin the application
+ * declared, which must be one of that client's redirect_uri origins.
  *
  * Only sessions made with a card are ended (amr has "sc"); a federated (e-CPS) session has no card to pull.
  */
@@ -12,7 +13,6 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { AuditEvent } from './interaction.js';
 import { esc } from './pages.js';
 
 export interface CardWatchOptions {
@@ -21,7 +21,8 @@ export interface CardWatchOptions {
   daemonPort: number;
   /** The cookie keys: the token is made with the first, accepted under any. */
   csrfKeys: readonly string[];
-  audit: (event: AuditEvent) => void;
+  /** Ends the session everywhere: its grants and tokens, the session, an audit line, the applications' logout tokens (idp/logout.ts). */
+  endSession: (session: InstanceType<Provider['Session']>) => Promise<void>;
 }
 
 /** JSON for an inline script: no "</script>" can close it early. */
@@ -95,17 +96,7 @@ if (CSRF) {
         res.writeHead(403).end();
         return true;
       }
-      if (current.accountId && current.amr?.includes('sc')) {
-        // As oidc-provider's own logout does: every grant of the session revoked with its tokens, then the session.
-        for (const { grantId } of Object.values(current.authorizations ?? {})) {
-          if (!grantId) continue;
-          await Promise.all([provider.AccessToken.revokeByGrantId(grantId), provider.RefreshToken.revokeByGrantId(grantId), provider.AuthorizationCode.revokeByGrantId(grantId)]);
-          const grant = await provider.Grant.find(grantId);
-          await grant?.destroy();
-        }
-        options.audit({ event: 'logout', reason: 'card.removed', sub: current.accountId });
-        await current.destroy();
-      }
+      if (current.accountId && current.amr?.includes('sc')) await options.endSession(current);
       res.writeHead(204, { 'Cache-Control': 'no-store' }).end();
       return true;
     }

@@ -10,6 +10,7 @@ import { ConfigError } from '../daemon/config.js';
 import type { RevocationMode } from '../pkcs/trust-types.js';
 import type { TrustOptions } from './interaction.js';
 import { newSigningKey } from './keys.js';
+import { checkLogoutMetadata } from './logout.js';
 
 export interface UpstreamSettings {
   issuer: string;
@@ -95,6 +96,8 @@ export function readIdpConfig(file: string): IdpConfig {
   const clientsValue = typeof raw.clients === 'string' ? readJson(raw.clients, 'clients') : raw.clients;
   if (!Array.isArray(clientsValue) || clientsValue.length === 0) fail('clients', 'must be a non-empty list of client metadata (or the file holding it)');
   const clients = (clientsValue as unknown[]).map((c, i) => (isObject(c) && typeof c.client_id === 'string' ? (c as ClientMetadata) : fail(`clients[${i}]`, 'must be client metadata with a client_id')));
+  // Back-channel logout (idp/logout.ts): where each application takes its logout tokens.
+  for (const [i, c] of clients.entries()) checkLogoutMetadata(c, `clients[${i}]`, fail);
 
   const keysValue = readJson(string(raw.keys, 'keys'), 'keys');
   if (!isObject(keysValue) || !Array.isArray(keysValue.keys) || keysValue.keys.length === 0) fail('keys', 'must name a JWKS file ({ "keys": [private JWK, …] }, newest first)');

@@ -17,6 +17,7 @@ import type { HolderIdentity, PracticeSituation, StructureIdKind } from '../pkcs
 import { ACR_CARD_PIN, ACR_CONTACTLESS, AMR_CARD_PIN, AMR_CONTACTLESS, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';
 import type { RateLimiter } from './limits.js';
 import { errorPage, esc, pageLang, plain, STATIC_CSP, STYLE_SRC, type PageLang } from './pages.js';
+import type { LogoutAuditEvent } from './logout.js';
 import type { AccountStore } from './provider.js';
 import type { KeyValueStore } from './store.js';
 import { UpstreamError, type Upstream, type UpstreamLogin } from './upstream.js';
@@ -62,7 +63,7 @@ export type AuditEvent =
   | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string }
   /** A login that failed on the holder's side (wrong PIN, blocked card, cancelled…), as the login page reports it: unverified. */
   | { event: 'login.failed'; method: 'card'; client: string; code: string; reportedBy: 'page'; triesLeft?: number }
-  | { event: 'logout'; reason: 'card.removed'; sub: string };
+  | LogoutAuditEvent;
 
 /** The federation (idp/upstream.ts) and the path of its callback on this IdP (its redirect_uri's). */
 export interface UpstreamRoute {

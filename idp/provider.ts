@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import Provider, { interactionPolicy, type AccountClaims, type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
 import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, USERINFO_ONLY_CLAIMS, type HolderClaims } from './claims.js';
 import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
+import { logoutSource } from './logout.js';
 import { generatedJwks } from './keys.js';
 import type { KeyValueStore } from './store.js';
 
@@ -44,6 +45,8 @@ export interface ProviderOptions {
   allowContactless?: boolean;
   /** oidc-provider's storage (store.ts redisAdapterFactory); its in-memory one when absent. */
   adapter?: AdapterFactory;
+  /** The IdP session's lifetime in seconds (default SESSION_SECONDS; tests shorten it to see it expire). */
+  sessionSeconds?: number;
 }
 
 /**
@@ -68,7 +71,7 @@ export function createProvider(options: ProviderOptions): Provider {
     clients: options.clients,
     jwks: options.jwks ?? generatedJwks(),
     ...(options.adapter ? { adapter: options.adapter } : {}),
-    ttl: { Session: SESSION_SECONDS, Grant: SESSION_SECONDS, RefreshToken: SESSION_SECONDS, Interaction: 600, AccessToken: 600, AuthorizationCode: 60, IdToken: 600 },
+    ttl: { Session: options.sessionSeconds ?? SESSION_SECONDS, Grant: SESSION_SECONDS, RefreshToken: SESSION_SECONDS, Interaction: 600, AccessToken: 600, AuthorizationCode: 60, IdToken: 600 },
     cookies: { keys: options.cookieKeys ?? [randomBytes(32).toString('hex')] },
     pkce: { required: () => true },
     responseTypes: ['code'],
@@ -82,22 +85,16 @@ export function createProvider(options: ProviderOptions): Provider {
       devInteractions: { enabled: false },
       rpInitiatedLogout: {
         enabled: true,
-        // `form` is oidc-provider's (its action and xsrf field); the buttons submit it.
-        logoutSource: (ctx, form) => {
-          const lang = pageLang(undefined, ctx.req);
-          ctx.set('Content-Security-Policy', STATIC_CSP);
-          ctx.body = htmlPage(
-            lang,
-            text(lang, 'idp.logout.title'),
-            `<h1>${esc(text(lang, 'idp.logout.question'))}</h1>${form}<button id="logout-yes" type="submit" form="op.logoutForm" value="yes" name="logout">${esc(text(lang, 'idp.logout.yes'))}</button> <button id="logout-no" type="submit" form="op.logoutForm">${esc(text(lang, 'idp.logout.no'))}</button>`,
-          );
-        },
+        // Asks the holder to confirm, unless the application proved itself with id_token_hint (idp/logout.ts).
+        logoutSource,
         postLogoutSuccessSource: (ctx) => {
           const lang = pageLang(undefined, ctx.req);
           ctx.set('Content-Security-Policy', STATIC_CSP);
           ctx.body = htmlPage(lang, text(lang, 'idp.logout.title'), `<p id="logged-out">${esc(text(lang, 'idp.logout.done'))}</p>`);
         },
       },
+      // Logout tokens to every application of the session (idp/logout.ts sends them, whatever ends it).
+      backchannelLogout: { enabled: true },
       userinfo: { enabled: true },
       revocation: { enabled: true },
     },

@@ -10,11 +10,13 @@ import type { AddressInfo } from 'node:net';
 import type { ClientMetadata, JWK } from 'oidc-provider';
 import { MemoryNonceStore, RedisNonceStore, type NonceStore, type RedisNonceClient } from '../pkcs/verify.js';
 import { cardWatchRoutes } from './card-watch.js';
+import { BackchannelLogout, checkLogoutMetadata } from './logout.js';
 import { interactionRoutes, sdkFile, type AuditEvent, type TrustOptions, type UpstreamRoute } from './interaction.js';
 import { RateLimiter } from './limits.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 export { PACKAGE_ROOT };
+import { ConfigError } from '../daemon/config.js';
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
 import { AccountStore, createProvider } from './provider.js';
 import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisStoreClient } from './store.js';
@@ -46,6 +48,10 @@ export interface IdpOptions {
   allowContactless?: boolean;
   /** Where audit lines go (default: JSON lines on stderr). */
   audit?: (line: string) => void;
+  /** The IdP session's lifetime in seconds (default 12 h; tests shorten it). */
+  sessionSeconds?: number;
+  /** How long one application may take to answer a logout token, in ms (default 5000). */
+  logoutTimeoutMs?: number;
 }
 
 export interface RunningIdp {
@@ -67,6 +73,12 @@ function clientAddress(behindProxy: boolean): (req: IncomingMessage) => string {
 }
 
 export function startIdp(options: IdpOptions): Promise<RunningIdp> {
+  // The back-channel logout settings of every client, whichever way they came (file, --clients, code).
+  for (const [i, client] of options.clients.entries()) {
+    checkLogoutMetadata(client, `clients[${i}]`, (key, why) => {
+      throw new ConfigError(`client ${JSON.stringify(client.client_id)}: "${key}" ${why}`);
+    });
+  }
   let issuer = options.issuer ?? '';
   const prefix = options.redisPrefix ?? 'cpsd-idp:';
   const store: KeyValueStore = options.redis ? new RedisKeyValueStore(options.redis, { prefix }) : new MemoryKeyValueStore();
@@ -88,11 +100,13 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         ...(options.jwks ? { jwks: options.jwks } : {}),
         ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix }) } : {}),
         allowContactless: options.allowContactless === true,
+        ...(options.sessionSeconds ? { sessionSeconds: options.sessionSeconds } : {}),
       });
       provider.proxy = options.behindProxy === true;
       const origin = new URL(issuer).origin;
       const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
-      const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKeys: cookieKeys, audit: auditEvent });
+      const logout = new BackchannelLogout({ provider, store, audit: auditEvent, ...(options.logoutTimeoutMs ? { deliveryTimeoutMs: options.logoutTimeoutMs } : {}) });
+      const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKeys: cookieKeys, endSession: (session) => logout.endSession(session, 'card.removed') });
       const interactions = interactionRoutes({
         provider,
         accounts,
@@ -131,6 +145,7 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         issuer,
         close: () =>
           new Promise<void>((done) => {
+            logout.close();
             server.closeAllConnections();
             server.close(() => done());
           }),

@@ -15,11 +15,13 @@ export DEBIAN_FRONTEND=noninteractive
 # compiles). Independent programs judge it: pkcs11-tool (opensc), certutil/modutil/selfserv/tstclnt
 # (libnss3-tools), the libp11 engine for openssl s_client (libengine-pkcs11-openssl), p11tool and gnutls-cli
 # (gnutls-bin, through p11-kit's .module file), keytool and SunPKCS11 (openjdk-17-jdk-headless), pdfsig
-# (poppler-utils), qpdf (PDFs with cross-reference streams for the signing tests), nginx as the site that requires a client certificate, and the browsers' own PIN dialogs in
-# a real X server (xvfb, xdotool).
+# (poppler-utils), qpdf (PDFs with cross-reference streams for the signing tests), nginx as the site that
+# requires a client certificate, and the browsers' own PIN dialogs in a real X server (xvfb, xdotool). Apache
+# httpd with mod_auth_openidc is a relying party nobody here wrote, for cpsd-idp's back-channel logout
+# (test/e2e/idp-logout.test.ts); it is started by the test, never as a service.
 PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux systemd
   gcc make libc6-dev gcc-mingw-w64-x86-64 libnss3-tools libengine-pkcs11-openssl gnutls-bin p11-kit openjdk-17-jdk-headless
-  poppler-utils qpdf nginx xvfb xdotool python3-pykcs11 imagemagick)
+  poppler-utils qpdf nginx xvfb xdotool python3-pykcs11 imagemagick apache2 libapache2-mod-auth-openidc)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

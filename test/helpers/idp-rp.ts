@@ -1,12 +1,18 @@
 /**
  * An independent relying party for the cpsd-idp tests, built with openid-client: /login sends the browser
- * to the IdP with PKCE (S256), state and acr_values=eidas1; /callback exchanges the code and shows who
- * logged in (or the error); / is its logged-out home. And the holder's steps in Chromium: the IdP's login
- * page, the button, the PIN on the daemon's PIN page.
+ * to the IdP with PKCE (S256), state and acr_values=eidas1; /callback exchanges the code, opens the RP's
+ * own session (a cookie) and shows who logged in (or the error); /protected is a page that needs that
+ * session (else: to /login, i.e. the IdP); /logout ends it and sends the browser to the IdP's end_session
+ * with id_token_hint (or client_id only, with ?hint=0); /backchannel-logout takes the IdP's logout tokens
+ * (OpenID Connect Back-Channel Logout 1.0, §2.6: checked, then the sessions they name ended); / is its
+ * logged-out home. And the holder's steps in Chromium: the IdP's login page, the button, the PIN on the
+ * daemon's PIN page.
  */
+import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
+import type { ClientMetadata } from 'oidc-provider';
 import * as oidc from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { InProcessBackend } from '../../cards/backends.js';
@@ -28,7 +34,81 @@ export interface RelyingParty {
   /** The callback URLs it was called with, by state (to replay a code). */
   callbacks: Map<string, URL>;
   verifiers: Map<string, string>;
+  /** The RP's own sessions (cookie rp_session_<port>), by id. */
+  sessions: Map<string, RpSession>;
+  /** The logout tokens it accepted (their claims), in order. */
+  logouts: Record<string, unknown>[];
+  /** Why it refused the logout tokens it refused. */
+  refusals: string[];
   close(): Promise<void>;
+}
+
+export interface RpSession {
+  sub: string;
+  sid: string;
+  idToken: string;
+  name: string;
+}
+
+const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** A request's body, as text (the logout token's form is small). */
+function body(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > 64 * 1024) req.destroy(new Error('body too large'));
+    });
+    req.on('end', () => resolve(text));
+    req.on('error', reject);
+  });
+}
+
+/** The cookie `name` of a request. */
+const cookie = (req: IncomingMessage, name: string): string | undefined =>
+  String(req.headers.cookie ?? '')
+    .split(';')
+    .map((c) => c.trim().split('='))
+    .find(([k]) => k === name)?.[1];
+
+/**
+ * Validates a logout token as OpenID Connect Back-Channel Logout 1.0 §2.6 says: a JWS signed with one of
+ * the IdP's keys (by `kid`, in its jwks_uri) with the id_tokens' algorithm (RS256; never `none`), `typ`
+ * logout+jwt when present; `iss` the issuer, `aud` this client; `iat` recent; `exp` not past when present;
+ * `jti` never seen before; `events` with the back-channel logout member (an object); `sub` or `sid`; no
+ * `nonce`. Returns the claims, or throws saying which rule failed.
+ */
+export async function validateLogoutToken(config: oidc.Configuration, token: string, seen: Set<string>): Promise<Record<string, unknown>> {
+  const server = config.serverMetadata();
+  const [head = '', claims = '', signature = '', ...rest] = token.split('.');
+  if (!head || !claims || !signature || rest.length > 0) throw new Error('not a signed JWT');
+  const decode = (part: string): Record<string, unknown> => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+  const header = decode(head);
+  const alg = config.clientMetadata().id_token_signed_response_alg ?? 'RS256';
+  if (header.alg !== alg) throw new Error(`alg ${String(header.alg)}, expected ${alg}`);
+  if (header.typ !== undefined && header.typ !== 'logout+jwt') throw new Error(`typ ${String(header.typ)}`);
+  const jwks = (await (await fetch(server.jwks_uri ?? '')).json()) as { keys: (JsonWebKey & { kid?: string })[] };
+  const jwk = jwks.keys.find((k) => k.kid === header.kid);
+  if (!jwk) throw new Error(`no key ${String(header.kid)} in the IdP's JWKS`);
+  if (!verifySignature('RSA-SHA256', Buffer.from(`${head}.${claims}`), createPublicKey({ key: jwk, format: 'jwk' }), Buffer.from(signature, 'base64url'))) throw new Error('bad signature');
+  const payload = decode(claims);
+  const now = Math.floor(Date.now() / 1000);
+  if (payload.iss !== server.issuer) throw new Error(`iss ${String(payload.iss)}`);
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (!aud.includes(config.clientMetadata().client_id)) throw new Error(`aud ${String(payload.aud)}`);
+  if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > 300) throw new Error(`iat ${String(payload.iat)}`);
+  if (payload.exp !== undefined && (typeof payload.exp !== 'number' || payload.exp <= now)) throw new Error(`exp ${String(payload.exp)}`);
+  if (typeof payload.jti !== 'string' || payload.jti === '') throw new Error('no jti');
+  if (seen.has(payload.jti)) throw new Error('jti replayed');
+  const events = payload.events as Record<string, unknown> | undefined;
+  const event = events?.[BACKCHANNEL_LOGOUT_EVENT];
+  if (typeof event !== 'object' || event === null || Array.isArray(event)) throw new Error('no back-channel logout event');
+  if (typeof payload.sub !== 'string' && typeof payload.sid !== 'string') throw new Error('neither sub nor sid');
+  if ('nonce' in payload) throw new Error('a nonce');
+  seen.add(payload.jti);
+  return payload;
 }
 
 export async function startRp(port: number, issuer: string, clientId: string, secret: string, scope = 'openid profile scope_all'): Promise<RelyingParty> {
@@ -38,9 +118,42 @@ export async function startRp(port: number, issuer: string, clientId: string, se
   const results = new Map<string, Tokens>();
   const callbacks = new Map<string, URL>();
   const verifiers = new Map<string, string>();
+  const sessions = new Map<string, RpSession>();
+  const logouts: Record<string, unknown>[] = [];
+  const refusals: string[] = [];
+  const seen = new Set<string>();
+  // Cookies do not tell ports apart: one name per RP, as two applications on one host would have.
+  const sessionCookie = `rp_session_${port}`;
   const server: Server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', origin);
+      const session = sessions.get(cookie(req, sessionCookie) ?? '');
+      if (url.pathname === '/backchannel-logout' && req.method === 'POST') {
+        try {
+          const token = new URLSearchParams(await body(req)).get('logout_token') ?? '';
+          const claims = await validateLogoutToken(config, token, seen);
+          logouts.push(claims);
+          // The sessions it names: that sid (of that sub), or every session of the sub when no sid.
+          for (const [id, s] of sessions) if ((claims.sid === undefined || s.sid === claims.sid) && (claims.sub === undefined || s.sub === claims.sub)) sessions.delete(id);
+          res.writeHead(200, { 'Cache-Control': 'no-store' }).end();
+        } catch (error) {
+          refusals.push(error instanceof Error ? error.message : String(error));
+          res.writeHead(400, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end('{"error":"invalid_request"}');
+        }
+        return;
+      }
+      if (url.pathname === '/protected') {
+        if (!session) return void res.writeHead(302, { Location: '/login' }).end();
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' }).end(`<!doctype html><title>RP</title><p id="protected">RP (openid-client) : page protégée — ${session.name}</p>`);
+        return;
+      }
+      if (url.pathname === '/logout') {
+        if (session) sessions.delete(cookie(req, sessionCookie) ?? '');
+        const withHint = url.searchParams.get('hint') !== '0' && session;
+        const end = oidc.buildEndSessionUrl(config, { post_logout_redirect_uri: `${origin}/`, ...(withHint ? { id_token_hint: session.idToken } : { client_id: clientId }) });
+        res.writeHead(302, { Location: end.href, 'Set-Cookie': `${sessionCookie}=; Path=/; Max-Age=0` }).end();
+        return;
+      }
       if (url.pathname === '/login') {
         const verifier = oidc.randomPKCECodeVerifier();
         const state = oidc.randomState();
@@ -65,7 +178,10 @@ export async function startRp(port: number, issuer: string, clientId: string, se
         try {
           const tokens = await oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: verifiers.get(state) ?? '', expectedState: state });
           results.set(state, tokens);
-          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
+          const claims = tokens.claims();
+          const id = oidc.randomState();
+          sessions.set(id, { sub: String(claims?.sub), sid: String(claims?.sid), idToken: tokens.id_token ?? '', name: `${String(claims?.given_name)} ${String(claims?.family_name)}` });
+          res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Set-Cookie': `${sessionCookie}=${id}; Path=/; HttpOnly; SameSite=Lax` }).end(`<!doctype html><p id="rp">RP: connecté ${tokens.claims()?.given_name} ${tokens.claims()?.family_name}</p>`);
         } catch (error) {
           const known = error instanceof oidc.ResponseBodyError || error instanceof oidc.AuthorizationResponseError;
           const code = known ? error.error : 'error';
@@ -97,6 +213,9 @@ export async function startRp(port: number, issuer: string, clientId: string, se
     results,
     callbacks,
     verifiers,
+    sessions,
+    logouts,
+    refusals,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
@@ -160,7 +279,18 @@ export interface InProcessIdp {
  * The daemon over an InProcessBackend (whose card a test can pull), cpsd-idp and the RP, all in this
  * process; one confidential client `ehr` with refresh; the test PKI as trust material (CRLs given).
  */
-export async function startInProcessIdp(card: ReturnType<typeof fixtureCard>, options: { daemon?: (issuer: string) => Partial<DaemonConfig>; idp?: Partial<IdpOptions>; scope?: string } = {}): Promise<InProcessIdp> {
+export async function startInProcessIdp(
+  card: ReturnType<typeof fixtureCard>,
+  options: {
+    daemon?: (issuer: string) => Partial<DaemonConfig>;
+    idp?: Partial<IdpOptions>;
+    scope?: string;
+    /** More metadata of the client `ehr`, from the RP's origin (e.g. its backchannel_logout_uri). */
+    ehr?: (rpOrigin: string) => Partial<ClientMetadata>;
+    /** Other clients, beside `ehr`. */
+    clients?: ClientMetadata[];
+  } = {},
+): Promise<InProcessIdp> {
   const der = (name: string): Uint8Array => new Uint8Array(readFileSync(join(ROOT, 'fixtures', 'pki', name)));
   const [idpPort, rpPort] = [await freePort(), await freePort()];
   const issuer = `http://localhost:${idpPort}`;
@@ -171,7 +301,10 @@ export async function startInProcessIdp(card: ReturnType<typeof fixtureCard>, op
   const audit: string[] = [];
   const idp = await startIdp({
     port: idpPort,
-    clients: [{ client_id: 'ehr', client_secret: secret, redirect_uris: [`http://localhost:${rpPort}/callback`], grant_types: ['authorization_code', 'refresh_token'] }],
+    clients: [
+      { client_id: 'ehr', client_secret: secret, redirect_uris: [`http://localhost:${rpPort}/callback`], grant_types: ['authorization_code', 'refresh_token'], ...options.ehr?.(`http://localhost:${rpPort}`) },
+      ...(options.clients ?? []),
+    ],
     trust: { trustAnchors: [der('root.der')], intermediates: [der('intermediate.der')], crls: [der('fort-personnes.crl'), der('racine.crl')], revocation: 'crl', crl: { fetch: false } },
     daemonPort: daemon.port,
     allowHttpLocalhost: true,

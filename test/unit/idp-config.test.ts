@@ -17,6 +17,9 @@ const GOOD = {
   trust: { dir: 'trust' },
 };
 
+/** GOOD with back-channel logout members added to its client. */
+const withLogout = (members: Record<string, unknown>): Record<string, unknown> => ({ ...GOOD, clients: [{ ...GOOD.clients[0], ...members }] });
+
 function write(config: Record<string, unknown>): string {
   const file = join(dir, 'idp.json');
   writeFileSync(file, JSON.stringify(config));
@@ -80,8 +83,22 @@ describe('readIdpConfig', () => {
     [{ ...GOOD, trust: { dir: 'trust', revocation: 'sometimes' } }, '"trust.revocation" must be one of'],
     [{ ...GOOD, upstream: { issuer: 'https://psc.example', clientId: 'c', clientSecret: 's', redirectUri: 'https://evil.example/cb' } }, '"upstream.redirectUri" must be on the issuer\'s origin'],
     [{ ...GOOD, loginsPerMinute: 0 }, '"loginsPerMinute" must be a positive integer'],
+    [withLogout({ backchannel_logout_uri: 'http://ehr.hopital.example/logout' }), '"clients[0].backchannel_logout_uri" must be https://'],
+    [withLogout({ backchannel_logout_uri: '/oidc/backchannel' }), '"clients[0].backchannel_logout_uri" must be an absolute URL'],
+    [withLogout({ backchannel_logout_uri: 'https://ehr.hopital.example/logout#x' }), '"clients[0].backchannel_logout_uri" must not have a fragment'],
+    [withLogout({ backchannel_logout_uri: 'https://user:pw@ehr.hopital.example/logout' }), '"clients[0].backchannel_logout_uri" must not carry a user name or password'],
+    [withLogout({ backchannel_logout_uri: 42 }), '"clients[0].backchannel_logout_uri" must be a URL'],
+    [withLogout({ backchannel_logout_uri: 'https://ehr.hopital.example/logout', backchannel_logout_session_required: 'yes' }), '"clients[0].backchannel_logout_session_required" must be true or false'],
+    [withLogout({ backchannel_logout_session_required: true }), '"clients[0].backchannel_logout_session_required" has no meaning without backchannel_logout_uri'],
   ])('refuses %j, naming the key', (config, message) => {
     expect(() => readIdpConfig(write(config))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  it('reads a client’s back-channel logout URI (https, or http on localhost) and session requirement', () => {
+    const config = readIdpConfig(
+      write({ ...GOOD, clients: [{ ...GOOD.clients[0], backchannel_logout_uri: 'https://ehr.hopital.example/oidc/backchannel?x=1', backchannel_logout_session_required: true }, { ...GOOD.clients[0], client_id: 'lab', backchannel_logout_uri: 'http://localhost:8081/protected/redirect_uri?logout=backchannel' }] }),
+    );
+    expect(config.clients.map((c) => c.backchannel_logout_uri)).toEqual(['https://ehr.hopital.example/oidc/backchannel?x=1', 'http://localhost:8081/protected/redirect_uri?logout=backchannel']);
   });
 
   it('refuses a JWKS of public keys only', () => {

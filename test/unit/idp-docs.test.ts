@@ -237,3 +237,36 @@ describe('docs/idp.md: links', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('docs/idp.md: logout everywhere (section 15)', () => {
+  /** The body of the fenced block right after `marker`. */
+  const blockAfter = (marker: string): string => /^\s*```[a-z]*\n([\s\S]*?)\n```/.exec(DOC.slice(DOC.indexOf(marker) + marker.length))?.[1] ?? '';
+
+  it('shows the logout token checks word for word as the tested relying party has them (test/helpers/idp-rp.ts)', () => {
+    const shown = blockAfter('<!-- idp-rp-logout-token -->');
+    expect(shown).toMatch(/^export async function validateLogoutToken/);
+    expect(read('test/helpers/idp-rp.ts')).toContain(shown);
+  });
+
+  it('gives back-channel logout members that readIdpConfig and oidc-provider take, for the openid-client and Apache applications', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cpsd-idp-docs-logout-'));
+    try {
+      mkdirSync(join(dir, 'trust', 'anchors'), { recursive: true });
+      copyFileSync(new URL('fixtures/pki/root.der', ROOT), join(dir, 'trust', 'anchors', 'root.der'));
+      writeFileSync(join(dir, 'jwks.json'), JSON.stringify(generatedJwks()));
+      const dpi = (jsonAfter('<!-- idp-clients-example -->') as Record<string, unknown>[]).find((c) => c.client_id === 'dpi');
+      const clients = [{ ...dpi, ...(jsonAfter('<!-- idp-rp-client -->') as Record<string, unknown>) }, jsonAfter('<!-- idp-apache-client -->')];
+      const file = join(dir, 'idp.json');
+      writeFileSync(file, JSON.stringify({ issuer: 'https://idp.hopital.example', clients, keys: 'jwks.json', cookieKeys: ['0123456789abcdef0123456789abcdef'], trust: { dir: 'trust' } }));
+      const config = readIdpConfig(file);
+      const provider = createProvider({ issuer: config.issuer, clients: config.clients, accounts: new AccountStore(new MemoryKeyValueStore()), jwks: config.jwks, cookieKeys: config.cookieKeys });
+      for (const metadata of config.clients) {
+        const client = await provider.Client.find(String(metadata.client_id));
+        expect(client?.backchannelLogoutUri, String(metadata.client_id)).toBe(metadata.backchannel_logout_uri);
+        expect(client?.postLogoutRedirectUris).toEqual(metadata.post_logout_redirect_uris);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
