@@ -48,7 +48,7 @@ export class Pkcs11Server {
 
   constructor(options: Pkcs11ServerOptions) {
     this.#o = options;
-    this.#tokens = new Tokens(options.sessions, options.cache, options.waits);
+    this.#tokens = new Tokens(options.sessions, options.cache, { ...options.waits, log: options.log });
     options.sessions.on('event', this.#onEvent);
   }
 

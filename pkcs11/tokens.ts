@@ -13,6 +13,8 @@ import type { CardCache } from '../cards/public-data.js';
 import { readPublicData } from '../cards/public-data.js';
 import { CardAbsentError } from '../apdu/pcsc/errors.js';
 import { CardTimeoutError, UserCancelledError } from '../cards/card.js';
+import { CpsdError } from '../core/errors.js';
+import type { Logger } from '../daemon/log.js';
 import { interfaceOf, type CardEvent, type CardSessions } from '../cards/session.js';
 import { Pkcs11Error } from './ckr.js';
 import { buildToken, tokenField, type Token } from './token.js';
@@ -37,6 +39,8 @@ export interface TokensOptions {
   tokenWaitMs?: number | undefined;
   /** SLOTS_WAIT_MS unless given (tests). */
   slotsWaitMs?: number | undefined;
+  /** Where each read of a token is told (`pkcs11-token-read`, `pkcs11-token-read-failed`). */
+  log?: Logger | undefined;
 }
 
 interface Read {
@@ -50,6 +54,7 @@ export class Tokens {
   readonly #sessions: CardSessions;
   readonly #cache: CardCache;
   readonly #tokenWaitMs: number;
+  readonly #log: Logger | undefined;
   /** How long SLOTS waits for the read of a card just inserted. */
   readonly slotsWaitMs: number;
   #counter = 0;
@@ -69,6 +74,7 @@ export class Tokens {
     this.#cache = cache;
     this.#tokenWaitMs = options.tokenWaitMs ?? TOKEN_WAIT_MS;
     this.slotsWaitMs = options.slotsWaitMs ?? SLOTS_WAIT_MS;
+    this.#log = options.log;
     sessions.on('event', this.#onEvent);
     // Cards already in their reader when the daemon starts are read now, as if just inserted.
     for (const reader of sessions.readers()) this.#prefetch(reader.name);
@@ -181,10 +187,15 @@ export class Tokens {
     );
     const read: Read = { generation, token, settled: false, controller };
     this.#reads.set(reader, read);
+    const started = Date.now();
     token.then(
-      () => (read.settled = true),
       () => {
         read.settled = true;
+        this.#log?.info('pkcs11-token-read', { reader, ms: Date.now() - started });
+      },
+      (error: unknown) => {
+        read.settled = true;
+        this.#log?.info('pkcs11-token-read-failed', { reader, ms: Date.now() - started, code: error instanceof CpsdError ? error.code : 'INTERNAL' });
         // A failed read is not remembered: the next TOKEN reads the card again.
         if (this.#reads.get(reader) === read) this.#reads.delete(reader);
       },
