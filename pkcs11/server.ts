@@ -209,7 +209,8 @@ export class Pkcs11Server {
   /**
    * Readers and insertion state as the daemon knows them: no card is touched. A card whose token is
    * being read (it was just inserted) is waited for, at most SLOTS_WAIT_MS (8 s): an application sees the
-   * token present once TOKEN can answer it whole, never a token present that is not read yet.
+   * token present once TOKEN can answer it whole (a read longer than that: present, and TOKEN waits for
+   * the rest, TOKEN_WAIT_MS).
    */
   async #slots(): Promise<Field[]> {
     await Promise.all(this.#o.sessions.readers().map((r) => this.#tokens.settled(r.name)));
