@@ -1,8 +1,9 @@
 /**
  * The daemon side of the PKCS#11 module (docs/pkcs11-protocol.md): a Unix socket for the user's own
  * applications, served from the same card sessions as the WebSocket, so a TLS handshake and a web login
- * never interleave on the card. The token's objects are sent once per card insertion; only login,
- * logout and signatures reach the card.
+ * never interleave on the card. The token is read from the card once per insertion, when the card goes
+ * in (pkcs11/tokens.ts), and its objects sent to each module once; only login, logout and signatures
+ * reach the card afterwards.
  */
 import { existsSync, lstatSync, unlinkSync, chmodSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
@@ -14,7 +15,7 @@ import { ProtocolError } from '../daemon/protocol.js';
 import { VERSION } from '../daemon/methods.js';
 import { ckrOf, Pkcs11Error } from './ckr.js';
 import { CKR, CKF_SLOT } from './constants.js';
-import { Tokens } from './tokens.js';
+import { Tokens, type TokensOptions } from './tokens.js';
 import { FrameReader, Fields, TAG, field, frame, u32, WireError, type Field } from './wire.js';
 import { unixPeerUids } from './unix-peer.js';
 import { prepareSocketDirectory } from './socket-path.js';
@@ -31,6 +32,8 @@ export interface Pkcs11ServerOptions {
   socketPath: string;
   /** Who may connect (default: this process's uid, by the kernel's word). */
   peerUids?: (socket: Socket) => Promise<number[] | undefined>;
+  /** How long TOKEN and SLOTS wait for a card's read (pkcs11/tokens.ts; tests shorten them). */
+  waits?: TokensOptions;
 }
 
 export class Pkcs11Server {
@@ -45,7 +48,7 @@ export class Pkcs11Server {
 
   constructor(options: Pkcs11ServerOptions) {
     this.#o = options;
-    this.#tokens = new Tokens(options.sessions, options.cache);
+    this.#tokens = new Tokens(options.sessions, options.cache, { ...options.waits, log: options.log });
     options.sessions.on('event', this.#onEvent);
   }
 
@@ -163,7 +166,7 @@ export class Pkcs11Server {
         return [field(TAG.VERSION, u32(PROTOCOL_VERSION)), field(TAG.DAEMON, { utf8: VERSION })];
       }
       case OP.SLOTS:
-        return this.#slots();
+        return await this.#slots();
       case OP.TOKEN: {
         const { reader, generation } = this.#target(r);
         const token = await this.#tokens.get(reader, generation, c.signal);
@@ -203,8 +206,14 @@ export class Pkcs11Server {
     return { reader: r.needUtf8(TAG.READER), generation: r.needU32(TAG.GENERATION) };
   }
 
-  /** Readers and insertion state as the daemon knows them: no card is touched. */
-  #slots(): Field[] {
+  /**
+   * Readers and insertion state as the daemon knows them: no card is touched. A card whose token is
+   * being read (it was just inserted) is waited for, at most SLOTS_WAIT_MS (8 s): an application sees the
+   * token present once TOKEN can answer it whole (a read longer than that: present, and TOKEN waits for
+   * the rest, TOKEN_WAIT_MS).
+   */
+  async #slots(): Promise<Field[]> {
+    await Promise.all(this.#o.sessions.readers().map((r) => this.#tokens.settled(r.name)));
     return this.#o.sessions.readers().map((reader) => {
       // A token is a CPx card by contact: the contactless side of a card is not a login key (docs/pkcs11.md).
       const present = reader.cardPresent && interfaceOf(reader) === 'contact';

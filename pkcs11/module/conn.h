@@ -14,9 +14,14 @@ enum {
     CONN_BROKEN = -2       /* failed mid-call: the connection is closed */
 };
 
-/* Timeouts: a PIN pad LOGIN may take minutes. */
+/* Timeouts: a PIN pad LOGIN may take minutes. TOKEN may wait for the
+ * daemon's read of a card just inserted: the daemon answers within 20 s
+ * (pkcs11/tokens.ts, TOKEN_WAIT_MS), a typed error if the card is not read
+ * by then, so the module waits longer than that and never gives up first
+ * (giving up closes the connection). SLOTS waits at most 8 s there. */
 #define TIMEOUT_LOGIN_MS (10 * 60 * 1000)
 #define TIMEOUT_SIGN_MS (60 * 1000)
+#define TIMEOUT_TOKEN_MS (25 * 1000)
 #define TIMEOUT_OTHER_MS (10 * 1000)
 
 typedef struct answer {

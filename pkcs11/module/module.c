@@ -133,7 +133,7 @@ CK_RV ensure_snapshot(int slot)
     if (slots[slot].snap && !slots[slot].stale)
         return CKR_OK;
     req_token(&b, OP_TOKEN, slot);
-    k = conn_call(&b, TIMEOUT_OTHER_MS, &a);
+    k = conn_call(&b, TIMEOUT_TOKEN_MS, &a);
     if (k != CONN_OK)
         return transport_rv(k);
     if (a.rv == CKR_DEVICE_REMOVED || a.rv == CKR_TOKEN_NOT_PRESENT) {

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMaterial } from '../../sim/cps/fixtures.js';
+import { CPS3_TIMING } from '../../sim/cps/faults.js';
 import { CHROMIUM } from '../helpers/browser.js';
 import { startSite, type Site } from '../helpers/nginx.js';
 import { nss, nssDb } from '../helpers/nss.js';
@@ -259,6 +260,8 @@ describe('Chromium', () => {
 const FIREFOX = process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr';
 /** Where Debian's firefox-esr reads an enterprise policy (test/e2e/lna.test.ts measures it). */
 const FIREFOX_POLICIES = '/usr/lib/firefox-esr/distribution/policies.json';
+/** Where the daemon's log stood when the last Firefox started (its module connection comes after). */
+let since = 0;
 
 /**
  * Firefox ESR with the module from the SecurityDevices policy and the site's CA from the Certificates
@@ -287,10 +290,17 @@ async function firefox(url: string, name: string): Promise<Session> {
     if (before !== undefined) writeFileSync(FIREFOX_POLICIES, before);
     else rmSync(FIREFOX_POLICIES, { force: true });
   };
-  // The card read once by the daemon before Firefox starts (as when it has been in the reader a while).
-  // Measured: with a card the daemon had never read, the site opened within ~1 s of Firefox loading the
-  // module got no certificate (and Firefox kept to that for the site), the same opened 10 s later worked.
-  await daemon.pkcs11Tool(['-O']);
+  // No read of the card before Firefox starts: each test inserts the card just before, as a doctor does.
+  // Until the fix of issue #21 the daemon read a card only once an application asked, and Firefox's NSS
+  // asks as it loads the module; a site opened before that read ended got no certificate, and Firefox
+  // kept to that for the site (the same site opened 10 s later worked). These tests then read the card
+  // first (pkcs11-tool -O). Now the daemon reads the card as it goes in and SLOTS shows the token once it
+  // is read (test/e2e/pkcs11-insertion.test.ts): a Firefox that loads the module after that read gets the
+  // whole token. One that starts while the read still runs waits for it as it loads the module, and a
+  // site opened meanwhile still gets no certificate: measured with the first read stalled 8 s, and with a
+  // card the daemon never saw read at a CPS3's pace (about 4.5 s) with Firefox started at once, in one
+  // run out of two.
+  since = daemon.log.length;
   try {
     const s = await launch(FIREFOX, ['-profile', profile, '-no-remote', '-width', '1200', '-height', '850', url], daemon.env({ HOME: home }));
     return {
@@ -312,16 +322,21 @@ async function firefox(url: string, name: string): Promise<Session> {
  * certificate, and Firefox keeps to that answer for the site.
  */
 async function firefoxOpen(x: Display, url: string): Promise<void> {
-  const until = Date.now() + 20_000;
-  while (!daemon.log.includes('"pkcs11-connected","app":"firefox')) {
-    if (Date.now() > until) throw new Error(`Firefox did not load the module; windows: ${JSON.stringify(await x.titles())}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await firefoxLoaded(x);
   const [id] = await x.waitWindow('Mozilla Firefox$');
   await x.xdotool(['windowfocus', '--sync', id as string]).catch(() => undefined);
   await x.key('ctrl+l');
   await x.type(url);
   await x.key('Return');
+}
+
+/** Waits until the Firefox started last has loaded the module (its connection in the daemon's log). */
+async function firefoxLoaded(x: Display): Promise<void> {
+  const until = Date.now() + 20_000;
+  while (!daemon.log.slice(since).includes('"pkcs11-connected","app":"firefox')) {
+    if (Date.now() > until) throw new Error(`Firefox did not load the module; windows: ${JSON.stringify(await x.titles())}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Firefox's own "Password Required" dialog: waited for, photographed, the PIN typed (or Escape: Cancel). */
@@ -343,6 +358,45 @@ describe('Firefox ESR', () => {
       await firefoxPin(s.x, 'pkcs11-firefox', PIN);
       expect(await s.x.waitTitle(FIREFOX_PAGE)).toMatch(/JEANNE/);
       await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-page.png'));
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: a card the daemon never saw, read at a CPS3\'s pace, inserted, then Firefox started: the PIN, then the page (issue #21)', async () => {
+    // Never seen: a daemon just started has the card in no cache (it keeps its cache in memory), so its first
+    // read takes both certificates, about 4.5 s of card time at T=0's 1.1 ms per byte (docs/performance.md).
+    // The card stays in the reader until the daemon has read it (its log says so; 10 s at most) before
+    // Firefox starts, as a doctor inserts the card then clicks Firefox. On de43cbb nothing read the card
+    // meanwhile: Firefox's NSS started the read as it loaded the module, and the site, opened before the read
+    // ended, got no certificate (nginx "400 No required SSL certificate was sent"; measured).
+    await daemon.stop();
+    await daemon.start();
+    const from = daemon.log.length;
+    await vr.insert({ profile: 'doctor', faults: { timing: CPS3_TIMING } });
+    const until = Date.now() + 10_000;
+    while (!daemon.log.slice(from).includes('"pkcs11-token-read"') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const s = await firefox('about:blank', 'firefox-new-card');
+    try {
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-new-card', PIN);
+      expect(await s.x.waitTitle(FIREFOX_PAGE)).toMatch(/JEANNE/);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('CPS3: the card inserted while Firefox runs, the site opened at once while the daemon still reads the card (its first read slowed to 3 s): the PIN, then the page', async () => {
+    // The doctor's other case (Firefox already open). It passed on de43cbb too: with the module loaded, NSS
+    // waits for C_GetTokenInfo when the site asks; now C_GetSlotInfo already waits for the read.
+    const s = await firefox('about:blank', 'firefox-insert');
+    try {
+      await firefoxLoaded(s.x);
+      await vr.insert({ profile: 'doctor', faults: { stallAt: { apdu: 2, ms: 3000 } } });
+      await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
+      await firefoxPin(s.x, 'pkcs11-firefox-insert', PIN);
+      expect(await s.x.waitTitle(FIREFOX_PAGE)).toMatch(/JEANNE/);
+      await s.x.screenshot(join(OUTPUT, 'pkcs11-firefox-insert-page.png'));
     } finally {
       await s.close();
     }

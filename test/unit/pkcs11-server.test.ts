@@ -18,6 +18,7 @@ import { OP, Pkcs11Server } from '../../pkcs11/server.js';
 import { Fields, TAG, field, u32 } from '../../pkcs11/wire.js';
 import type { VirtualCpsCard } from '../../sim/cps/card.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
+import { FaultyCard, type FaultOptions } from '../../sim/cps/faults.js';
 import { WireClient } from '../helpers/pkcs11-wire.js';
 import { rpcClient } from '../helpers/rpc.js';
 import { CpsdServer } from '../../daemon/server.js';
@@ -29,6 +30,7 @@ const logs: string[] = [];
 let server: Pkcs11Server | undefined;
 let sessions: CardSessions | undefined;
 let sim: InProcessBackend<VirtualCpsCard>;
+let faulty: InProcessBackend<FaultyCard>;
 let dir: string;
 const clients: WireClient[] = [];
 
@@ -309,5 +311,128 @@ describe('PKCS#11 socket', () => {
     await bad.closed;
     const slot = await good.slot();
     expect(slot.reader).toBeTruthy();
+  });
+});
+
+describe('a card just inserted (issue #21: the application that asks during the first read)', () => {
+  /** The daemon with an empty reader; `insert` puts the doctor's card in, with faults. */
+  async function empty(waits?: { tokenWaitMs?: number; slotsWaitMs?: number }): Promise<{ path: string; insert: (faults?: FaultOptions) => FaultyCard }> {
+    faulty = new InProcessBackend<FaultyCard>();
+    sessions = new CardSessions(faulty, { operationTimeoutMs: 3000 });
+    dir = mkdtempSync(join(tmpdir(), 'cpsd-p11-'));
+    const socketPath = join(dir, 'cpsd', 'pkcs11.sock');
+    server = new Pkcs11Server({ sessions, cache: new MemoryCardCache(), log: new Logger('debug', (l) => void logs.push(l)), socketPath, ...(waits ? { waits } : {}) });
+    await server.listen();
+    return {
+      path: socketPath,
+      insert(faults = {}) {
+        const card = new FaultyCard(fixtureCard('doctor'), faults);
+        faulty.insert(card);
+        return card;
+      },
+    };
+  }
+
+  const certificates = (objects: Obj[]): Obj[] => objects.filter((o) => cls(o) === CKO.CERTIFICATE);
+
+  it('reads the token when the card goes in, before any application asks', async () => {
+    const { insert } = await empty();
+    const card = insert();
+    await new Promise((r) => setTimeout(r, 200));
+    const read = card.apdus;
+    expect(read).toBeGreaterThan(0);
+    // The application that then asks gets it without a card command.
+    const c = await client(server?.socketPath as string);
+    const { objects } = await token(c, await c.slot());
+    expect(certificates(objects)).toHaveLength(2);
+    expect(card.apdus).toBe(read);
+  });
+
+  it('during a slow first read, SLOTS shows the token only once it is read, and TOKEN gives it whole', async () => {
+    const { path, insert } = await empty();
+    const c = await client(path);
+    const card = insert({ stallAt: { apdu: 2, ms: 1500 } });
+    const asked = Date.now();
+    const slot = await c.slot(); // present only once the read is done
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(1200);
+    const apdus = card.apdus;
+    const { objects } = await token(c, slot);
+    expect(certificates(objects)).toHaveLength(2);
+    expect(card.apdus).toBe(apdus);
+  });
+
+  it('a read longer than SLOTS waits: the slot shows the token, and TOKEN waits for the rest of the read', async () => {
+    const { path, insert } = await empty({ slotsWaitMs: 300 });
+    const c = await client(path);
+    insert({ stallAt: { apdu: 2, ms: 1500 } });
+    const slot = await c.slot();
+    const { objects } = await token(c, slot);
+    expect(certificates(objects)).toHaveLength(2);
+  });
+
+  it('an application that goes away during the read does not cancel it for the others: the card is read once', async () => {
+    // What one read of this card costs, with a daemon of its own (a cold cache, as below).
+    const reference = await empty();
+    const whole = reference.insert();
+    const c0 = await client(reference.path);
+    await token(c0, await c0.slot());
+    const once = whole.apdus;
+    c0.close();
+    await server?.close();
+    await sessions?.close();
+    rmSync(dir, { recursive: true, force: true });
+
+    const { path, insert } = await empty({ slotsWaitMs: 0 });
+    const card = insert({ stallAt: { apdu: 2, ms: 800 } });
+    const first = await client(path);
+    const slot = await first.slot();
+    first.call(OP.TOKEN, first.target(slot)).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    first.close();
+    const second = await client(path);
+    const { objects } = await token(second, slot);
+    expect(certificates(objects)).toHaveLength(2);
+    expect(card.apdus).toBe(once);
+  });
+
+  it('a card that does not answer: TOKEN says CKR_DEVICE_ERROR within the daemon\'s bound, and the next TOKEN reads again', async () => {
+    const { path, insert } = await empty({ tokenWaitMs: 1000, slotsWaitMs: 200 });
+    const c = await client(path);
+    insert({ stallAt: { apdu: 2, ms: 2500 } });
+    const slot = await c.slot();
+    const asked = Date.now();
+    const a = await c.call(OP.TOKEN, c.target(slot));
+    expect(a.rv).toBe(CKR.DEVICE_ERROR);
+    expect(a.message).toMatch(/^CARD_TIMEOUT: .*not read within 1000 ms/);
+    expect(Date.now() - asked).toBeLessThan(2000);
+    // The read went on: once the card answers, the token is there.
+    await new Promise((r) => setTimeout(r, 2500));
+    const { objects } = await token(c, slot);
+    expect(certificates(objects)).toHaveLength(2);
+  });
+
+  it('a mute card: SLOTS shows it once the read failed (the session\'s bound), TOKEN says CKR_DEVICE_ERROR within the daemon\'s bound', async () => {
+    const { path, insert } = await empty({ tokenWaitMs: 1000 });
+    const c = await client(path);
+    insert({ muteAfter: 1 });
+    const asked = Date.now();
+    const slot = await c.slot();
+    expect(Date.now() - asked).toBeLessThan(4500); // the read's job ends at 3 s (operationTimeoutMs)
+    const a = await c.call(OP.TOKEN, c.target(slot));
+    expect(a.rv).toBe(CKR.DEVICE_ERROR);
+    expect(a.message).toMatch(/^CARD_TIMEOUT: /);
+    expect(Date.now() - asked).toBeLessThan(6000);
+  }, 10_000);
+
+  it('the card pulled during its read: SLOTS answers at once that there is no token', async () => {
+    const { path, insert } = await empty();
+    const c = await client(path);
+    insert({ stallAt: { apdu: 2, ms: 5000 } });
+    await new Promise((r) => setTimeout(r, 100));
+    faulty.remove();
+    const asked = Date.now();
+    const a = await c.call(OP.SLOTS);
+    expect(Date.now() - asked).toBeLessThan(500);
+    expect(Fields.of(a.fields.all(TAG.SLOT)[0] as Buffer).bytes(TAG.PRESENT)?.[0]).toBe(0);
   });
 });

@@ -2,7 +2,7 @@
 one process to live through an event: the daemon killed mid-signature, the card pulled, another application
 logged in. One command per line; one JSON line per answer on stdout.
 
-  login PIN | logout | sign | slots | token | wait-token SECONDS | quit
+  login PIN | logout | sign | slots | token | certs | wait-token SECONDS | quit
 """
 import json
 import sys
@@ -48,6 +48,11 @@ for line in sys.stdin:
             say(ok=True, slots=len(lib.getSlotList(tokenPresent=True)))
         elif command == "token":
             say(ok=True, label=lib.getTokenInfo(lib.getSlotList(tokenPresent=True)[0]).label.strip())
+        elif command == "certs":
+            # What a browser lists before asking for a PIN: the labels of the token's certificates.
+            open_session()
+            found = session.findObjects([(PyKCS11.CKA_CLASS, PyKCS11.CKO_CERTIFICATE)])
+            say(ok=True, certs=sorted(session.getAttributeValue(o, [PyKCS11.CKA_LABEL])[0] for o in found))
         elif command == "login":
             open_session().login(words[1])
             say(ok=True)
