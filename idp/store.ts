@@ -107,17 +107,25 @@ function replicasOf(role: unknown): number {
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
 /** Redis commands bounded in time: node-redis queues commands while it reconnects, so an outage would hang. */
+/**
+ * Per replication setting (the adapter and the key-value store of one instance share it): the primary has
+ * fewer replicas than asked, so writes do not WAIT; ROLE is asked again at `recheckAt`.
+ */
+const replicationState = new WeakMap<RedisReplication, { degraded: boolean; recheckAt: number }>();
+
 class Bounded {
-  /** The primary has fewer replicas than asked: writes do not WAIT; ROLE is asked again at `#recheckAt`. */
-  #degraded = false;
-  #recheckAt = 0;
+  readonly #state: { degraded: boolean; recheckAt: number };
 
   constructor(
     readonly client: RedisStoreClient,
     readonly prefix: string,
     readonly timeoutMs: number,
     readonly replication?: RedisReplication,
-  ) {}
+  ) {
+    const shared = replication ? replicationState.get(replication) : undefined;
+    this.#state = shared ?? { degraded: false, recheckAt: 0 };
+    if (replication && !shared) replicationState.set(replication, this.#state);
+  }
 
   /**
    * A command that writes, then (with `replication`) WAIT on the same connection once all its writes were
@@ -130,14 +138,14 @@ class Bounded {
     if (!r || r.replicas <= 0) return this.call(what, command);
     return this.call(what, async (c) => {
       if (!c.wait || !c.role) throw new StoreError('this Redis client has no wait()/role(): replication needs a node-redis client');
-      if (this.#degraded && Date.now() >= this.#recheckAt) await this.#check(c, r);
-      if (this.#degraded) return command(c);
+      if (this.#state.degraded && Date.now() >= this.#state.recheckAt) await this.#check(c, r);
+      if (this.#state.degraded) return command(c);
       const value = await command(c);
       const acknowledged = await c.wait(r.replicas, r.waitMs);
       if (acknowledged >= r.replicas) return value;
       // Too few: a primary that has no such replicas any more (failover) goes on, noted; one that has them fails.
       await this.#check(c, r);
-      if (!this.#degraded) throw new StoreReplicationError(`${what}: ${acknowledged} of ${r.replicas} replica(s) acknowledged the write within ${r.waitMs} ms`);
+      if (!this.#state.degraded) throw new StoreReplicationError(`${what}: ${acknowledged} of ${r.replicas} replica(s) acknowledged the write within ${r.waitMs} ms`);
       return value;
     });
   }
@@ -145,9 +153,9 @@ class Bounded {
   async #check(c: RedisStoreClient, r: RedisReplication): Promise<void> {
     const connected = replicasOf(await c.role?.());
     const degraded = connected < r.replicas;
-    this.#recheckAt = Date.now() + 1000;
-    if (degraded !== this.#degraded) r.onDegraded?.(degraded, connected);
-    this.#degraded = degraded;
+    this.#state.recheckAt = Date.now() + 1000;
+    if (degraded !== this.#state.degraded) r.onDegraded?.(degraded, connected);
+    this.#state.degraded = degraded;
   }
 
   async call<T>(what: string, command: (client: RedisStoreClient) => Promise<T>): Promise<T> {
@@ -158,7 +166,7 @@ class Bounded {
     try {
       return await Promise.race([command(this.client), timeout]);
     } catch (error) {
-      if (error instanceof StoreError) throw error;
+      if (error instanceof StoreError || error instanceof StoreReplicationError) throw error;
       throw new StoreError(`Redis failed (${what}): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     } finally {
       clearTimeout(timer);
