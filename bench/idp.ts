@@ -12,7 +12,10 @@
  * thread (/proc), and so is what other processes of the machine ran meanwhile: on a shared machine the
  * CPU per login is the steadier figure.
  *
- *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory]
+ * With `--store sentinel`: a primary, one replica and three Sentinels (ports 41220–41224), the IdP
+ * connected as the Sentinel form of its configuration connects it, every write followed by WAIT 1.
+ *
+ *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory|sentinel|all]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +28,7 @@ import { createClient } from 'redis';
 import type { TrustOptions } from '../idp/interaction.js';
 import { fixtureCard } from '../sim/cps/fixtures.js';
 import { CLIENT, login, STEPS, type Step } from './idp-login.js';
+import { startSentinelSet, stopSentinelSet } from './redis-sentinel.js';
 import { startRedis, stopRedis } from './redis-server.js';
 
 
@@ -123,13 +127,26 @@ function simTrust(root: string): TrustOptions {
   };
 }
 
-async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issuer'>): Promise<RunResult> {
+type Store = 'redis' | 'memory' | 'sentinel';
+
+async function runStore(store: Store, load: Omit<LoadParams, 'issuer'>): Promise<RunResult> {
   // Loaded here only: oidc-provider warns on import (Node 20), the parent and the load thread need none of it.
   const { PACKAGE_ROOT, startIdp } = await import('../idp/server.js');
+  const { connectRedis, replicationOf } = await import('../idp/store.js');
   const server = store === 'redis' ? await startRedis() : undefined;
-  const redis = server ? createClient({ socket: { host: '127.0.0.1', port: server.port } }) : undefined;
-  redis?.on('error', (e: unknown) => process.stderr.write(`bench: Redis: ${String(e)}\n`));
-  await redis?.connect();
+  const sentinels = store === 'sentinel' ? await startSentinelSet(41220) : undefined;
+  const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  const settings = sentinels ? { prefix: 'cpsd-idp:', sentinel: { nodes: sentinels.nodes, name: sentinels.name, replicas: 1, waitMs: 500 } } : undefined;
+  const plain = server ? createClient({ socket: { host: '127.0.0.1', port: server.port } }) : undefined;
+  plain?.on('error', (e: unknown) => process.stderr.write(`bench: Redis: ${String(e)}\n`));
+  await plain?.connect();
+  const redis = plain ?? (settings ? await connectRedis(settings, log) : undefined);
+  const replication = settings ? replicationOf(settings, log) : undefined;
+  /** The servers whose CPU is counted: the primary (and its replica). */
+  const pids = [server?.child.pid, sentinels?.primary.child.pid, sentinels?.replica.child.pid].filter((pid) => pid !== undefined);
+  /** A client of the primary itself, for its command count. */
+  const admin = plain ?? (sentinels ? createClient({ socket: { host: '127.0.0.1', port: sentinels.primary.port } }) : undefined);
+  if (sentinels) await admin?.connect();
   let audits = 0;
   const idp = await startIdp({
     port: 0,
@@ -139,13 +156,14 @@ async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issue
     allowHttpLocalhost: true,
     loginsPerMinute: 1e9, // one client address for every login: the per-address limit would refuse them
     ...(redis ? { redis } : {}),
+    ...(replication ? { redisReplication: replication } : {}),
     audit: () => void audits++,
   });
   try {
     const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { ...load, issuer: idp.issuer } satisfies LoadParams });
     const cpu = (): { idp: number; process: number; redis: number; machine: number } => {
       const { user, system } = process.cpuUsage();
-      return { idp: threadCpuMs(), process: (user + system) / 1000, redis: server ? cpuMs(`/proc/${server.child.pid}/stat`) : 0, machine: machineCpuMs() };
+      return { idp: threadCpuMs(), process: (user + system) / 1000, redis: pids.reduce((sum, pid) => sum + cpuMs(`/proc/${pid}/stat`), 0), machine: machineCpuMs() };
     };
     let before = cpu();
     const result = await new Promise<LoadResult>((resolve, reject) => {
@@ -164,13 +182,15 @@ async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issue
     const rssMiB = process.memoryUsage().rss / 2 ** 20;
     await worker.terminate();
     // Commands per login, from the server's own count (warm-up included, hence the division by every login).
-    const stats = redis ? String(await redis.sendCommand(['INFO', 'commandstats'])) : '';
+    const stats = admin ? String(await admin.sendCommand(['INFO', 'commandstats'])) : '';
     const commands = [...stats.matchAll(/^cmdstat_(?!info\b|ping\b|client\b|hello\b)\w+:calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     return { ...result, store, idpCpuMs, helperCpuMs, redisCpuMs, otherCpuMs, rssMiB, audits, redisPerLogin: commands / (load.count + load.warmup) };
   } finally {
     await idp.close();
-    await redis?.quit();
+    await redis?.close();
+    if (!plain) await admin?.close();
     if (server) await stopRedis(server);
+    if (sentinels) await stopSentinelSet(sentinels);
   }
 }
 
@@ -185,9 +205,9 @@ function report(r: RunResult): string {
   const steps = STEPS.filter((s) => s !== 'card').map((s) => `${s} ${(r.stepMs[s] / n).toFixed(2)}`).join(', ');
   const perLogin = (ms: number): string => (ms / n).toFixed(2);
   return [
-    `${r.store.padEnd(6)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} logins/s  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
+    `${r.store.padEnd(8)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} logins/s  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
     `        mean ms per step: ${steps}`,
-    `        CPU ms per login: IdP thread ${perLogin(r.idpCpuMs)}, Node helper threads ${perLogin(r.helperCpuMs)}, redis-server ${perLogin(r.redisCpuMs)}, load+card thread ${perLogin(r.loadCpuMs)} (${(((r.idpCpuMs + r.helperCpuMs + r.redisCpuMs + r.loadCpuMs) / r.wallMs) * 100).toFixed(0)} % of one core; other processes ${((r.otherCpuMs / r.wallMs) * 100).toFixed(0)} %)${r.redisPerLogin ? `; ${r.redisPerLogin.toFixed(1)} Redis commands per login` : ''}`,
+    `        CPU ms per login: IdP thread ${perLogin(r.idpCpuMs)}, Node helper threads ${perLogin(r.helperCpuMs)}, redis-server(s) ${perLogin(r.redisCpuMs)}, load+card thread ${perLogin(r.loadCpuMs)} (${(((r.idpCpuMs + r.helperCpuMs + r.redisCpuMs + r.loadCpuMs) / r.wallMs) * 100).toFixed(0)} % of one core; other processes ${((r.otherCpuMs / r.wallMs) * 100).toFixed(0)} %)${r.redisPerLogin ? `; ${r.redisPerLogin.toFixed(1)} Redis commands per login` : ''}`,
   ].join('\n');
 }
 
@@ -204,8 +224,8 @@ async function main(): Promise<void> {
   const load = { concurrency: Number(values.concurrency), count: Number(values.count), warmup: Number(values.warmup) };
   if (!(load.concurrency >= 1 && load.count >= 1 && load.warmup >= 0)) throw new Error('--concurrency and --count must be ≥ 1, --warmup ≥ 0');
   const store = values.store;
-  const stores: ('redis' | 'memory')[] = store === 'both' ? ['redis', 'memory'] : store === 'redis' || store === 'memory' ? [store] : [];
-  if (stores.length === 0) throw new Error(`--store: both, redis or memory, not ${store}`);
+  const stores: Store[] = store === 'both' ? ['redis', 'memory'] : store === 'all' ? ['redis', 'sentinel', 'memory'] : store === 'redis' || store === 'memory' || store === 'sentinel' ? [store] : [];
+  if (stores.length === 0) throw new Error(`--store: both, all, redis, memory or sentinel, not ${store}`);
 
   if (values.child) {
     process.stdout.write(`${JSON.stringify(await runStore(stores[0] ?? 'memory', load))}\n`);

@@ -37,7 +37,8 @@ async function spawnRedis(command: string, port: number, args: string[], configT
   let exited = false;
   child.once('exit', () => (exited = true));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const deadline = Date.now() + 5000;
+  // Generous: on a loaded machine a Sentinel takes seconds to start.
+  const deadline = Date.now() + 15_000;
   while (!exited && Date.now() < deadline) {
     if (await ping(port)) return { port, child, dir };
     await sleep(20);

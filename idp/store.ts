@@ -103,6 +103,14 @@ function replicasOf(role: unknown): number {
   return 0;
 }
 
+/**
+ * What a login in progress writes and nothing completed needs: not waited for (a failover loses at most
+ * that login, which fails and is started again). Every request that completes something (the code, the
+ * tokens, a refresh, a logout) writes a waited record after them, and its WAIT covers them too.
+ */
+const UNWAITED_MODELS = new Set(['Interaction']);
+const UNWAITED_KV = /^login-nonce:/;
+
 /** Models whose records belong to a grant: revoking the grant (logout, replayed code) removes them all. */
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
@@ -133,9 +141,9 @@ class Bounded {
    * WAIT once enough replicas acknowledged everything this connection wrote so far, which covers every
    * write before it in the replication stream (the other instances' too).
    */
-  write<T>(what: string, command: (client: RedisStoreClient) => Promise<T>): Promise<T> {
+  write<T>(what: string, command: (client: RedisStoreClient) => Promise<T>, waited = true): Promise<T> {
     const r = this.replication;
-    if (!r || r.replicas <= 0) return this.call(what, command);
+    if (!r || r.replicas <= 0 || !waited) return this.call(what, command);
     return this.call(what, async (c) => {
       if (!c.wait || !c.role) throw new StoreError('this Redis client has no wait()/role(): replication needs a node-redis client');
       if (this.#state.degraded && Date.now() >= this.#state.recheckAt) await this.#check(c, r);
@@ -219,7 +227,7 @@ class RedisAdapter implements Adapter {
         writes.push(c.rPush(grant, key).then((length) => (length === 1 ? c.expire(grant, MAX_TTL) : undefined)));
       }
       await Promise.all(writes);
-    });
+    }, !UNWAITED_MODELS.has(this.name));
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -251,7 +259,7 @@ class RedisAdapter implements Adapter {
 
   async destroy(id: string): Promise<void> {
     const key = this.#key(id);
-    await this.redis.write(`destroy ${this.name}`, (c) => c.del([key, `${key}:consumed`]));
+    await this.redis.write(`destroy ${this.name}`, (c) => c.del([key, `${key}:consumed`]), !UNWAITED_MODELS.has(this.name));
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
@@ -271,7 +279,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   async put(key: string, value: string, ttlSeconds: number): Promise<void> {
-    await this.#redis.write('put', (c) => c.set(`${this.#redis.prefix}kv:${key}`, value, { expiration: { type: 'EX', value: ttl(ttlSeconds) } }));
+    await this.#redis.write('put', (c) => c.set(`${this.#redis.prefix}kv:${key}`, value, { expiration: { type: 'EX', value: ttl(ttlSeconds) } }), !UNWAITED_KV.test(key));
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -279,7 +287,7 @@ export class RedisKeyValueStore implements KeyValueStore {
   }
 
   async take(key: string): Promise<string | undefined> {
-    return (await this.#redis.write('take', (c) => c.getDel(`${this.#redis.prefix}kv:${key}`))) ?? undefined;
+    return (await this.#redis.write('take', (c) => c.getDel(`${this.#redis.prefix}kv:${key}`), !UNWAITED_KV.test(key))) ?? undefined;
   }
 }
 
