@@ -119,10 +119,16 @@ const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', '
  * Per replication setting (the adapter and the key-value store of one instance share it): the primary has
  * fewer replicas than asked, so writes do not WAIT; ROLE is asked again at `recheckAt`.
  */
-const replicationState = new WeakMap<RedisReplication, { degraded: boolean; recheckAt: number }>();
+interface ReplicationState {
+  degraded: boolean;
+  recheckAt: number;
+  /** The WAIT that the writes answered in this turn of the event loop will share, not sent yet. */
+  nextWait?: Promise<number> | undefined;
+}
+const replicationState = new WeakMap<RedisReplication, ReplicationState>();
 
 class Bounded {
-  readonly #state: { degraded: boolean; recheckAt: number };
+  readonly #state: ReplicationState;
 
   constructor(
     readonly client: RedisStoreClient,
@@ -149,13 +155,25 @@ class Bounded {
       if (this.#state.degraded && Date.now() >= this.#state.recheckAt) await this.#check(c, r);
       if (this.#state.degraded) return command(c);
       const value = await command(c);
-      const acknowledged = await c.wait(r.replicas, r.waitMs);
+      const acknowledged = await this.#wait(c, r);
       if (acknowledged >= r.replicas) return value;
       // Too few: a primary that has no such replicas any more (failover) goes on, noted; one that has them fails.
       await this.#check(c, r);
       if (!this.#state.degraded) throw new StoreReplicationError(`${what}: ${acknowledged} of ${r.replicas} replica(s) acknowledged the write within ${r.waitMs} ms`);
       return value;
     });
+  }
+
+  /**
+   * One WAIT for every write answered in this turn of the event loop (several requests in flight write at
+   * once): sent once they all are, it covers them all, and the replica is asked once instead of n times.
+   */
+  #wait(c: RedisStoreClient, r: RedisReplication): Promise<number> {
+    this.#state.nextWait ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.#state.nextWait = undefined;
+      return c.wait?.(r.replicas, r.waitMs) ?? 0;
+    });
+    return this.#state.nextWait;
   }
 
   async #check(c: RedisStoreClient, r: RedisReplication): Promise<void> {
