@@ -27,35 +27,62 @@ export interface SentinelOptions {
   downAfterMs?: number;
 }
 
+/**
+ * Starts it, again after a moment if its port is held: the ports are fixed (41200–41299) and a client's
+ * connection elsewhere on the machine may be using one of them as its own local (ephemeral) port.
+ */
 async function spawnRedis(command: string, port: number, args: string[], configText?: string): Promise<RedisProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await spawnOnce(command, port, args, configText);
+    } catch (error) {
+      if (attempt === 5 || !String(error).includes('Address already in use')) throw error;
+      await sleep(1000);
+    }
+  }
+}
+
+async function spawnOnce(command: string, port: number, args: string[], configText?: string): Promise<RedisProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'cpsd-sentinel-'));
   const config = join(dir, 'redis.conf');
   // A Sentinel rewrites its configuration file: it must be its own, writable.
   if (configText !== undefined) writeFileSync(config, configText);
-  const child = spawn(command, [...(configText === undefined ? [] : [config]), ...args], { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir });
+  const child = spawn(command, [...(configText === undefined ? [] : [config]), ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
   let stderr = '';
   let exited = false;
   child.once('exit', () => (exited = true));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  // Redis logs to stdout: kept (the last few KB) to say why it did not start.
+  const keep = (d: Buffer): void => void (stderr = (stderr + d.toString()).slice(-4000));
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
   // Generous: on a loaded machine a Sentinel takes seconds to start.
   const deadline = Date.now() + 15_000;
   while (!exited && Date.now() < deadline) {
     if (await ping(port)) return { port, child, dir };
-    await sleep(20);
+    await sleep(50);
   }
   await stopRedis({ port, child, dir });
   throw new Error(`${command} did not answer PING on 127.0.0.1:${port} (is the port taken?): ${stderr.trim()}`);
 }
 
+/** One connection per server while the set starts (polling with a new one each time would use up local ports). */
+const askers = new Map<number, ReturnType<typeof createClient>>();
+
 async function ask<T>(port: number, args: string[]): Promise<T> {
-  const client = createClient({ socket: { host: '127.0.0.1', port, connectTimeout: 1000, reconnectStrategy: false } });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return (await client.sendCommand(args)) as T;
-  } finally {
-    client.destroy();
+  let client = askers.get(port);
+  if (!client?.isReady) {
+    client?.destroy();
+    client = createClient({ socket: { host: '127.0.0.1', port, connectTimeout: 1000, reconnectStrategy: false } });
+    client.on('error', () => {});
+    askers.set(port, client);
+    await client.connect();
   }
+  return (await client.sendCommand(args)) as T;
+}
+
+function closeAskers(): void {
+  for (const client of askers.values()) client.destroy();
+  askers.clear();
 }
 
 export async function startSentinelSet(base: number, options: SentinelOptions = {}): Promise<SentinelSet> {
@@ -105,13 +132,19 @@ export async function startSentinelSet(base: number, options: SentinelOptions = 
   } catch (error) {
     await Promise.all(started.map((p) => stopRedis(p)));
     throw error;
+  } finally {
+    closeAskers();
   }
 }
 
 /** The address the Sentinels give for the primary now. */
 export async function primaryPort(set: SentinelSet, sentinel = 0): Promise<number> {
-  const [, port] = await ask<[string, string]>(set.sentinels[sentinel]?.port ?? 0, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', set.name]);
-  return Number(port);
+  try {
+    const [, port] = await ask<[string, string]>(set.sentinels[sentinel]?.port ?? 0, ['SENTINEL', 'GET-MASTER-ADDR-BY-NAME', set.name]);
+    return Number(port);
+  } finally {
+    closeAskers();
+  }
 }
 
 export async function stopSentinelSet(set: SentinelSet): Promise<void> {

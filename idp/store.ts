@@ -26,6 +26,8 @@ export interface KeyValueStore {
   get(key: string): Promise<string | undefined>;
   /** Gets and deletes in one step: of two instances taking the same key, one gets it. */
   take(key: string): Promise<string | undefined>;
+  /** Puts and answers the value it replaced, in one step (one round trip). */
+  swap(key: string, value: string, ttlSeconds: number): Promise<string | undefined>;
 }
 
 export class MemoryKeyValueStore implements KeyValueStore {
@@ -49,6 +51,12 @@ export class MemoryKeyValueStore implements KeyValueStore {
     this.#map.delete(key);
     return value;
   }
+
+  async swap(key: string, value: string, ttlSeconds: number): Promise<string | undefined> {
+    const previous = await this.get(key);
+    await this.put(key, value, ttlSeconds);
+    return previous;
+  }
 }
 
 /**
@@ -56,7 +64,8 @@ export class MemoryKeyValueStore implements KeyValueStore {
  * Function-typed properties, so the options are checked strictly against the client's own.
  */
 export interface RedisStoreClient {
-  set: (key: string, value: string, options: { expiration: { type: 'EX'; value: number } }) => Promise<string | null>;
+  /** With `GET: true` (`SET … GET`, Redis ≥ 6.2): the value replaced, or null. */
+  set: (key: string, value: string, options: { expiration: { type: 'EX'; value: number }; GET?: true }) => Promise<string | null>;
   get: (key: string) => Promise<string | null>;
   mGet: (keys: string[]) => Promise<(string | null)[]>;
   getDel: (key: string) => Promise<string | null>;
@@ -306,6 +315,11 @@ export class RedisKeyValueStore implements KeyValueStore {
 
   async take(key: string): Promise<string | undefined> {
     return (await this.#redis.write('take', (c) => c.getDel(`${this.#redis.prefix}kv:${key}`), !UNWAITED_KV.test(key))) ?? undefined;
+  }
+
+  async swap(key: string, value: string, ttlSeconds: number): Promise<string | undefined> {
+    const previous = await this.#redis.write('swap', (c) => c.set(`${this.#redis.prefix}kv:${key}`, value, { expiration: { type: 'EX', value: ttl(ttlSeconds) }, GET: true }), !UNWAITED_KV.test(key));
+    return previous ?? undefined;
   }
 }
 

@@ -95,6 +95,15 @@ describe('RedisKeyValueStore', () => {
     expect([a, b].filter((x) => x === undefined)).toHaveLength(1);
   });
 
+  it('swaps a record: the value it replaced, in one SET … GET, with the new lifetime', async () => {
+    const p = prefix();
+    const store = new RedisKeyValueStore(one, { prefix: p });
+    expect(await store.swap('k', 'v1', 60)).toBeUndefined();
+    expect(await new RedisKeyValueStore(two, { prefix: p }).swap('k', 'v2', 120)).toBe('v1');
+    expect(await store.get('k')).toBe('v2');
+    expect(await one.ttl(`${p}kv:k`)).toBeGreaterThan(60);
+  });
+
   it('gets a record without taking it', async () => {
     const store = new RedisKeyValueStore(one, { prefix: prefix() });
     await store.put('k', 'v', 60);
