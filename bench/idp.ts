@@ -12,10 +12,12 @@
  * thread (/proc), and so is what other processes of the machine ran meanwhile: on a shared machine the
  * CPU per login is the steadier figure.
  *
- *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory]
+ * With `--store sentinel`: a primary, one replica and three Sentinels (ports 41220–41224), the IdP
+ * connected as the Sentinel form of its configuration connects it, every write followed by WAIT 1.
+ *
+ *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory|sentinel|all]
  */
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -23,18 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createClient } from 'redis';
-import { openCard } from '../cards/atr-table.js';
-import { CpsCard } from '../cards/card.js';
-import { Pin } from '../cards/pin.js';
 import type { TrustOptions } from '../idp/interaction.js';
-import { signedData } from '../pkcs/token.js';
-import type { VirtualCpsCard } from '../sim/cps/card.js';
-import { fixtureCard, loadMaterial } from '../sim/cps/fixtures.js';
+import { fixtureCard } from '../sim/cps/fixtures.js';
+import { CLIENT, login, STEPS, type Step } from './idp-login.js';
+import { startSentinelSet, stopSentinelSet } from './redis-sentinel.js';
 import { startRedis, stopRedis } from './redis-server.js';
 
-const CLIENT = { client_id: 'bench', client_secret: 'bench-secret-0123456789abcdef0123456789', redirect_uris: ['http://localhost:1/cb'], grant_types: ['authorization_code', 'refresh_token'] };
-const STEPS = ['auth', 'page', 'nonce', 'card', 'login', 'resume', 'token'] as const;
-type Step = (typeof STEPS)[number];
 
 interface LoadParams {
   issuer: string;
@@ -86,134 +82,6 @@ function machineCpuMs(): number {
 
 // ---------------------------------------------------------------- load generator (worker thread)
 
-/** The cookies of one user agent; path-scoped as RFC 6265 says, expired ones (oidc-provider's clearing) dropped. */
-class Jar {
-  readonly #cookies = new Map<string, { name: string; value: string; path: string }>();
-
-  take(res: Response): void {
-    for (const line of res.headers.getSetCookie()) {
-      const [pair = '', ...attributes] = line.split(';');
-      const eq = pair.indexOf('=');
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      let path = '/';
-      let gone = false;
-      for (const attribute of attributes) {
-        const [k = '', v = ''] = attribute.split('=').map((s) => s.trim());
-        const key = k.toLowerCase();
-        if (key === 'path' && v.startsWith('/')) path = v;
-        else if (key === 'expires' && Date.parse(v) <= Date.now()) gone = true;
-        else if (key === 'max-age' && Number(v) <= 0) gone = true;
-      }
-      if (gone) this.#cookies.delete(`${name};${path}`);
-      else this.#cookies.set(`${name};${path}`, { name, value, path });
-    }
-  }
-
-  header(path: string): string {
-    const match = (p: string): boolean => path === p || (path.startsWith(p) && (p.endsWith('/') || path[p.length] === '/'));
-    return [...this.#cookies.values()].filter((c) => match(c.path)).map((c) => `${c.name}=${c.value}`).join('; ');
-  }
-}
-
-async function send(jar: Jar, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; location: string; body: string }> {
-  const cookie = jar.header(new URL(url).pathname);
-  const res = await fetch(url, { ...init, redirect: 'manual', headers: { ...init.headers, ...(cookie ? { Cookie: cookie } : {}) } });
-  jar.take(res);
-  // Always read the body: the keep-alive connection goes back to the pool only then.
-  const body = await res.text();
-  return { status: res.status, location: res.headers.get('location') ?? '', body };
-}
-
-function expect(what: string, got: { status: number; body: string }, status: number): void {
-  if (got.status !== status) throw new Error(`${what}: HTTP ${got.status} (expected ${status}): ${got.body.slice(0, 300)}`);
-}
-
-/**
- * The holder's card as test/helpers/demo-tokens.ts uses it (open, PIN, INTERNAL AUTHENTICATE), but one
- * virtual card per workstation in flight, made once: making one parses its three PEM keys (about 1.5 ms,
- * that would crowd the load thread), which a card in a reader does not do per login.
- */
-const AUTH_CERT = Buffer.from(loadMaterial('doctor').authCert).toString('base64');
-async function cardToken(card: VirtualCpsCard, origin: string, nonce: string): Promise<object> {
-  const driver = openCard({ transmit: async (c) => card.transmit(c) }, card.atr);
-  await driver.verifyPin(new Pin('1234'));
-  const signature = await driver.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(signedData(origin, nonce)).digest()));
-  return { unverifiedCertificate: AUTH_CERT, algorithm: 'RS256', signature: Buffer.from(signature).toString('base64'), format: 'web-eid:1.0', appVersion: 'bench' };
-}
-
-/** One login from a fresh user agent; the time of each step in `steps`. */
-async function login(issuer: string, card: VirtualCpsCard, steps: Record<Step, number>): Promise<void> {
-  const origin = new URL(issuer).origin;
-  const jar = new Jar();
-  const redirectUri = CLIENT.redirect_uris[0] ?? '';
-  const verifier = randomBytes(32).toString('base64url');
-  const state = randomBytes(12).toString('base64url');
-  let t = performance.now();
-  const lap = (step: Step): void => {
-    const now = performance.now();
-    steps[step] += now - t;
-    t = now;
-  };
-
-  const query = new URLSearchParams({
-    client_id: CLIENT.client_id,
-    response_type: 'code',
-    scope: 'openid profile scope_all',
-    redirect_uri: redirectUri,
-    state,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  });
-  const auth = await send(jar, `${issuer}/auth?${query}`);
-  expect('/auth', auth, 303);
-  const interaction = new URL(auth.location, issuer).href;
-  lap('auth');
-
-  const page = await send(jar, interaction);
-  expect('login page', page, 200);
-  const csrf = /const CSRF = ("[^"]*");/.exec(page.body)?.[1];
-  if (!csrf) throw new Error('login page: no CSRF token');
-  const headers = { Origin: origin, 'X-CSRF': JSON.parse(csrf) as string, 'Content-Type': 'application/json' };
-  lap('page');
-
-  const issued = await send(jar, `${interaction}/nonce`, { method: 'POST', headers, body: '{}' });
-  expect('nonce', issued, 200);
-  const { nonce } = JSON.parse(issued.body) as { nonce: string };
-  lap('nonce');
-
-  const token = await cardToken(card, origin, nonce);
-  lap('card');
-
-  const done = await send(jar, `${interaction}/login`, { method: 'POST', headers, body: JSON.stringify({ token }) });
-  expect('login', done, 200);
-  let next = new URL((JSON.parse(done.body) as { redirect: string }).redirect, issuer).href;
-  lap('login');
-
-  // /auth/<uid> → consent interaction (granted without a page, 303 itself) → /auth/<uid2> → redirect_uri.
-  for (let hops = 0; !next.startsWith(redirectUri); hops++) {
-    if (hops === 6) throw new Error(`resume: no redirect to the client after 6 hops (at ${next})`);
-    const hop = await send(jar, next);
-    if (hop.status !== 303 && hop.status !== 302) throw new Error(`resume ${next}: HTTP ${hop.status}: ${hop.body.slice(0, 300)}`);
-    next = new URL(hop.location, next).href;
-  }
-  const back = new URL(next).searchParams;
-  const code = back.get('code');
-  if (!code || back.get('state') !== state) throw new Error(`resume: bad answer to the client: ${next}`);
-  lap('resume');
-
-  const basic = Buffer.from(`${encodeURIComponent(CLIENT.client_id)}:${encodeURIComponent(CLIENT.client_secret)}`).toString('base64');
-  const tokens = await send(jar, `${issuer}/token`, {
-    method: 'POST',
-    headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, code_verifier: verifier }).toString(),
-  });
-  expect('/token', tokens, 200);
-  const got = JSON.parse(tokens.body) as Record<string, unknown>;
-  if (!got.id_token || !got.access_token || !got.refresh_token) throw new Error(`/token: missing tokens: ${Object.keys(got).join(', ')}`);
-  lap('token');
-}
-
 /** `count` logins, `concurrency` at a time; per-login IdP time (card excluded) and card time. */
 async function loginRun(params: LoadParams, count: number): Promise<Omit<LoadResult, 'loadCpuMs'>> {
   const idpMs: number[] = [];
@@ -259,29 +127,43 @@ function simTrust(root: string): TrustOptions {
   };
 }
 
-async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issuer'>): Promise<RunResult> {
+type Store = 'redis' | 'memory' | 'sentinel';
+
+async function runStore(store: Store, load: Omit<LoadParams, 'issuer'>): Promise<RunResult> {
   // Loaded here only: oidc-provider warns on import (Node 20), the parent and the load thread need none of it.
   const { PACKAGE_ROOT, startIdp } = await import('../idp/server.js');
+  const { connectRedis, replicationOf } = await import('../idp/store.js');
   const server = store === 'redis' ? await startRedis() : undefined;
-  const redis = server ? createClient({ socket: { host: '127.0.0.1', port: server.port } }) : undefined;
-  redis?.on('error', (e: unknown) => process.stderr.write(`bench: Redis: ${String(e)}\n`));
-  await redis?.connect();
+  const sentinels = store === 'sentinel' ? await startSentinelSet(41220) : undefined;
+  const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  const settings = sentinels ? { prefix: 'cpsd-idp:', sentinel: { nodes: sentinels.nodes, name: sentinels.name, replicas: 1, waitMs: 500 } } : undefined;
+  const plain = server ? createClient({ socket: { host: '127.0.0.1', port: server.port } }) : undefined;
+  plain?.on('error', (e: unknown) => process.stderr.write(`bench: Redis: ${String(e)}\n`));
+  await plain?.connect();
+  const redis = plain ?? (settings ? await connectRedis(settings, log) : undefined);
+  const replication = settings ? replicationOf(settings, log) : undefined;
+  /** The servers whose CPU is counted: the primary (and its replica). */
+  const pids = [server?.child.pid, sentinels?.primary.child.pid, sentinels?.replica.child.pid].filter((pid) => pid !== undefined);
+  /** A client of the primary itself, for its command count. */
+  const admin = plain ?? (sentinels ? createClient({ socket: { host: '127.0.0.1', port: sentinels.primary.port } }) : undefined);
+  if (sentinels) await admin?.connect();
   let audits = 0;
   const idp = await startIdp({
     port: 0,
-    clients: [CLIENT],
+    clients: [{ ...CLIENT }],
     trust: simTrust(PACKAGE_ROOT),
     daemonPort: 1, // unused: the bench makes the tokens itself
     allowHttpLocalhost: true,
     loginsPerMinute: 1e9, // one client address for every login: the per-address limit would refuse them
     ...(redis ? { redis } : {}),
+    ...(replication ? { redisReplication: replication } : {}),
     audit: () => void audits++,
   });
   try {
     const worker = new Worker(fileURLToPath(import.meta.url), { workerData: { ...load, issuer: idp.issuer } satisfies LoadParams });
     const cpu = (): { idp: number; process: number; redis: number; machine: number } => {
       const { user, system } = process.cpuUsage();
-      return { idp: threadCpuMs(), process: (user + system) / 1000, redis: server ? cpuMs(`/proc/${server.child.pid}/stat`) : 0, machine: machineCpuMs() };
+      return { idp: threadCpuMs(), process: (user + system) / 1000, redis: pids.reduce((sum, pid) => sum + cpuMs(`/proc/${pid}/stat`), 0), machine: machineCpuMs() };
     };
     let before = cpu();
     const result = await new Promise<LoadResult>((resolve, reject) => {
@@ -300,13 +182,15 @@ async function runStore(store: 'redis' | 'memory', load: Omit<LoadParams, 'issue
     const rssMiB = process.memoryUsage().rss / 2 ** 20;
     await worker.terminate();
     // Commands per login, from the server's own count (warm-up included, hence the division by every login).
-    const stats = redis ? String(await redis.sendCommand(['INFO', 'commandstats'])) : '';
+    const stats = admin ? String(await admin.sendCommand(['INFO', 'commandstats'])) : '';
     const commands = [...stats.matchAll(/^cmdstat_(?!info\b|ping\b|client\b|hello\b)\w+:calls=(\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
     return { ...result, store, idpCpuMs, helperCpuMs, redisCpuMs, otherCpuMs, rssMiB, audits, redisPerLogin: commands / (load.count + load.warmup) };
   } finally {
     await idp.close();
-    await redis?.quit();
+    await redis?.close();
+    if (!plain) await admin?.close();
     if (server) await stopRedis(server);
+    if (sentinels) await stopSentinelSet(sentinels);
   }
 }
 
@@ -321,9 +205,9 @@ function report(r: RunResult): string {
   const steps = STEPS.filter((s) => s !== 'card').map((s) => `${s} ${(r.stepMs[s] / n).toFixed(2)}`).join(', ');
   const perLogin = (ms: number): string => (ms / n).toFixed(2);
   return [
-    `${r.store.padEnd(6)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} logins/s  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
+    `${r.store.padEnd(8)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} logins/s  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
     `        mean ms per step: ${steps}`,
-    `        CPU ms per login: IdP thread ${perLogin(r.idpCpuMs)}, Node helper threads ${perLogin(r.helperCpuMs)}, redis-server ${perLogin(r.redisCpuMs)}, load+card thread ${perLogin(r.loadCpuMs)} (${(((r.idpCpuMs + r.helperCpuMs + r.redisCpuMs + r.loadCpuMs) / r.wallMs) * 100).toFixed(0)} % of one core; other processes ${((r.otherCpuMs / r.wallMs) * 100).toFixed(0)} %)${r.redisPerLogin ? `; ${r.redisPerLogin.toFixed(1)} Redis commands per login` : ''}`,
+    `        CPU ms per login: IdP thread ${perLogin(r.idpCpuMs)}, Node helper threads ${perLogin(r.helperCpuMs)}, redis-server(s) ${perLogin(r.redisCpuMs)}, load+card thread ${perLogin(r.loadCpuMs)} (${(((r.idpCpuMs + r.helperCpuMs + r.redisCpuMs + r.loadCpuMs) / r.wallMs) * 100).toFixed(0)} % of one core; other processes ${((r.otherCpuMs / r.wallMs) * 100).toFixed(0)} %)${r.redisPerLogin ? `; ${r.redisPerLogin.toFixed(1)} Redis commands per login` : ''}`,
   ].join('\n');
 }
 
@@ -340,8 +224,8 @@ async function main(): Promise<void> {
   const load = { concurrency: Number(values.concurrency), count: Number(values.count), warmup: Number(values.warmup) };
   if (!(load.concurrency >= 1 && load.count >= 1 && load.warmup >= 0)) throw new Error('--concurrency and --count must be ≥ 1, --warmup ≥ 0');
   const store = values.store;
-  const stores: ('redis' | 'memory')[] = store === 'both' ? ['redis', 'memory'] : store === 'redis' || store === 'memory' ? [store] : [];
-  if (stores.length === 0) throw new Error(`--store: both, redis or memory, not ${store}`);
+  const stores: Store[] = store === 'both' ? ['redis', 'memory'] : store === 'all' ? ['redis', 'sentinel', 'memory'] : store === 'redis' || store === 'memory' || store === 'sentinel' ? [store] : [];
+  if (stores.length === 0) throw new Error(`--store: both, all, redis, memory or sentinel, not ${store}`);
 
   if (values.child) {
     process.stdout.write(`${JSON.stringify(await runStore(stores[0] ?? 'memory', load))}\n`);

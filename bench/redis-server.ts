@@ -27,7 +27,7 @@ async function freePort(): Promise<number> {
 }
 
 /** One raw PING, so readiness does not depend on the client under test. */
-function ping(port: number): Promise<boolean> {
+export function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     let reply = '';

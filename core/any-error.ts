@@ -32,7 +32,7 @@ import type { ProtocolError } from '../daemon/protocol.js';
 import type { Pkcs11Error } from '../pkcs11/ckr.js';
 import type { CertificateFormatError } from '../pkcs/holder.js';
 import type { LogoutDeliveryError } from '../idp/logout.js';
-import type { StoreError } from '../idp/store.js';
+import type { StoreError, StoreReplicationError } from '../idp/store.js';
 import type { UpstreamError } from '../idp/upstream.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
 import type { TokenError } from '../pkcs/token.js';
@@ -75,6 +75,7 @@ export type AnyCpsdError =
   | TrustError
   | NonceStoreError
   | StoreError
+  | StoreReplicationError
   | UpstreamError
   | LogoutDeliveryError
   | ConfigError

@@ -6,6 +6,7 @@
 import { chmodSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { ClientMetadata, JWK } from 'oidc-provider';
+import { t } from '../core/i18n.js';
 import { ConfigError } from '../daemon/config.js';
 import type { RevocationMode } from '../pkcs/trust-types.js';
 import type { TrustOptions } from './interaction.js';
@@ -27,6 +28,26 @@ export interface UpstreamSettings {
   allowInsecureHttp?: boolean;
 }
 
+/** One Redis (`url`), or a primary and its replicas found through Redis Sentinel (`sentinel`). */
+export type RedisSettings = { prefix: string } & ({ url: string; sentinel?: undefined } | { url?: undefined; sentinel: RedisSentinelSettings });
+
+export interface RedisSentinelSettings {
+  /** The Sentinels to ask first (each knows the others): "host:port" in the file. */
+  nodes: { host: string; port: number }[];
+  /** The primary's name in the Sentinels' configuration (`sentinel monitor <name> …`). */
+  name: string;
+  /** For the primary and replicas (ACL user, requirepass). */
+  username?: string;
+  password?: string;
+  /** For the Sentinels themselves, when they require one. */
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+  /** Replicas that hold a write before the request goes on (WAIT); 0: none. */
+  replicas: number;
+  /** WAIT's timeout, ms. */
+  waitMs: number;
+}
+
 export interface IdpConfig {
   issuer: string;
   host: string;
@@ -36,7 +57,7 @@ export interface IdpConfig {
   clients: ClientMetadata[];
   jwks: { keys: JWK[] };
   cookieKeys: string[];
-  redis?: { url: string; prefix: string };
+  redis?: RedisSettings;
   trust: TrustOptions;
   upstream?: UpstreamSettings;
   loginsPerMinute: number;
@@ -110,8 +131,37 @@ export function readIdpConfig(file: string): IdpConfig {
   }
 
   let redis: IdpConfig['redis'];
-  if (raw.redis !== undefined) {
-    const r = typeof raw.redis === 'string' ? { url: raw.redis } : isObject(raw.redis) ? only(raw.redis, 'redis', ['url', 'prefix']) : fail('redis', 'must be a URL or { "url", "prefix" }');
+  if (isObject(raw.redis) && raw.redis.sentinels !== undefined) {
+    // The Sentinel form: a primary and its replicas, the primary found (and found again after a failover) by asking the Sentinels.
+    const s = only(raw.redis, 'redis', ['sentinels', 'name', 'prefix', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'replicas', 'waitMs']);
+    if (!Array.isArray(s.sentinels) || s.sentinels.length === 0) fail('redis.sentinels', t('idp.redis.sentinels'));
+    const nodes = (s.sentinels as unknown[]).map((node, i) => {
+      const m = typeof node === 'string' ? /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(node) : null;
+      const nodePort = Number(m?.[2]);
+      if (!m || nodePort < 1 || nodePort > 65535) return fail(`redis.sentinels[${i}]`, t('idp.redis.sentinelNode', { value: JSON.stringify(node) }));
+      return { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1'), port: nodePort };
+    });
+    const optional = (v: unknown, key: string): { [k: string]: string } => (v === undefined ? {} : { [key]: string(v, `redis.${key}`) });
+    const replicas = s.replicas ?? 1;
+    if (!Number.isInteger(replicas) || (replicas as number) < 0 || (replicas as number) > 16) fail('redis.replicas', t('idp.redis.replicas'));
+    const waitMs = s.waitMs ?? 500;
+    // Below the store's 2 s bound on a request to Redis, so that an unanswered WAIT is told apart from a Redis gone.
+    if (!Number.isInteger(waitMs) || (waitMs as number) < 1 || (waitMs as number) > 1500) fail('redis.waitMs', t('idp.redis.waitMs'));
+    redis = {
+      prefix: s.prefix === undefined ? 'cpsd-idp:' : string(s.prefix, 'redis.prefix'),
+      sentinel: {
+        nodes,
+        name: string(s.name, 'redis.name'),
+        ...optional(s.username, 'username'),
+        ...optional(s.password, 'password'),
+        ...optional(s.sentinelUsername, 'sentinelUsername'),
+        ...optional(s.sentinelPassword, 'sentinelPassword'),
+        replicas: replicas as number,
+        waitMs: waitMs as number,
+      },
+    };
+  } else if (raw.redis !== undefined) {
+    const r = typeof raw.redis === 'string' ? { url: raw.redis } : isObject(raw.redis) ? only(raw.redis, 'redis', ['url', 'prefix']) : fail('redis', t('idp.redis.form'));
     const redisUrl = string(r.url, 'redis.url');
     if (!/^rediss?:\/\//.test(redisUrl)) fail('redis.url', 'must be redis://… or rediss://…');
     redis = { url: redisUrl, prefix: r.prefix === undefined ? 'cpsd-idp:' : string(r.prefix, 'redis.prefix') };

@@ -269,14 +269,18 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
   };
 
   /** Ends the login: the account for the other instances, the audit line, oidc-provider's redirect. */
-  const finish = async (req: IncomingMessage, res: ServerResponse, interaction: Interaction, method: 'card' | 'upstream', claims: HolderClaims, acr: string, amr: string[]): Promise<string> => {
+  const finish = async (interaction: Interaction, method: 'card' | 'upstream', claims: HolderClaims, acr: string, amr: string[]): Promise<string> => {
     const client = String(interaction.params.client_id ?? '');
-    await options.accounts.set(claims);
     // The configured clients are first-party: what they ask is granted with the login, which spares the
     // consent round trip (two requests, a third of the store's writes: npm run bench:idp).
     const grant = new provider.Grant({ accountId: claims.sub, clientId: client });
     if (typeof interaction.params.scope === 'string') grant.addOIDCScope(interaction.params.scope);
-    const redirect = await provider.interactionResult(req, res, { login: { accountId: claims.sub, acr, amr }, consent: { grantId: await grant.save() } });
+    // The account and the grant written together (one round trip to the store), then the result saved on
+    // the interaction already read, as oidc-provider's interactionResult() would after reading it again.
+    const [, grantId] = await Promise.all([options.accounts.set(claims), grant.save()]);
+    interaction.result = { ...interaction.lastSubmission, login: { accountId: claims.sub, acr, amr }, consent: { grantId } };
+    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+    const redirect = interaction.returnTo;
     options.audit({ event: 'login', method, sub: claims.sub, client, acr, amr });
     return redirect;
   };
@@ -407,7 +411,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       const card = contactless ? undefined : cardData(body);
       const claims = card ? holderClaimsWithSituations(holder, card.identity, card.situations) : holderClaims(holder);
       const [acr, amr] = contactless ? [ACR_CONTACTLESS, [...AMR_CONTACTLESS]] : [ACR_CARD_PIN, [...AMR_CARD_PIN]];
-      json(res, 200, { redirect: await finish(req, res, interaction, 'card', claims, acr, amr) });
+      json(res, 200, { redirect: await finish(interaction, 'card', claims, acr, amr) });
     } catch (error) {
       const code = error instanceof TokenError || error instanceof TrustError || error instanceof CardDataMismatchError ? error.code : error instanceof SyntaxError ? 'BAD_REQUEST' : undefined;
       if (code === undefined) throw error; // the store or the provider failed: a 500, not a refusal
@@ -450,7 +454,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       html(res, 400, errorPage(lang, 'interaction_expired', undefined));
       return;
     }
-    const redirect = await finish(req, res, interaction, 'upstream', done.claims, done.acr, done.amr);
+    const redirect = await finish(interaction, 'upstream', done.claims, done.acr, done.amr);
     res.writeHead(303, { Location: redirect, 'Cache-Control': 'no-store' }).end();
   }
 }

@@ -142,9 +142,8 @@ function supersedeAccessTokens(provider: Provider, store: KeyValueStore) {
     if (ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
     const token = ctx.oidc.entities.AccessToken;
     if (!token?.grantId || !token.jti) return;
-    const key = `access-token:${token.grantId}`;
-    const previous = await store.get(key);
+    // The new one recorded and the previous one read in one step (one round trip to the store).
+    const previous = await store.swap(`access-token:${token.grantId}`, token.jti, SESSION_SECONDS);
     if (previous && previous !== token.jti) await (await provider.AccessToken.find(previous))?.destroy();
-    await store.put(key, token.jti, SESSION_SECONDS);
   };
 }

@@ -19,7 +19,7 @@ export { PACKAGE_ROOT };
 import { ConfigError } from '../daemon/config.js';
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
 import { AccountStore, createProvider } from './provider.js';
-import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisStoreClient } from './store.js';
+import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisReplication, type RedisStoreClient } from './store.js';
 
 
 export interface IdpOptions {
@@ -39,6 +39,8 @@ export interface IdpOptions {
   redis?: RedisStoreClient & RedisNonceClient;
   /** Prefix of every Redis key (default `cpsd-idp:`): several IdPs can share one Redis. */
   redisPrefix?: string;
+  /** Writes wait for replicas (Redis Sentinel: `WAIT` after each write); none by default. */
+  redisReplication?: RedisReplication;
   /** Behind a reverse proxy: believe its X-Forwarded-For/-Proto/-Host (oidc-provider's `proxy`). */
   behindProxy?: boolean;
   /** Login attempts (a card challenge or an upstream start) per client address and minute (default 30). */
@@ -81,7 +83,8 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
   }
   let issuer = options.issuer ?? '';
   const prefix = options.redisPrefix ?? 'cpsd-idp:';
-  const store: KeyValueStore = options.redis ? new RedisKeyValueStore(options.redis, { prefix }) : new MemoryKeyValueStore();
+  const replication = options.redisReplication ? { replication: options.redisReplication } : {};
+  const store: KeyValueStore = options.redis ? new RedisKeyValueStore(options.redis, { prefix, ...replication }) : new MemoryKeyValueStore();
   const nonces: NonceStore = options.redis ? new RedisNonceStore(options.redis, { prefix: `${prefix}nonce:` }) : new MemoryNonceStore();
   const accounts = new AccountStore(store);
   const cookieKeys = options.cookieKeys ?? [randomBytes(32).toString('hex')];
@@ -98,7 +101,7 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         accounts,
         cookieKeys,
         ...(options.jwks ? { jwks: options.jwks } : {}),
-        ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix }) } : {}),
+        ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix, ...replication }) } : {}),
         allowContactless: options.allowContactless === true,
         ...(options.sessionSeconds ? { sessionSeconds: options.sessionSeconds } : {}),
       });

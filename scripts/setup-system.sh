@@ -6,7 +6,7 @@
 # firefox-esr drives the Local Network Access tests with Chromium (test/e2e/lna.test.ts), through puppeteer-core
 # over WebDriver BiDi (no browser download).
 # openssl judges the trust layer (openssl verify, openssl ocsp as a real OCSP responder); redis-server backs
-# the shared nonce store's tests (test/trust/). tmux captures `cpsd doctor` as a terminal shows it
+# the shared nonce store's tests (test/trust/); redis-sentinel, Sentinel failover under cpsd-idp (test/e2e/idp-failover.test.ts). tmux captures `cpsd doctor` as a terminal shows it
 # (test/e2e/doctor-screens.test.ts). systemd gives systemd-analyze and systemctl, which judge `cpsd service`
 # (test/e2e/service.test.ts); it is not started.
 set -euo pipefail
@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 # requires a client certificate, and the browsers' own PIN dialogs in a real X server (xvfb, xdotool). Apache
 # httpd with mod_auth_openidc is a relying party nobody here wrote, for cpsd-idp's back-channel logout
 # (test/e2e/idp-logout.test.ts); it is started by the test, never as a service.
-PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server tmux systemd
+PACKAGES=(pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc iproute2 chromium firefox-esr openssl redis-server redis-sentinel tmux systemd
   gcc make libc6-dev gcc-mingw-w64-x86-64 libnss3-tools libengine-pkcs11-openssl gnutls-bin p11-kit openjdk-17-jdk-headless
   poppler-utils qpdf nginx xvfb xdotool python3-pykcs11 imagemagick apache2 libapache2-mod-auth-openidc)
 missing=()

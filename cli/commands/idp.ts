@@ -14,8 +14,7 @@ import { CpsdServer } from '../../daemon/server.js';
 import { readIdpConfig, rotateKeys } from '../../idp/config.js';
 import type { TrustOptions, UpstreamRoute } from '../../idp/interaction.js';
 import { LazyUpstream } from '../../idp/upstream.js';
-import { MemoryKeyValueStore, RedisKeyValueStore, StoreError, type RedisStoreClient } from '../../idp/store.js';
-import type { RedisNonceClient } from '../../pkcs/verify.js';
+import { connectRedis, describeRedis, MemoryKeyValueStore, RedisKeyValueStore, replicationOf } from '../../idp/store.js';
 import { PACKAGE_ROOT } from '../../idp/paths.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { ExitCode } from '../exit-codes.js';
@@ -58,29 +57,8 @@ function simTrust(): TrustOptions {
   };
 }
 
-/** A connected node-redis client (loaded only when Redis is configured), its errors on stderr. */
-type IdpRedis = RedisStoreClient & RedisNonceClient & { quit(): Promise<unknown>; destroy(): void };
-
-async function connectRedis(url: string): Promise<IdpRedis> {
-  const { createClient } = await import('redis');
-  const client = createClient({ url });
-  // node-redis reports connection trouble as 'error' events (and reconnects); unhandled they would crash.
-  client.on('error', (error: unknown) => process.stderr.write(`cpsd-idp: Redis: ${error instanceof Error ? error.message : String(error)}\n`));
-  // node-redis retries a refused connection for ever: a bound, so that a wrong URL is an error, not a hang.
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreError(`Redis did not answer at ${url.replace(/\/\/[^@/]*@/, '//…@')} within 5 s`)), 5000);
-  });
-  try {
-    await Promise.race([client.connect(), late]);
-  } catch (error) {
-    client.destroy();
-    throw error instanceof StoreError ? error : new StoreError(`cannot connect to Redis: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  } finally {
-    clearTimeout(timer);
-  }
-  return client;
-}
+/** Connection trouble of Redis (node-redis reconnects meanwhile), replication degraded: on stderr. */
+const logRedis = (line: string): void => void process.stderr.write(`${line}\n`);
 
 async function waitForSignal(): Promise<void> {
   await new Promise<void>((resolve) => {
@@ -109,11 +87,12 @@ export async function idp(options: IdpCommandOptions): Promise<number> {
 
 async function fromConfig(file: string): Promise<number> {
   const config = readIdpConfig(file);
-  const redis = config.redis ? await connectRedis(config.redis.url) : undefined;
+  const redis = config.redis ? await connectRedis(config.redis, logRedis) : undefined;
+  const replication = config.redis ? replicationOf(config.redis, logRedis) : undefined;
   let upstream: UpstreamRoute | undefined;
   if (config.upstream) {
     const u = config.upstream;
-    const store = redis && config.redis ? new RedisKeyValueStore(redis, { prefix: config.redis.prefix }) : new MemoryKeyValueStore();
+    const store = redis && config.redis ? new RedisKeyValueStore(redis, { prefix: config.redis.prefix, ...(replication ? { replication } : {}) }) : new MemoryKeyValueStore();
     const found = new LazyUpstream(
       {
         issuer: u.issuer,
@@ -144,16 +123,16 @@ async function fromConfig(file: string): Promise<number> {
     behindProxy: config.behindProxy,
     loginsPerMinute: config.loginsPerMinute,
     allowContactless: config.allowContactless,
-    ...(redis && config.redis ? { redis, redisPrefix: config.redis.prefix } : {}),
+    ...(redis && config.redis ? { redis, redisPrefix: config.redis.prefix, ...(replication ? { redisReplication: replication } : {}) } : {}),
     ...(upstream ? { upstream } : {}),
     ...(config.audit ? { audit: auditTo(config.audit) } : {}),
   });
   process.stdout.write(`${t('idp.listening', { issuer: running.issuer, discovery: `${running.issuer}/.well-known/openid-configuration` })}\n`);
-  process.stdout.write(`${t('idp.configured', { host: config.host, port: running.port, clients: config.clients.length, store: config.redis ? config.redis.url.replace(/\/\/[^@/]*@/, '//…@') : 'memory' })}\n`);
+  process.stdout.write(`${t('idp.configured', { host: config.host, port: running.port, clients: config.clients.length, store: config.redis ? describeRedis(config.redis) : 'memory' })}\n`);
   await waitForSignal();
   const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
   await running.close();
-  await redis?.quit().catch(() => undefined);
+  await redis?.close().catch(() => undefined);
   clearTimeout(deadline);
   return ExitCode.OK;
 }
@@ -188,7 +167,7 @@ async function simOrFlags(options: IdpCommandOptions): Promise<number> {
   }
   if (clients.length === 0) throw new ConfigError(t('idp.noClients'));
   const daemonPort = daemon?.port ?? options.daemonPort ?? DEFAULT_PORT;
-  const redis = options.redis ? await connectRedis(options.redis) : undefined;
+  const redis = options.redis ? await connectRedis({ url: options.redis, prefix: 'cpsd-idp:' }, logRedis) : undefined;
   const { startIdp } = await import('../../idp/server.js');
   const running = await startIdp({ port: options.port, issuer, clients, trust, daemonPort, allowHttpLocalhost: local, ...(redis ? { redis } : {}) });
   process.stdout.write(`${t('idp.listening', { issuer: running.issuer, discovery: `${running.issuer}/.well-known/openid-configuration` })}\n`);
@@ -199,7 +178,7 @@ async function simOrFlags(options: IdpCommandOptions): Promise<number> {
   await waitForSignal();
   const deadline = setTimeout(() => process.exit(ExitCode.OK), 1000);
   await running.close();
-  await redis?.quit().catch(() => undefined);
+  await redis?.close().catch(() => undefined);
   if (daemon) {
     await daemon.close();
     await daemon.sessions.close();

@@ -95,6 +95,15 @@ describe('RedisKeyValueStore', () => {
     expect([a, b].filter((x) => x === undefined)).toHaveLength(1);
   });
 
+  it('swaps a record: the value it replaced, in one SET … GET, with the new lifetime', async () => {
+    const p = prefix();
+    const store = new RedisKeyValueStore(one, { prefix: p });
+    expect(await store.swap('k', 'v1', 60)).toBeUndefined();
+    expect(await new RedisKeyValueStore(two, { prefix: p }).swap('k', 'v2', 120)).toBe('v1');
+    expect(await store.get('k')).toBe('v2');
+    expect(await one.ttl(`${p}kv:k`)).toBeGreaterThan(60);
+  });
+
   it('gets a record without taking it', async () => {
     const store = new RedisKeyValueStore(one, { prefix: prefix() });
     await store.put('k', 'v', 60);
@@ -112,5 +121,58 @@ describe('when Redis is gone', () => {
     await expect(new RedisKeyValueStore(client, { timeoutMs: 300 }).take('k')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
     expect(Date.now() - started).toBeLessThan(2000);
     client.destroy();
+  });
+});
+
+describe('with replication (WAIT after the writes)', () => {
+  let primary: RedisProcess;
+  let replica: RedisProcess;
+  let client: Client;
+  const waits = async (): Promise<number> => Number(/cmdstat_wait:calls=(\d+)/.exec(String(await client.sendCommand(['INFO', 'commandstats'])))?.[1] ?? 0);
+
+  beforeAll(async () => {
+    [primary, replica] = [await startRedis(), await startRedis()];
+    client = await connect(primary.port);
+    const r = await connect(replica.port);
+    await r.sendCommand(['REPLICAOF', '127.0.0.1', String(primary.port)]);
+    for (let i = 0; i < 250 && !/master_link_status:up/.test(String(await r.sendCommand(['INFO', 'replication']))); i++) await sleep(20);
+    r.destroy();
+  });
+
+  afterAll(async () => {
+    client?.destroy();
+    for (const p of [replica, primary]) if (p) await stopRedis(p);
+  });
+
+  it('sends one WAIT for the writes answered together, none for a login in progress, and the replica has them', async () => {
+    const p = prefix();
+    const replication = { replicas: 1, waitMs: 500 };
+    const make = redisAdapterFactory(client, { prefix: p, replication });
+    const kv = new RedisKeyValueStore(client, { prefix: p, replication });
+    const before = await waits();
+    await Promise.all([make('Session').upsert('a', { uid: 'ua' }, 60), make('Grant').upsert('g', { accountId: '1' }, 60), kv.put('account:1', '{}', 60)]);
+    expect(await waits()).toBe(before + 1);
+    await make('Interaction').upsert('i', { uid: 'i' }, 60);
+    await kv.put('login-nonce:i', 'n', 60);
+    expect(await kv.take('login-nonce:i')).toBe('n');
+    expect(await waits()).toBe(before + 1);
+    // What a WAIT answered for is on the replica.
+    const onReplica = await connect(replica.port);
+    expect(await onReplica.get(`${p}Session:a`)).not.toBeNull();
+    expect(await onReplica.get(`${p}kv:account:1`)).toBe('{}');
+    onReplica.destroy();
+  });
+
+  it('goes on without waiting, said once, when the primary has fewer replicas than asked', async () => {
+    const told: [boolean, number][] = [];
+    const replication = { replicas: 2, waitMs: 100, onDegraded: (degraded: boolean, connected: number) => told.push([degraded, connected]) };
+    const make = redisAdapterFactory(client, { prefix: prefix(), replication });
+    await make('Session').upsert('s1', { uid: 'u1' }, 60);
+    const started = Date.now();
+    await Promise.all([make('Session').upsert('s2', { uid: 'u2' }, 60), make('Grant').upsert('g', {}, 60)]);
+    // The first write found out (WAIT's 100 ms, then ROLE); the next ones do not wait.
+    expect(Date.now() - started).toBeLessThan(90);
+    expect(told).toEqual([[true, 1]]);
+    expect(await make('Session').find('s2')).toEqual({ uid: 'u2' });
   });
 });

@@ -70,6 +70,53 @@ describe('readIdpConfig', () => {
     expect(config.upstream).toMatchObject({ redirectUri: 'https://idp.hopital.example/upstream/callback', label: 'e-CPS / Pro Santé Connect' });
   });
 
+  it('reads the Redis Sentinel form: the Sentinels, the primary\'s name, the replicas a write waits for', () => {
+    const config = readIdpConfig(write({ ...GOOD, redis: { sentinels: ['10.0.0.1:26379', 'sentinel-2.hopital.example:26380', '[::1]:26381'], name: 'cpsd-idp', password: 'p' } }));
+    expect(config.redis).toEqual({
+      prefix: 'cpsd-idp:',
+      sentinel: {
+        nodes: [
+          { host: '10.0.0.1', port: 26379 },
+          { host: 'sentinel-2.hopital.example', port: 26380 },
+          { host: '::1', port: 26381 },
+        ],
+        name: 'cpsd-idp',
+        password: 'p',
+        replicas: 1,
+        waitMs: 500,
+      },
+    });
+    expect(readIdpConfig(write({ ...GOOD, redis: { sentinels: ['s:1'], name: 'm', replicas: 0, waitMs: 20, prefix: 'a:' } })).redis).toMatchObject({ prefix: 'a:', sentinel: { replicas: 0, waitMs: 20 } });
+  });
+
+  it.each([
+    [{ sentinels: [], name: 'm' }, '"redis.sentinels" must be a non-empty list of Sentinels'],
+    [{ sentinels: '10.0.0.1:26379', name: 'm' }, '"redis.sentinels" must be a non-empty list of Sentinels'],
+    [{ sentinels: ['10.0.0.1'], name: 'm' }, '"redis.sentinels[0]" must be "host:port"'],
+    [{ sentinels: ['s:1', 's:70000'], name: 'm' }, '"redis.sentinels[1]" must be "host:port"'],
+    [{ sentinels: ['s:1'] }, '"redis.name" must be a non-empty string'],
+    [{ sentinels: ['s:1'], name: 'm', replicas: -1 }, '"redis.replicas" must be a whole number of replicas from 0 to 16'],
+    [{ sentinels: ['s:1'], name: 'm', replicas: 1.5 }, '"redis.replicas" must be a whole number'],
+    [{ sentinels: ['s:1'], name: 'm', waitMs: 0 }, '"redis.waitMs" must be a whole number of milliseconds from 1 to 1500'],
+    [{ sentinels: ['s:1'], name: 'm', waitMs: 5000 }, '"redis.waitMs" must be a whole number of milliseconds'],
+    [{ sentinels: ['s:1'], name: 'm', url: 'redis://x' }, '"redis.url" is not a setting'],
+    [{ url: 'redis://x', replicas: 1 }, '"redis.replicas" is not a setting'],
+    [42, '"redis" must be a URL, { "url", "prefix" } or { "sentinels", "name", … }'],
+  ])('refuses the Redis setting %j with CONFIG_INVALID, naming the key', (redis, message) => {
+    expect(() => readIdpConfig(write({ ...GOOD, redis }))).toThrow(expect.objectContaining({ name: 'ConfigError', code: 'CONFIG_INVALID', message: expect.stringContaining(message) }));
+  });
+
+  it('says what is wrong with the Sentinel form in French too', async () => {
+    const { setLang } = await import('../../core/i18n.js');
+    setLang('fr');
+    try {
+      expect(() => readIdpConfig(write({ ...GOOD, redis: { sentinels: ['s'], name: 'm' } }))).toThrow('"redis.sentinels[0]" doit être "hôte:port"');
+      expect(() => readIdpConfig(write({ ...GOOD, redis: { sentinels: ['s:1'], name: 'm', waitMs: 0 } }))).toThrow('"redis.waitMs" doit être un nombre entier de millisecondes');
+    } finally {
+      setLang(undefined);
+    }
+  });
+
   it.each([
     [{ ...GOOD, issuer: 'http://idp.hopital.example' }, '"issuer" must be https://'],
     [{ ...GOOD, color: 'blue' }, '"color" is not a setting'],
