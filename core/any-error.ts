@@ -32,6 +32,7 @@ import type { Pkcs11Error } from '../pkcs11/ckr.js';
 import type { CertificateFormatError } from '../pkcs/holder.js';
 import type { StoreError } from '../idp/store.js';
 import type { UpstreamError } from '../idp/upstream.js';
+import type { CibaError } from '../idp/ciba.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
 import type { TokenError } from '../pkcs/token.js';
 import type { TrustError } from '../pkcs/trust-types.js';
@@ -74,6 +75,7 @@ export type AnyCpsdError =
   | NonceStoreError
   | StoreError
   | UpstreamError
+  | CibaError
   | ConfigError
   | ProtocolError
   | VpcdError

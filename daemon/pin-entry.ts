@@ -20,6 +20,7 @@ export interface PinRequest {
   triesLeft: number;
   rule: PinRule;
   signature?: PinPageView['signature'];
+  ciba?: PinPageView['ciba'];
   signal: AbortSignal;
   /** Tells the requesting client where the PIN page is (the `pin.required` notification). */
   announce: (url: string) => void;
@@ -105,6 +106,7 @@ export class PinEntries {
           triesLeft: request.triesLeft,
           rule: request.rule,
           signature: request.signature,
+          ciba: request.ciba,
         },
         state: 'waiting',
         streams: new Set(),

@@ -16,7 +16,10 @@ import { PACKAGE_ROOT } from './paths.js';
 
 export { PACKAGE_ROOT };
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
-import { AccountStore, createProvider } from './provider.js';
+import { AccountStore, createProvider, type ProviderOptions } from './provider.js';
+import { Ciba } from './ciba.js';
+import { MESSAGES } from '../core/messages.js';
+import { CIBA_MESSAGES } from './ciba.js';
 import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisStoreClient } from './store.js';
 
 
@@ -46,6 +49,10 @@ export interface IdpOptions {
   allowContactless?: boolean;
   /** Where audit lines go (default: JSON lines on stderr). */
   audit?: (line: string) => void;
+  /** CIBA (poll and ping) through the workstations' daemons (idp/ciba.ts, docs/idp.md "CIBA"). */
+  ciba?: boolean;
+  /** oidc-provider's outgoing requests (CIBA pings); tests give one that trusts their own CA. */
+  fetch?: ProviderOptions['fetch'];
 }
 
 export interface RunningIdp {
@@ -80,6 +87,22 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
     server.listen(options.port, options.host ?? '127.0.0.1', () => {
       const port = (server.address() as AddressInfo).port;
       if (!issuer) issuer = `http://localhost:${port}`;
+      const origin = new URL(issuer).origin;
+      const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
+      // The CIBA feature goes into the provider's configuration, and needs the provider: set just below.
+      const made: { provider?: ReturnType<typeof createProvider> } = {};
+      const ciba = options.ciba
+        ? new Ciba({
+            provider: () => made.provider as ReturnType<typeof createProvider>,
+            accounts,
+            store,
+            trust: options.trust,
+            origin: () => origin,
+            allowHttpLocalhost: options.allowHttpLocalhost === true,
+            audit: auditEvent,
+            describe: (code) => MESSAGES[CIBA_MESSAGES[code]].en,
+          })
+        : undefined;
       const provider = createProvider({
         issuer,
         clients: options.clients,
@@ -88,10 +111,12 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         ...(options.jwks ? { jwks: options.jwks } : {}),
         ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix }) } : {}),
         allowContactless: options.allowContactless === true,
+        ...(ciba ? { ciba: ciba.feature() } : {}),
+        ...(options.fetch ? { fetch: options.fetch } : {}),
       });
+      made.provider = provider;
+      if (ciba) server.on('upgrade', (req, socket, head) => ciba.upgrade(req, socket, head) || socket.destroy());
       provider.proxy = options.behindProxy === true;
-      const origin = new URL(issuer).origin;
-      const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
       const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKeys: cookieKeys, audit: auditEvent });
       const interactions = interactionRoutes({
         provider,
@@ -131,6 +156,7 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         issuer,
         close: () =>
           new Promise<void>((done) => {
+            ciba?.close();
             server.closeAllConnections();
             server.close(() => done());
           }),
