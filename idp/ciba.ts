@@ -156,7 +156,8 @@ export class Ciba {
           client: { id: client.clientId, name: String(client.clientName ?? client.clientId) },
           ...(typeof request.params?.binding_message === 'string' ? { bindingMessage: request.params.binding_message } : {}),
           scope: String(request.scope ?? ''),
-          expiresAt: (Number(request.exp) || Math.floor(Date.now() / 1000) + 60) * 1000,
+          // `exp` is only in the stored payload: the lifetime in seconds from now (its `expiration`).
+          expiresAt: Date.now() + (Number(request.expiration) || 60) * 1000,
         };
         if (!this.#deliver(account.accountId, message)) {
           // Linked to another instance: it takes it from the store within a second.
