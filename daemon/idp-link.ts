@@ -43,7 +43,7 @@ interface Device {
   key: KeyObject;
   jwk: Record<string, unknown>;
   thumbprint: string;
-  /** Set once the IdP accepted the registration. */
+  /** Set once the IdP accepted the registration; kept across connections (what `resume` names). */
   sub: string | undefined;
   serial: string;
 }
@@ -58,6 +58,8 @@ export class IdpLink {
   /** The card serial whose registration the person declined: not asked again until it is inserted again. */
   #declined: string | undefined;
   #registering = false;
+  /** A resume was sent on this connection and not yet answered. */
+  #resuming = false;
   #closed = false;
   #retry: NodeJS.Timeout | undefined;
   #delay: number;
@@ -110,7 +112,7 @@ export class IdpLink {
     });
     socket.on('error', (error) => this.#o.log.warn('idp-link-unavailable', { idp: this.#o.idp, error }));
     socket.on('close', () => {
-      if (this.#device) this.#device.sub = undefined;
+      this.#resuming = false;
       this.registered.sub = undefined;
       if (this.#closed) return;
       this.#retry = setTimeout(() => this.#connect(), this.#delay);
@@ -137,9 +139,12 @@ export class IdpLink {
     switch (message.type) {
       case 'hello':
         this.#challenge = message.challenge;
-        if (this.#device) return this.#resume(this.#device);
+        // A device the IdP accepted before resumes with its key; one it never answered registers again.
+        if (this.#device?.sub) return this.#resume(this.#device);
+        this.#device = undefined;
         return this.#register();
       case 'registered':
+        this.#resuming = false;
         if (this.#device) this.#device.sub = message.sub;
         this.registered.sub = message.sub;
         this.#o.log.info('idp-link-registered', { idp: this.#o.idp });
@@ -147,7 +152,8 @@ export class IdpLink {
       case 'refused':
         this.#o.log.warn('idp-link-refused', { code: message.code, message: message.message });
         // A resume refused (registration expired, IdP's store reset): the card registers again.
-        if (this.#device && this.#device.sub === undefined && !this.#registering) {
+        if (this.#resuming) {
+          this.#resuming = false;
           this.#device = undefined;
           return this.#register();
         }
@@ -161,7 +167,8 @@ export class IdpLink {
 
   #resume(device: Device): void {
     const signature = signData('sha256', resumeData(this.#o.idp, this.#challenge), { key: device.key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
-    this.#send({ type: 'resume', sub: device.sub ?? this.registered.sub ?? '', deviceKey: device.jwk, signature });
+    this.#resuming = true;
+    this.#send({ type: 'resume', sub: device.sub ?? '', deviceKey: device.jwk, signature });
   }
 
   /** Registers the card in the reader, if any, with the person's PIN. */
@@ -213,7 +220,7 @@ export class IdpLink {
   async #request(message: Extract<IdpToDevice, { type: 'request' }>): Promise<void> {
     const device = this.#device;
     const id = String(message.id);
-    if (!device?.sub) return this.#send({ type: 'result', id, error: 'CARD_ABSENT' });
+    if (!device?.sub || this.registered.sub === undefined) return this.#send({ type: 'result', id, error: 'CARD_ABSENT' });
     // The request's own lifetime bounds the PIN window; the daemon's stop and the card's removal too.
     const controller = new AbortController();
     // A second after the IdP's own expiry (whole seconds there): the client then gets expired_token.

@@ -8,7 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
+import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
@@ -49,6 +51,7 @@ const logs: string[] = [];
 const audit: string[] = [];
 /** The ping notifications the tablet's endpoint received: bearer token and body. */
 const pings: { bearer: string; authReqId: string }[] = [];
+const deviceSockets: Duplex[] = [];
 
 /** The PIN windows the daemon asked to open, in order; `nextWindow` waits for the next one. */
 const windows: string[] = [];
@@ -152,6 +155,10 @@ beforeAll(async () => {
         req.on('error', reject);
         req.end(typeof init?.body === 'string' ? init.body : undefined);
       }),
+  });
+  // The IdP's end of each device link, to cut it as a network failure would.
+  idp.server.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+    if (req.url === '/ciba/device' && req.headers.origin === undefined) deviceSockets.push(socket);
   });
   const discover = (id: string): Promise<oidc.Configuration> => oidc.discovery(new URL(issuer), id, SECRET, undefined, { execute: [oidc.allowInsecureRequests] });
   [poll, ping] = [await discover('thick'), await discover('tablet')];
@@ -301,6 +308,20 @@ describe('CIBA through the workstation’s daemon', () => {
     await register.context().close();
     const request = await start(poll);
     const page = await openWindow(await nextWindow());
+    await typePin(page, '1234');
+    expect((await oidc.pollBackchannelAuthenticationGrant(poll, request)).claims()).toMatchObject({ sub: SUB });
+    await page.context().close();
+  }, 30_000);
+
+  it('the link dropped (network): the daemon reconnects and resumes with its device key, no PIN window, and CIBA works on', async () => {
+    expect(deviceSockets.length).toBeGreaterThan(0);
+    for (const socket of deviceSockets.splice(0)) socket.destroy();
+    await waitFor(() => link.registered.sub === undefined);
+    await waitFor(() => link.registered.sub === SUB, 10_000);
+    expect(windows).toEqual([]);
+    const request = await start(poll);
+    const page = await openWindow(await nextWindow());
+    expect(await page.getAttribute('#purpose', 'data-ciba')).toBe('request');
     await typePin(page, '1234');
     expect((await oidc.pollBackchannelAuthenticationGrant(poll, request)).claims()).toMatchObject({ sub: SUB });
     await page.context().close();
