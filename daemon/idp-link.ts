@@ -157,6 +157,12 @@ export class IdpLink {
           this.#device = undefined;
           return this.#register();
         }
+        // A registration refused, or replaced by a newer one elsewhere: this card registers again only
+        // when it is inserted again.
+        if (!this.#registering) {
+          this.#device = undefined;
+          this.registered.sub = undefined;
+        }
         return;
       case 'request':
         return this.#request(message);

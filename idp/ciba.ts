@@ -205,8 +205,15 @@ export class Ciba {
   async #tick(): Promise<void> {
     const refresh = Date.now() - this.#lastOnline > ONLINE_REFRESH_MS;
     if (refresh) this.#lastOnline = Date.now();
-    for (const sub of this.#linked.keys()) {
-      if (refresh) await this.#o.store.put(`ciba-online:${sub}`, '1', ONLINE_SECONDS);
+    for (const [sub, links] of [...this.#linked]) {
+      if (refresh) {
+        // A newer registration elsewhere (the card inserted in another workstation) supersedes these links.
+        const saved = await this.#o.store.get(`ciba-device:${sub}`);
+        const current = saved === undefined ? undefined : (JSON.parse(saved) as DeviceRecord).thumbprint;
+        for (const link of [...links]) if (link.thumbprint !== current) await this.#supersede(link);
+        if (!this.#linked.has(sub)) continue;
+        await this.#o.store.put(`ciba-online:${sub}`, '1', ONLINE_SECONDS);
+      }
       const waiting = await this.#o.store.take(`ciba-next:${sub}`);
       if (waiting !== undefined) this.#deliver(sub, JSON.parse(waiting) as IdpToDevice);
     }
@@ -266,6 +273,13 @@ export class Ciba {
     link.thumbprint = undefined;
   }
 
+  /** A link whose registration another one replaced: told, unlinked, and no longer heard about its holder. */
+  async #supersede(link: Link): Promise<void> {
+    this.#refuse(link, 'CIBA_REGISTRATION_INVALID', 'another registration for this holder replaced this one');
+    await this.#unlink(link, false);
+    link.former = undefined;
+  }
+
   async #onMessage(link: Link, message: DeviceToIdp): Promise<void> {
     switch (message.type) {
       case 'register':
@@ -301,6 +315,9 @@ export class Ciba {
       await this.#o.store.put(`ciba-device:${claims.sub}`, JSON.stringify({ thumbprint, jwk, claims } satisfies DeviceRecord), REGISTRATION_SECONDS);
       await this.#o.store.put(`ciba-known:${claims.sub}`, '1', KNOWN_SECONDS);
       this.#o.audit({ event: 'ciba.registered', sub: claims.sub });
+      // This registration takes the holder's requests: this instance's other links for them end now
+      // (the other instances' at their next check, within 15 s).
+      for (const other of [...(this.#linked.get(claims.sub) ?? [])]) if (other !== link) await this.#supersede(other);
       await this.#link(link, { thumbprint, jwk, claims });
     } catch (error) {
       if (!(error instanceof TokenError || error instanceof TrustError)) throw error;

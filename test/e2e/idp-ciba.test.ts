@@ -6,6 +6,7 @@
  * PIN typed there. Screenshots: test-output/ciba-*.png. No pcscd: everything runs in this process.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpsServer, request as httpsRequest, type Server as HttpsServer } from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -16,12 +17,17 @@ import * as oidc from 'openid-client';
 import type { Browser, Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openCard } from '../../cards/atr-table.js';
 import { InProcessBackend } from '../../cards/backends.js';
+import { CpsCard } from '../../cards/card.js';
+import { Pin } from '../../cards/pin.js';
 import { DEFAULTS } from '../../daemon/config.js';
 import { IdpLink } from '../../daemon/idp-link.js';
 import { Logger } from '../../daemon/log.js';
 import { CpsdServer } from '../../daemon/server.js';
 import { startIdp, type RunningIdp } from '../../idp/server.js';
+import { jwkThumbprint, registrationNonce, requestNonce } from '../../pkcs/ciba-challenge.js';
+import { signedData } from '../../pkcs/token.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
 import { launchChromium } from '../helpers/browser.js';
 import { freePort } from '../helpers/doc-app.js';
@@ -91,6 +97,14 @@ async function oauthError(promise: Promise<unknown>): Promise<{ error: string; d
     throw error;
   }
   throw new Error('no error');
+}
+
+/** A token of the card `other` for the IdP's origin, its PIN verified directly (another device than the daemon). */
+async function cardToken(other: ReturnType<typeof fixtureCard>, nonce: string): Promise<object> {
+  const driver = openCard({ transmit: async (c) => other.transmit(c) }, other.atr);
+  await driver.verifyPin(new Pin('1234'));
+  const signature = await driver.authenticate(CpsCard.digestInfo('sha256', createHash('sha256').update(signedData(new URL(idp.issuer).origin, nonce)).digest()));
+  return { unverifiedCertificate: Buffer.from(der('cards/doctor/auth.der')).toString('base64'), algorithm: 'RS256', signature: Buffer.from(signature).toString('base64'), format: 'web-eid:1.0', appVersion: 'test' };
 }
 
 async function typePin(page: Page, pin: string, shot?: string): Promise<void> {
@@ -311,6 +325,43 @@ describe('CIBA through the workstation’s daemon', () => {
     await typePin(page, '1234');
     expect((await oidc.pollBackchannelAuthenticationGrant(poll, request)).claims()).toMatchObject({ sub: SUB });
     await page.context().close();
+  }, 30_000);
+
+  it('another device registered with the card and PIN takes the requests: it sees and may refuse them, cannot complete one without a signature over it; the card inserted again takes them back', async () => {
+    const device = new WebSocket(`${idp.issuer.replace('http:', 'ws:')}/ciba/device`);
+    const messages: Record<string, unknown>[] = [];
+    device.on('message', (data) => messages.push(JSON.parse(data.toString()) as Record<string, unknown>));
+    try {
+      await waitFor(() => messages.length === 1);
+      const exported = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+      const jwk = { kty: exported.kty, crv: exported.crv, x: exported.x, y: exported.y };
+      const other = fixtureCard('doctor'); // the same card's keys: someone who had the card and its PIN
+      const challenge = String(messages[0]?.challenge);
+      device.send(JSON.stringify({ type: 'register', token: await cardToken(other, registrationNonce(challenge, jwkThumbprint(jwk))), deviceKey: jwk }));
+      await waitFor(() => messages.some((m) => m.type === 'registered'));
+      // The workstation's link was replaced: it no longer gets this holder's requests.
+      await waitFor(() => link.registered.sub === undefined);
+      const request = await start(poll, { binding_message: 'VOLE 1' });
+      await waitFor(() => messages.some((m) => m.type === 'request'));
+      const seen = messages.find((m) => m.type === 'request') as { id: string; client: { id: string; name: string }; bindingMessage: string };
+      expect(seen).toMatchObject({ id: request.auth_req_id, client: { id: 'thick', name: 'Dossier patient (client lourd)' }, bindingMessage: 'VOLE 1' });
+      expect(windows).toEqual([]);
+      // A card signature over another binding message does not complete this request.
+      device.send(JSON.stringify({ type: 'result', id: seen.id, token: await cardToken(other, requestNonce(seen.id, 'thick', 'AUTRE')) }));
+      const { error, description } = await oauthError(oidc.pollBackchannelAuthenticationGrant(poll, request));
+      expect(error).toBe('access_denied');
+      expect(description).toMatch(/^CIBA_FAILED \(SIGNATURE_INVALID\): /);
+      // The holder inserts the card again at the workstation: its registration takes the requests back.
+      backend.remove();
+      backend.insert(card);
+      const register = await openWindow(await nextWindow());
+      await typePin(register, '1234');
+      await waitFor(() => link.registered.sub === SUB);
+      await register.context().close();
+      await waitFor(() => messages.some((m) => m.type === 'refused'));
+    } finally {
+      device.close();
+    }
   }, 30_000);
 
   it('the link dropped (network): the daemon reconnects and resumes with its device key, no PIN window, and CIBA works on', async () => {
