@@ -64,7 +64,7 @@ export async function send(jar: Jar, url: string, init: { method?: string; heade
   return { status: res.status, location: res.headers.get('location') ?? '', body };
 }
 
-function expectStatus(what: string, got: { status: number; body: string }, status: number): void {
+export function expectStatus(what: string, got: { status: number; body: string }, status: number): void {
   if (got.status !== status) throw new Error(`${what}: HTTP ${got.status} (expected ${status}): ${got.body.slice(0, 300)}`);
 }
 

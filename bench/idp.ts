@@ -15,9 +15,10 @@
  * With `--store sentinel`: a primary, one replica and three Sentinels (ports 41220–41224), the IdP
  * connected as the Sentinel form of its configuration connects it, every write followed by WAIT 1.
  *
- *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory|sentinel|all]
+ *   npm run bench:idp [-- --concurrency 8 --count 2000 --warmup 200 --store both|redis|memory|sentinel|all --flow login|ciba]
  */
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -25,18 +26,26 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createClient } from 'redis';
+import { WebSocket } from 'ws';
 import type { TrustOptions } from '../idp/interaction.js';
+import { jwkThumbprint, registrationNonce, requestNonce, type IdpToDevice } from '../pkcs/ciba-challenge.js';
 import { fixtureCard } from '../sim/cps/fixtures.js';
-import { CLIENT, login, STEPS, type Step } from './idp-login.js';
+import { CLIENT, cardToken, expectStatus, Jar, login, send, STEPS, type Step } from './idp-login.js';
 import { startSentinelSet, stopSentinelSet } from './redis-sentinel.js';
 import { startRedis, stopRedis } from './redis-server.js';
 
+/** CIBA (`--flow ciba`): a poll client, and one workstation's link (a WebSocket, as daemon/idp-link.ts) answering with the card. */
+const CIBA_GRANT = 'urn:openid:params:grant-type:ciba';
+const CIBA_CLIENT = { client_id: 'bench-ciba', client_name: 'bench', client_secret: 'bench-secret-0123456789abcdef0123456789', grant_types: [CIBA_GRANT], response_types: [], redirect_uris: [], backchannel_token_delivery_mode: 'poll' as const };
+const CIBA_STEPS = ['backchannel', 'card', 'token'] as const;
+const SUB = '899700012349';
 
 interface LoadParams {
   issuer: string;
   concurrency: number;
   count: number;
   warmup: number;
+  flow: 'login' | 'ciba';
 }
 
 interface LoadResult {
@@ -44,8 +53,10 @@ interface LoadResult {
   /** Per login: steps 1–7 minus the card. */
   idpMs: number[];
   cardMs: number[];
-  /** Sum over the measured logins, per step. */
-  stepMs: Record<Step, number>;
+  /** Sum over the measured logins, per step (STEPS, or CIBA_STEPS). */
+  stepMs: Record<string, number>;
+  /** CIBA: token requests answered authorization_pending, per login. */
+  pendingPolls?: number;
   /** CPU of the load thread (HTTP client and card) over the measured logins. */
   loadCpuMs: number;
 }
@@ -105,11 +116,97 @@ async function loginRun(params: LoadParams, count: number): Promise<Omit<LoadRes
   return { wallMs: performance.now() - start, idpMs, cardMs, stepMs };
 }
 
+/**
+ * The workstation's end of CIBA, as daemon/idp-link.ts does it (the PIN typed at once): registers the card
+ * with a device key, then answers each request with the card's token over its challenge. The card time of
+ * each request is kept for its client to subtract.
+ */
+async function cibaDevice(issuer: string): Promise<{ cardMs: Map<string, number>; close: () => void }> {
+  const origin = new URL(issuer).origin;
+  const card = fixtureCard('doctor');
+  const cardMs = new Map<string, number>();
+  const socket = new WebSocket(`${issuer.replace(/^http/, 'ws')}/ciba/device`);
+  const exported = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+  const jwk = { kty: exported.kty, crv: exported.crv, x: exported.x, y: exported.y };
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as IdpToDevice;
+      if (m.type === 'hello') void cardToken(card, origin, registrationNonce(m.challenge, jwkThumbprint(jwk))).then((token) => socket.send(JSON.stringify({ type: 'register', token, deviceKey: jwk })));
+      else if (m.type === 'registered') resolve();
+      else if (m.type === 'refused') reject(new Error(`registration refused: ${m.message}`));
+      else if (m.type === 'request') {
+        const t0 = performance.now();
+        void cardToken(card, origin, requestNonce(m.id, m.client.id, m.bindingMessage)).then((token) => {
+          cardMs.set(m.id, performance.now() - t0);
+          socket.send(JSON.stringify({ type: 'result', id: m.id, token }));
+        });
+      }
+    });
+  });
+  return { cardMs, close: () => socket.close() };
+}
+
+/** One CIBA login: the backchannel request, the workstation's card, the token endpoint polled until the tokens come. */
+async function cibaLogin(issuer: string, device: { cardMs: Map<string, number> }, steps: Record<string, number>): Promise<number> {
+  const basic = `Basic ${Buffer.from(`${CIBA_CLIENT.client_id}:${CIBA_CLIENT.client_secret}`).toString('base64')}`;
+  const form = (body: Record<string, string>): { method: string; headers: Record<string, string>; body: string } => ({
+    method: 'POST',
+    headers: { Authorization: basic, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body).toString(),
+  });
+  const jar = new Jar();
+  let t = performance.now();
+  const started = await send(jar, `${issuer}/backchannel`, form({ scope: 'openid profile scope_all', login_hint: SUB, binding_message: 'BENCH 1' }));
+  expectStatus('backchannel', started, 200);
+  const id = (JSON.parse(started.body) as { auth_req_id: string }).auth_req_id;
+  steps.backchannel = (steps.backchannel ?? 0) + performance.now() - t;
+  t = performance.now();
+  let pending = 0;
+  for (;;) {
+    const got = await send(jar, `${issuer}/token`, form({ grant_type: CIBA_GRANT, auth_req_id: id }));
+    if (got.status === 200) break;
+    if (got.status !== 400 || !got.body.includes('authorization_pending')) expectStatus('token', got, 200);
+    pending++;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  const card = device.cardMs.get(id) ?? 0;
+  device.cardMs.delete(id);
+  steps.card = (steps.card ?? 0) + card;
+  steps.token = (steps.token ?? 0) + performance.now() - t - card;
+  return pending;
+}
+
+async function cibaRun(params: LoadParams, count: number, device: { cardMs: Map<string, number> }): Promise<Omit<LoadResult, 'loadCpuMs'>> {
+  const idpMs: number[] = [];
+  const cardMs: number[] = [];
+  const stepMs: Record<string, number> = Object.fromEntries(CIBA_STEPS.map((s) => [s, 0]));
+  let started = 0;
+  let pendingPolls = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: params.concurrency }, async () => {
+      while (started < count) {
+        started++;
+        const steps: Record<string, number> = {};
+        pendingPolls += await cibaLogin(params.issuer, device, steps);
+        for (const s of CIBA_STEPS) stepMs[s] = (stepMs[s] ?? 0) + (steps[s] ?? 0);
+        cardMs.push(steps.card ?? 0);
+        idpMs.push((steps.backchannel ?? 0) + (steps.token ?? 0));
+      }
+    }),
+  );
+  return { wallMs: performance.now() - start, idpMs, cardMs, stepMs, pendingPolls: pendingPolls / count };
+}
+
 async function loadWorker(params: LoadParams): Promise<void> {
-  await loginRun(params, params.warmup); // JIT, connection pool, caches of verify()
+  const device = params.flow === 'ciba' ? await cibaDevice(params.issuer) : undefined;
+  const run = (n: number): Promise<Omit<LoadResult, 'loadCpuMs'>> => (device ? cibaRun(params, n, device) : loginRun(params, n));
+  await run(params.warmup); // JIT, connection pool, caches of verify()
   parentPort?.postMessage({ type: 'measuring' });
   const cpu = threadCpuMs();
-  const result = await loginRun(params, params.count);
+  const result = await run(params.count);
+  device?.close();
   parentPort?.postMessage({ type: 'done', result: { ...result, loadCpuMs: threadCpuMs() - cpu } satisfies LoadResult });
 }
 
@@ -150,7 +247,8 @@ async function runStore(store: Store, load: Omit<LoadParams, 'issuer'>): Promise
   let audits = 0;
   const idp = await startIdp({
     port: 0,
-    clients: [{ ...CLIENT }],
+    clients: [{ ...CLIENT }, CIBA_CLIENT],
+    ciba: load.flow === 'ciba',
     trust: simTrust(PACKAGE_ROOT),
     daemonPort: 1, // unused: the bench makes the tokens itself
     allowHttpLocalhost: true,
@@ -202,11 +300,11 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 function report(r: RunResult): string {
   const idp = [...r.idpMs].sort((a, b) => a - b);
   const n = r.idpMs.length;
-  const steps = STEPS.filter((s) => s !== 'card').map((s) => `${s} ${(r.stepMs[s] / n).toFixed(2)}`).join(', ');
+  const steps = Object.keys(r.stepMs).filter((s) => s !== 'card').map((s) => `${s} ${((r.stepMs[s] ?? 0) / n).toFixed(2)}`).join(', ');
   const perLogin = (ms: number): string => (ms / n).toFixed(2);
   return [
-    `${r.store.padEnd(8)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} logins/s  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
-    `        mean ms per step: ${steps}`,
+    `${r.store.padEnd(8)}  ${((n / r.wallMs) * 1000).toFixed(0).padStart(5)} ${r.pendingPolls === undefined ? 'logins/s' : 'CIBA logins/s'}  IdP p50 ${percentile(idp, 50).toFixed(1)} ms  p99 ${percentile(idp, 99).toFixed(1)} ms  max ${(idp[n - 1] ?? NaN).toFixed(1)} ms  card mean ${mean(r.cardMs).toFixed(2)} ms  RSS ${r.rssMiB.toFixed(0)} MiB`,
+    `        mean ms per step: ${steps}${r.pendingPolls === undefined ? '' : `; ${r.pendingPolls.toFixed(2)} authorization_pending answers per login`}`,
     `        CPU ms per login: IdP thread ${perLogin(r.idpCpuMs)}, Node helper threads ${perLogin(r.helperCpuMs)}, redis-server(s) ${perLogin(r.redisCpuMs)}, load+card thread ${perLogin(r.loadCpuMs)} (${(((r.idpCpuMs + r.helperCpuMs + r.redisCpuMs + r.loadCpuMs) / r.wallMs) * 100).toFixed(0)} % of one core; other processes ${((r.otherCpuMs / r.wallMs) * 100).toFixed(0)} %)${r.redisPerLogin ? `; ${r.redisPerLogin.toFixed(1)} Redis commands per login` : ''}`,
   ].join('\n');
 }
@@ -218,10 +316,12 @@ async function main(): Promise<void> {
       count: { type: 'string', default: '2000' },
       warmup: { type: 'string', default: '200' },
       store: { type: 'string', default: 'both' },
+      flow: { type: 'string', default: 'login' },
       child: { type: 'boolean', default: false },
     },
   });
-  const load = { concurrency: Number(values.concurrency), count: Number(values.count), warmup: Number(values.warmup) };
+  if (values.flow !== 'login' && values.flow !== 'ciba') throw new Error(`--flow: login or ciba, not ${values.flow}`);
+  const load = { concurrency: Number(values.concurrency), count: Number(values.count), warmup: Number(values.warmup), flow: values.flow as LoadParams['flow'] };
   if (!(load.concurrency >= 1 && load.count >= 1 && load.warmup >= 0)) throw new Error('--concurrency and --count must be ≥ 1, --warmup ≥ 0');
   const store = values.store;
   const stores: Store[] = store === 'both' ? ['redis', 'memory'] : store === 'all' ? ['redis', 'sentinel', 'memory'] : store === 'redis' || store === 'memory' || store === 'sentinel' ? [store] : [];
@@ -231,10 +331,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(await runStore(stores[0] ?? 'memory', load))}\n`);
     return;
   }
-  console.log(`cpsd-idp full card logins: ${load.count} after ${load.warmup} warm-up, ${load.concurrency} in flight, node ${process.version}; IdP latency = steps 1-7 minus the card`);
+  if (load.flow === 'ciba') console.log(`cpsd-idp CIBA logins (poll; one workstation's link answering with the card): ${load.count} after ${load.warmup} warm-up, ${load.concurrency} in flight, node ${process.version}; IdP latency = backchannel + token polls minus the card`);
+  else console.log(`cpsd-idp full card logins: ${load.count} after ${load.warmup} warm-up, ${load.concurrency} in flight, node ${process.version}; IdP latency = steps 1-7 minus the card`);
   for (const store of stores) {
     // A process per store: its RSS is its own, and nothing of one run warms the other.
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', '--store', store, '--concurrency', String(load.concurrency), '--count', String(load.count), '--warmup', String(load.warmup)], {
+    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', '--store', store, '--concurrency', String(load.concurrency), '--count', String(load.count), '--warmup', String(load.warmup), '--flow', load.flow], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';

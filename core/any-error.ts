@@ -34,6 +34,7 @@ import type { CertificateFormatError } from '../pkcs/holder.js';
 import type { LogoutDeliveryError } from '../idp/logout.js';
 import type { StoreError, StoreReplicationError } from '../idp/store.js';
 import type { UpstreamError } from '../idp/upstream.js';
+import type { CibaError } from '../idp/ciba.js';
 import type { NonceStoreError } from '../pkcs/nonce-redis.js';
 import type { TokenError } from '../pkcs/token.js';
 import type { TrustError } from '../pkcs/trust-types.js';
@@ -78,6 +79,7 @@ export type AnyCpsdError =
   | StoreReplicationError
   | UpstreamError
   | LogoutDeliveryError
+  | CibaError
   | ConfigError
   | ProtocolError
   | VpcdError

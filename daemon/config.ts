@@ -52,6 +52,13 @@ export interface DaemonConfig {
   peerCheckUnsupported: 'allow' | 'refuse';
   /** Serve the PKCS#11 module on the user's socket (docs/pkcs11.md). Default true. */
   pkcs11: boolean;
+  /**
+   * cpsd-idp's origin (its issuer) for CIBA: the daemon opens a link to it and registers the card in the
+   * reader as its holder's authentication device (daemon/idp-link.ts). null (default): no link.
+   */
+  idp: string | null;
+  /** The command that shows the PIN window of a CIBA request (the URL is added last). Default xdg-open. */
+  pinWindowCommand: string[];
 }
 
 export const DEFAULT_PORT = 24821;
@@ -74,6 +81,8 @@ export const DEFAULTS: DaemonConfig = {
   behindProxy: false,
   peerCheckUnsupported: 'allow',
   pkcs11: true,
+  idp: null,
+  pinWindowCommand: ['xdg-open'],
 };
 
 export const SYSTEM_CONFIG = '/etc/cpsd/config.json';
@@ -142,6 +151,16 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
     out.pcscBinding = r.pcscBinding;
   }
   const http = out.allowHttpLocalhost ?? false;
+  if (r.idp !== undefined && r.idp !== null) {
+    if (typeof r.idp !== 'string') throw new ConfigError(`${source}: "idp" must be the origin of cpsd-idp (https://…) or null`);
+    out.idp = normaliseOrigin(r.idp, http);
+  } else if (r.idp === null) out.idp = null;
+  if (r.pinWindowCommand !== undefined) {
+    if (!Array.isArray(r.pinWindowCommand) || r.pinWindowCommand.length === 0 || !r.pinWindowCommand.every((a) => typeof a === 'string' && a !== '')) {
+      throw new ConfigError(`${source}: "pinWindowCommand" must be a non-empty list of strings (the program, then its arguments)`);
+    }
+    out.pinWindowCommand = r.pinWindowCommand as string[];
+  }
   if (r.allowedOrigins !== undefined) {
     if (!Array.isArray(r.allowedOrigins) || !r.allowedOrigins.every((o) => typeof o === 'string')) {
       throw new ConfigError(`${source}: "allowedOrigins" must be a list of origins`);

@@ -22,6 +22,7 @@ export interface PinRequest {
   /** What the certificate of the key used is for (keyUsage): the page names it. */
   certificate: PinPageView['certificate'];
   signature?: PinPageView['signature'];
+  ciba?: PinPageView['ciba'];
   signal: AbortSignal;
   /** Tells the requesting client where the PIN page is (the `pin.required` notification). */
   announce: (url: string) => void;
@@ -108,6 +109,7 @@ export class PinEntries {
           rule: request.rule,
           certificate: request.certificate,
           signature: request.signature,
+          ciba: request.ciba,
         },
         state: 'waiting',
         streams: new Set(),

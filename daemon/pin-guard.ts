@@ -42,6 +42,8 @@ export interface Operation<T> {
   /** A local application's PIN from the request, if any. */
   pin: string | undefined;
   signature?: PinPageView['signature'];
+  /** A CIBA request (daemon/idp-link.ts): the PIN page names the application and shows its binding message. */
+  ciba?: PinPageView['ciba'];
   /** Skip the PIN when the card is still verified for this caller (SSO window); checked inside the job. */
   reuse?: (data: PublicCardData, card: CpsCard) => Promise<boolean>;
   after: 'leave' | 'reset';
@@ -161,6 +163,7 @@ export class PinGuard {
       rule: look.rule,
       certificate: look.certificate,
       signature: op.signature,
+      ciba: op.ciba,
       signal: caller.signal,
       announce: (url) => caller.notify('pin.required', { requestId: op.requestId, url, purpose: op.purpose, triesLeft: look.triesLeft }),
     });

@@ -25,6 +25,8 @@ export interface PinPageView {
   /** What the certificate of the key used is for, by its keyUsage (nonRepudiation: signature). */
   certificate: 'signature' | 'authentication';
   signature?: { hashAlgorithm: string; hashHex: string; document?: string | undefined } | undefined;
+  /** A CIBA request relayed by cpsd-idp (daemon/idp-link.ts): the application that asks and the code it shows. */
+  ciba?: { application: string; bindingMessage: string | undefined; register?: boolean } | undefined;
 }
 
 const TEXT = {
@@ -33,6 +35,10 @@ const TEXT = {
     localApp: 'Une application de ce poste',
     asksAuth: 'demande une <strong>authentification</strong> par votre carte CPS.',
     asksSign: 'demande une <strong>signature</strong> avec votre carte CPS.',
+    cibaAsks: 'demande à vous <strong>connecter</strong> avec votre carte CPS, depuis un autre appareil, par',
+    cibaBinding: 'Vérifiez que l’application affiche le même code :',
+    cibaNoBinding: 'L’application n’a donné aucun code à comparer : ne validez que si c’est bien vous qui venez de la lancer.',
+    cibaRegister: 'demande d’<strong>enregistrer ce poste</strong> : vos applications sans navigateur (client lourd, tablette) pourront vous y demander une connexion, jusqu’au retrait de la carte.',
     document: 'Document',
     hash: 'Empreinte',
     card: 'Carte de',
@@ -51,6 +57,10 @@ const TEXT = {
     localApp: 'An application on this computer',
     asksAuth: 'asks to <strong>authenticate</strong> you with your CPS card.',
     asksSign: 'asks for a <strong>signature</strong> with your CPS card.',
+    cibaAsks: 'asks to <strong>sign you in</strong> with your CPS card, from another device, through',
+    cibaBinding: 'Check that the application shows the same code:',
+    cibaNoBinding: 'The application gave no code to compare: confirm only if you just started it yourself.',
+    cibaRegister: 'asks to <strong>register this computer</strong>: your applications without a browser (thick client, tablet) may then ask you to sign in here, until the card is removed.',
     document: 'Document',
     hash: 'Hash',
     card: 'Card of',
@@ -125,6 +135,17 @@ export function pinPage(p: PinPageView, lang: Lang): string {
   const t = TEXT[lang];
   const who = p.origin ? `<strong>${escapeHtml(p.origin)}</strong>` : escapeHtml(t.localApp);
   const sig = p.signature;
+  const ciba = p.ciba;
+  const asks = ciba?.register
+    ? `${who} ${t.cibaRegister}`
+    : ciba
+    ? `<strong id="application">${escapeHtml(ciba.application)}</strong> ${t.cibaAsks} ${who}.`
+    : `${who} ${p.purpose === 'signature' ? t.asksSign : t.asksAuth}`;
+  const binding = ciba && !ciba.register
+    ? ciba.bindingMessage
+      ? `<p id="binding">${t.cibaBinding} <strong id="binding-message">${escapeHtml(ciba.bindingMessage)}</strong></p>`
+      : `<p id="binding" class="warn">${t.cibaNoBinding}</p>`
+    : '';
   const signed = sig
     ? `<dl id="signed">${sig.document ? `<dt>${t.document}</dt><dd id="document">${escapeHtml(sig.document)}</dd>` : ''}` +
       `<dt>${t.hash} ${escapeHtml(sig.hashAlgorithm)}</dt><dd id="hash"><code>${escapeHtml(sig.hashHex.replace(/(.{8})/g, '$1 ').trim())}</code></dd></dl>`
@@ -136,8 +157,8 @@ export function pinPage(p: PinPageView, lang: Lang): string {
 <style>body{font:16px system-ui;margin:1.5em;max-width:30em}input[name=pin]{font-size:1.4em;width:7em;letter-spacing:.3em}
 code{font-size:.85em;word-break:break-all}.warn{color:#a40000;font-weight:600}#result{font-weight:600}</style></head>
 <body><h1>${escapeHtml(t.title)}</h1>
-<p id="purpose" data-purpose="${p.purpose}">${who} ${p.purpose === 'signature' ? t.asksSign : t.asksAuth}</p>
-${signed}
+<p id="purpose" data-purpose="${p.purpose}"${ciba ? ` data-ciba="${ciba.register ? 'register' : 'request'}"` : ''}>${asks}</p>
+${binding}${signed}
 <p id="certificate" data-certificate="${p.certificate}">${escapeHtml(message(p.certificate === 'signature' ? 'pinWindow.certificate.signature' : 'pinWindow.certificate.authentication', {}, lang))}</p>
 <p>${t.card} <strong>${escapeHtml(p.holder)}</strong> — <span id="tries">${triesText(lang, p.triesLeft)}</span>.</p>
 <form id="pin-form" method="post" autocomplete="off">

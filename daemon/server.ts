@@ -103,6 +103,11 @@ export class CpsdServer {
     return this.#sessions;
   }
 
+  /** The PIN guard, for the link to cpsd-idp (daemon/idp-link.ts): its CIBA requests take the same PIN path. */
+  get guard(): PinGuard {
+    return this.#guard;
+  }
+
   /** The cards' public data, shared with the PKCS#11 server. */
   get cache(): MemoryCardCache {
     return this.#cache;

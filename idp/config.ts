@@ -65,6 +65,8 @@ export interface IdpConfig {
   allowContactless: boolean;
   /** A file to append audit lines to, or undefined for stderr. */
   audit?: string;
+  /** CIBA (poll and ping) through the workstations' daemons (idp/ciba.ts). Default false. */
+  ciba: boolean;
 }
 
 const REVOCATION: readonly RevocationMode[] = ['ocsp', 'crl', 'ocsp-then-crl', 'off'];
@@ -89,7 +91,7 @@ export function readIdpConfig(file: string): IdpConfig {
   };
   const raw = readJson(file, '(file)');
   if (!isObject(raw)) return fail('(file)', 'must be a JSON object');
-  const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'allowContactless', 'audit'];
+  const known = ['issuer', 'listen', 'behindProxy', 'daemonPort', 'clients', 'keys', 'cookieKeys', 'redis', 'trust', 'upstream', 'loginsPerMinute', 'allowContactless', 'audit', 'ciba'];
   for (const key of Object.keys(raw)) if (!known.includes(key)) fail(key, `is not a setting (one of: ${known.join(', ')})`);
 
   /** Unknown keys of a section are refused like unknown settings: a typo never passes for a default. */
@@ -223,6 +225,7 @@ export function readIdpConfig(file: string): IdpConfig {
     ...(upstream ? { upstream } : {}),
     loginsPerMinute: loginsPerMinute as number,
     allowContactless: raw.allowContactless === true,
+    ciba: raw.ciba === undefined ? false : typeof raw.ciba === 'boolean' ? raw.ciba : fail('ciba', 'must be true or false'),
     ...(raw.audit === undefined || raw.audit === 'stderr' ? {} : { audit: resolve(base, string(raw.audit, 'audit')) }),
   };
 }

@@ -59,8 +59,11 @@ export interface InteractionOptions {
 
 /** The audit record of a login: who (national id only), which application, which assurance. No other personal data. */
 export type AuditEvent =
-  | { event: 'login'; method: 'card' | 'upstream'; sub: string; client: string; acr: string; amr: string[] }
-  | { event: 'login.refused'; method: 'card' | 'upstream'; client: string; code: string }
+  | { event: 'login'; method: 'card' | 'upstream' | 'ciba'; sub: string; client: string; acr: string; amr: string[] }
+  | { event: 'login.refused'; method: 'card' | 'upstream' | 'ciba'; client: string; code: string }
+  /** A workstation registered as the holder's CIBA device (idp/ciba.ts), or a registration refused. */
+  | { event: 'ciba.registered'; sub: string }
+  | { event: 'ciba.registration.refused'; code: string }
   /** A login that failed on the holder's side (wrong PIN, blocked card, cancelled…), as the login page reports it: unverified. */
   | { event: 'login.failed'; method: 'card'; client: string; code: string; reportedBy: 'page'; triesLeft?: number }
   | LogoutAuditEvent;

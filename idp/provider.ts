@@ -5,7 +5,7 @@
  * (idp/claims.ts). Everything OIDC is oidc-provider's: discovery, JWKS, tokens, UserInfo, refresh, logout.
  */
 import { randomBytes } from 'node:crypto';
-import Provider, { interactionPolicy, type AccountClaims, type AdapterFactory, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
+import Provider, { interactionPolicy, type AccountClaims, type AdapterFactory, type CIBAConfiguration, type ClientMetadata, type Configuration, type JWK } from 'oidc-provider';
 import { ACR_CARD_PIN, ACR_CONTACTLESS, PSC_SCOPE, SCOPE_CLAIMS, USERINFO_ONLY_CLAIMS, type HolderClaims } from './claims.js';
 import { errorPage, esc, htmlPage, pageLang, STATIC_CSP, text } from './pages.js';
 import { logoutSource } from './logout.js';
@@ -47,7 +47,15 @@ export interface ProviderOptions {
   adapter?: AdapterFactory;
   /** The IdP session's lifetime in seconds (default SESSION_SECONDS; tests shorten it to see it expire). */
   sessionSeconds?: number;
+  /** CIBA (idp/ciba.ts `Ciba.feature()`), when enabled. */
+  ciba?: CIBAConfiguration;
+  /** Outgoing requests of oidc-provider (CIBA pings): its own fetch when absent. */
+  fetch?: Configuration['fetch'];
 }
+
+/** A CIBA request lasts what the client asked (requested_expiry), 3 minutes by default, 10 at most. */
+const CIBA_DEFAULT_SECONDS = 180;
+const CIBA_MAX_SECONDS = 600;
 
 /**
  * oidc-provider's interaction policy plus one check: a session opened contactless (one factor) is not
@@ -71,7 +79,20 @@ export function createProvider(options: ProviderOptions): Provider {
     clients: options.clients,
     jwks: options.jwks ?? generatedJwks(),
     ...(options.adapter ? { adapter: options.adapter } : {}),
-    ttl: { Session: options.sessionSeconds ?? SESSION_SECONDS, Grant: SESSION_SECONDS, RefreshToken: SESSION_SECONDS, Interaction: 600, AccessToken: 600, AuthorizationCode: 60, IdToken: 600 },
+    ttl: {
+      Session: options.sessionSeconds ?? SESSION_SECONDS,
+      Grant: SESSION_SECONDS,
+      RefreshToken: SESSION_SECONDS,
+      Interaction: 600,
+      AccessToken: 600,
+      AuthorizationCode: 60,
+      IdToken: 600,
+      BackchannelAuthenticationRequest: (ctx) => {
+        const asked = Number(ctx?.oidc?.params?.requested_expiry);
+        return Number.isSafeInteger(asked) && asked > 0 ? Math.min(asked, CIBA_MAX_SECONDS) : CIBA_DEFAULT_SECONDS;
+      },
+    },
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     cookies: { keys: options.cookieKeys ?? [randomBytes(32).toString('hex')] },
     pkce: { required: () => true },
     responseTypes: ['code'],
@@ -97,6 +118,7 @@ export function createProvider(options: ProviderOptions): Provider {
       backchannelLogout: { enabled: true },
       userinfo: { enabled: true },
       revocation: { enabled: true },
+      ...(options.ciba ? { ciba: options.ciba } : {}),
     },
     // Unknown client, redirect_uri not registered, bad request: a page that says so (and never redirects).
     renderError: (ctx, out) => {

@@ -18,7 +18,10 @@ import { PACKAGE_ROOT } from './paths.js';
 export { PACKAGE_ROOT };
 import { ConfigError } from '../daemon/config.js';
 import { errorPage, pageLang, STATIC_CSP } from './pages.js';
-import { AccountStore, createProvider } from './provider.js';
+import { AccountStore, createProvider, type ProviderOptions } from './provider.js';
+import { Ciba } from './ciba.js';
+import { MESSAGES } from '../core/messages.js';
+import { CIBA_MESSAGES } from './ciba.js';
 import { MemoryKeyValueStore, RedisKeyValueStore, redisAdapterFactory, type KeyValueStore, type RedisReplication, type RedisStoreClient } from './store.js';
 
 
@@ -54,6 +57,10 @@ export interface IdpOptions {
   sessionSeconds?: number;
   /** How long one application may take to answer a logout token, in ms (default 5000). */
   logoutTimeoutMs?: number;
+  /** CIBA (poll and ping) through the workstations' daemons (idp/ciba.ts, docs/idp.md "CIBA"). */
+  ciba?: boolean;
+  /** oidc-provider's outgoing requests (CIBA pings); tests give one that trusts their own CA. */
+  fetch?: ProviderOptions['fetch'];
 }
 
 export interface RunningIdp {
@@ -95,6 +102,22 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
     server.listen(options.port, options.host ?? '127.0.0.1', () => {
       const port = (server.address() as AddressInfo).port;
       if (!issuer) issuer = `http://localhost:${port}`;
+      const origin = new URL(issuer).origin;
+      const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
+      // The CIBA feature goes into the provider's configuration, and needs the provider: set just below.
+      const made: { provider?: ReturnType<typeof createProvider> } = {};
+      const ciba = options.ciba
+        ? new Ciba({
+            provider: () => made.provider as ReturnType<typeof createProvider>,
+            accounts,
+            store,
+            trust: options.trust,
+            origin: () => origin,
+            allowHttpLocalhost: options.allowHttpLocalhost === true,
+            audit: auditEvent,
+            describe: (code) => MESSAGES[CIBA_MESSAGES[code]].en,
+          })
+        : undefined;
       const provider = createProvider({
         issuer,
         clients: options.clients,
@@ -104,10 +127,12 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         ...(options.redis ? { adapter: redisAdapterFactory(options.redis, { prefix, ...replication }) } : {}),
         allowContactless: options.allowContactless === true,
         ...(options.sessionSeconds ? { sessionSeconds: options.sessionSeconds } : {}),
+        ...(ciba ? { ciba: ciba.feature() } : {}),
+        ...(options.fetch ? { fetch: options.fetch } : {}),
       });
+      made.provider = provider;
+      if (ciba) server.on('upgrade', (req, socket, head) => ciba.upgrade(req, socket, head) || socket.destroy());
       provider.proxy = options.behindProxy === true;
-      const origin = new URL(issuer).origin;
-      const auditEvent = (event: AuditEvent): void => audit(JSON.stringify({ time: new Date().toISOString(), ...event }));
       const logout = new BackchannelLogout({ provider, store, audit: auditEvent, ...(options.logoutTimeoutMs ? { deliveryTimeoutMs: options.logoutTimeoutMs } : {}) });
       const watch = cardWatchRoutes({ provider, origin: () => origin, daemonPort: options.daemonPort, csrfKeys: cookieKeys, endSession: (session) => logout.endSession(session, 'card.removed') });
       const interactions = interactionRoutes({
@@ -149,6 +174,7 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         close: () =>
           new Promise<void>((done) => {
             logout.close();
+            ciba?.close();
             server.closeAllConnections();
             server.close(() => done());
           }),

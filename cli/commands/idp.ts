@@ -123,6 +123,7 @@ async function fromConfig(file: string): Promise<number> {
     behindProxy: config.behindProxy,
     loginsPerMinute: config.loginsPerMinute,
     allowContactless: config.allowContactless,
+    ciba: config.ciba,
     ...(redis && config.redis ? { redis, redisPrefix: config.redis.prefix, ...(replication ? { redisReplication: replication } : {}) } : {}),
     ...(upstream ? { upstream } : {}),
     ...(config.audit ? { audit: auditTo(config.audit) } : {}),

@@ -1,4 +1,5 @@
 /** `cpsd serve`: runs the daemon until SIGINT/SIGTERM. */
+import { spawn } from 'node:child_process';
 import { setFlagsFromString } from 'node:v8';
 import { PcscService } from '../../apdu/pcsc/service.js';
 import { InProcessBackend, PcscBackend } from '../../cards/backends.js';
@@ -7,6 +8,7 @@ import { loadConfig, normaliseOrigin, type DaemonConfig } from '../../daemon/con
 import { Logger } from '../../daemon/log.js';
 import { DAEMON_V8_RUNTIME_FLAG } from '../../daemon/runtime.js';
 import { CpsdServer } from '../../daemon/server.js';
+import { IdpLink } from '../../daemon/idp-link.js';
 import { Pkcs11Server } from '../../pkcs11/server.js';
 import { pkcs11SocketPath } from '../../pkcs11/socket-path.js';
 import { fixtureCard } from '../../sim/cps/fixtures.js';
@@ -47,6 +49,22 @@ export async function serve(options: ServeOptions): Promise<number> {
   }
   const server = new CpsdServer(config, cards, log);
   await server.listen();
+  // CIBA: the link to cpsd-idp, when configured (docs/idp.md, "CIBA"); the PIN window opens by itself.
+  const [program = 'xdg-open', ...args] = config.pinWindowCommand;
+  const link = config.idp
+    ? new IdpLink({
+        idp: config.idp,
+        guard: server.guard,
+        sessions: server.sessions,
+        log,
+        openWindow: (url) => {
+          const child = spawn(program, [...args, url], { stdio: 'ignore', detached: true });
+          child.on('error', (error) => log.warn('pin-window-command-failed', { error }));
+          child.unref();
+        },
+      })
+    : undefined;
+  link?.start();
   // The PKCS#11 module's socket: same card sessions, so a TLS handshake and a web login take turns.
   const socketPath = pkcs11SocketPath();
   const pkcs11 = config.pkcs11 ? new Pkcs11Server({ sessions: server.sessions, cache: server.cache, log, socketPath }) : undefined;
@@ -64,6 +82,7 @@ export async function serve(options: ServeOptions): Promise<number> {
   // Pending PIN entries and operations end now; a card command still at the card gets 1 s at most, and
   // so does anything left holding the event loop (SIGTERM ends the process within 1 s, whatever came before).
   setTimeout(() => process.exit(ExitCode.OK), 1000).unref();
+  link?.close();
   await pkcs11?.close();
   await server.close();
   await server.sessions.close();
