@@ -59,6 +59,11 @@ export interface DaemonConfig {
   idp: string | null;
   /** The command that shows the PIN window of a CIBA request (the URL is added last). Default xdg-open. */
   pinWindowCommand: string[];
+  /**
+   * After a wrong PIN typed in an application's own prompt (PKCS#11: a browser's TLS client authentication),
+   * open a notice with the tries left through pinWindowCommand (daemon/pin-notice.ts). Default true.
+   */
+  pinNotices: boolean;
 }
 
 export const DEFAULT_PORT = 24821;
@@ -83,6 +88,7 @@ export const DEFAULTS: DaemonConfig = {
   pkcs11: true,
   idp: null,
   pinWindowCommand: ['xdg-open'],
+  pinNotices: true,
 };
 
 export const SYSTEM_CONFIG = '/etc/cpsd/config.json';
@@ -142,6 +148,7 @@ export function validateConfig(raw: unknown, source: string): Partial<DaemonConf
   }
   set('behindProxy', bool('behindProxy'));
   set('pkcs11', bool('pkcs11'));
+  set('pinNotices', bool('pinNotices'));
   if (r.peerCheckUnsupported !== undefined) {
     if (r.peerCheckUnsupported !== 'allow' && r.peerCheckUnsupported !== 'refuse') throw new ConfigError(`${source}: "peerCheckUnsupported" must be allow or refuse`);
     out.peerCheckUnsupported = r.peerCheckUnsupported;

@@ -23,6 +23,7 @@ import type { Logger } from './log.js';
 import { METHODS, isMethod, type MethodContext } from './methods.js';
 import { PinGuard, type Caller } from './pin-guard.js';
 import { PinEntries } from './pin-entry.js';
+import { PinNotices, type PinRefusal } from './pin-notice.js';
 import { currentUser, peerOwner, peerOwnerSource, type PeerOwnerSource } from './peer.js';
 import { readPreamble, refuse, registerBehindProxy, unregisterBehindProxy } from './proxy.js';
 import { ProtocolError, checkParams, parseRequest, toRpcError, type Request } from './protocol.js';
@@ -62,6 +63,7 @@ export class CpsdServer {
   readonly #cache = new MemoryCardCache();
   readonly #limits: Limits;
   readonly #entries: PinEntries;
+  readonly #notices = new PinNotices();
   readonly #guard: PinGuard;
   readonly #sso = new Map<string, { serial: string; until: number }>();
   readonly #twins: CardTwins;
@@ -101,6 +103,14 @@ export class CpsdServer {
 
   get sessions(): CardSessions {
     return this.#sessions;
+  }
+
+  /**
+   * Keeps a wrong-PIN notice (daemon/pin-notice.ts) and returns its address on this server: the PKCS#11
+   * path opens it, since the applications' own PIN prompts do not tell the tries left.
+   */
+  noticeUrl(refusal: PinRefusal): string {
+    return `http://127.0.0.1:${this.#config.behindProxy ? this.#config.port : this.#port}${this.#notices.add(refusal)}`;
   }
 
   /** The PIN guard, for the link to cpsd-idp (daemon/idp-link.ts): its CIBA requests take the same PIN path. */
@@ -206,6 +216,7 @@ export class CpsdServer {
     this.#registration = undefined;
     const stopping = new SessionClosedError('the daemon is stopping');
     this.#entries.cancelAll(stopping);
+    this.#notices.close();
     for (const c of this.#clients) {
       c.controller.abort(stopping);
       c.socket.terminate();
@@ -365,6 +376,7 @@ export class CpsdServer {
       return;
     }
     if (this.#entries.handle(req, res)) return;
+    if (this.#notices.handle(req, res)) return;
     res.writeHead(404, { 'Content-Type': 'text/plain', 'X-Content-Type-Options': 'nosniff' }).end('not found\n');
   }
 }

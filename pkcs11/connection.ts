@@ -18,6 +18,7 @@ import { Pin } from '../cards/pin.js';
 import type { CardSessions } from '../cards/session.js';
 import { WrongPinError } from '../apdu/status.js';
 import type { Logger } from '../daemon/log.js';
+import type { PinRefusal } from '../daemon/pin-notice.js';
 import { Pkcs11Error } from './ckr.js';
 import { CKG_MGF1_SHA1, CKG_MGF1_SHA256, CKM, CKU_CONTEXT_SPECIFIC, CKU_USER } from './constants.js';
 import type { Tokens } from './tokens.js';
@@ -52,11 +53,13 @@ export class ModuleConnection {
   /** Reader → the card generation this connection logged in to, and its hold on the card's verified state. */
   readonly #logins = new Map<string, { generation: number; release: () => boolean }>();
   #context: ContextLogin | undefined;
+  readonly #onPinRefused: ((refusal: PinRefusal) => void) | undefined;
 
-  constructor(sessions: CardSessions, tokens: Tokens, log: Logger) {
+  constructor(sessions: CardSessions, tokens: Tokens, log: Logger, onPinRefused?: (refusal: PinRefusal) => void) {
     this.#sessions = sessions;
     this.#tokens = tokens;
     this.#log = log;
+    this.#onPinRefused = onPinRefused;
   }
 
   get signal(): AbortSignal {
@@ -152,9 +155,26 @@ export class ModuleConnection {
         { reader, signal: this.signal, owner: OWNER, exclusive: true, after, timeoutMs: (typed ? 30_000 : 10 * 60_000) + (after === 'reset' ? CONTEXT_HOLD_MS : 0) },
       );
     } catch (error) {
-      if (error instanceof WrongPinError && error.triesLeft !== undefined) this.#tokens.setTries(reader, generation, error.triesLeft, error.triesLeft === 0);
-      if (error instanceof Error && 'code' in error && error.code === 'PIN_BLOCKED') this.#tokens.setTries(reader, generation, 0, true);
+      if (error instanceof WrongPinError && error.triesLeft !== undefined) {
+        this.#tokens.setTries(reader, generation, error.triesLeft, error.triesLeft === 0);
+        this.#refused(token, error.triesLeft, error.triesLeft === 0);
+      }
+      if (error instanceof Error && 'code' in error && error.code === 'PIN_BLOCKED') {
+        this.#tokens.setTries(reader, generation, 0, true);
+        this.#refused(token, 0, true);
+      }
+      // One try left: refused before the card saw it (the last try needs consent a prompt cannot give).
+      if (error instanceof Error && 'code' in error && error.code === 'PIN_LAST_TRY') this.#refused(token, 1, false);
       throw error;
+    }
+  }
+
+  /** The application's prompt will only ask again: the daemon tells the person how many tries are left. */
+  #refused(token: Token, triesLeft: number, blocked: boolean): void {
+    try {
+      this.#onPinRefused?.({ app: this.app, card: token.label, triesLeft, blocked });
+    } catch (error) {
+      this.#log.warn('pin-notice-failed', { error });
     }
   }
 

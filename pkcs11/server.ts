@@ -16,6 +16,7 @@ import { VERSION } from '../daemon/methods.js';
 import { ckrOf, Pkcs11Error } from './ckr.js';
 import { CKR, CKF_SLOT } from './constants.js';
 import { Tokens, type TokensOptions } from './tokens.js';
+import type { PinRefusal } from '../daemon/pin-notice.js';
 import { FrameReader, Fields, TAG, field, frame, u32, WireError, type Field } from './wire.js';
 import { unixPeerUids } from './unix-peer.js';
 import { prepareSocketDirectory } from './socket-path.js';
@@ -34,6 +35,8 @@ export interface Pkcs11ServerOptions {
   peerUids?: (socket: Socket) => Promise<number[] | undefined>;
   /** How long TOKEN and SLOTS wait for a card's read (pkcs11/tokens.ts; tests shorten them). */
   waits?: TokensOptions;
+  /** A PIN typed in an application's own prompt was refused by the card: tell the person (daemon/pin-notice.ts). */
+  onPinRefused?: (refusal: PinRefusal) => void;
 }
 
 export class Pkcs11Server {
@@ -106,7 +109,7 @@ export class Pkcs11Server {
   #serve(socket: Socket): void {
     this.#sockets.add(socket);
     const reader = new FrameReader();
-    const connection = new ModuleConnection(this.#o.sessions, this.#tokens, this.#o.log);
+    const connection = new ModuleConnection(this.#o.sessions, this.#tokens, this.#o.log, this.#o.onPinRefused);
     this.#connections.add(connection);
     let hello = false;
     // One request at a time per connection, answered in order.

@@ -15,6 +15,7 @@ import { fixtureCard } from '../../sim/cps/fixtures.js';
 import type { PersonalityName } from '../../sim/cps/personality.js';
 import { ExitCode } from '../exit-codes.js';
 import { t } from '../../core/i18n.js';
+import type { PinRefusal } from '../../daemon/pin-notice.js';
 
 export interface ServeOptions {
   port?: number;
@@ -51,23 +52,31 @@ export async function serve(options: ServeOptions): Promise<number> {
   await server.listen();
   // CIBA: the link to cpsd-idp, when configured (docs/idp.md, "CIBA"); the PIN window opens by itself.
   const [program = 'xdg-open', ...args] = config.pinWindowCommand;
+  const openWindow = (url: string): void => {
+    const child = spawn(program, [...args, url], { stdio: 'ignore', detached: true });
+    child.on('error', (error) => log.warn('pin-window-command-failed', { error }));
+    child.unref();
+  };
   const link = config.idp
     ? new IdpLink({
         idp: config.idp,
         guard: server.guard,
         sessions: server.sessions,
         log,
-        openWindow: (url) => {
-          const child = spawn(program, [...args, url], { stdio: 'ignore', detached: true });
-          child.on('error', (error) => log.warn('pin-window-command-failed', { error }));
-          child.unref();
-        },
+        openWindow,
       })
     : undefined;
   link?.start();
   // The PKCS#11 module's socket: same card sessions, so a TLS handshake and a web login take turns.
   const socketPath = pkcs11SocketPath();
-  const pkcs11 = config.pkcs11 ? new Pkcs11Server({ sessions: server.sessions, cache: server.cache, log, socketPath }) : undefined;
+  const pkcs11 = config.pkcs11 ? new Pkcs11Server({
+        sessions: server.sessions,
+        cache: server.cache,
+        log,
+        socketPath,
+        // A browser's PIN prompt only asks again: the daemon says how many tries are left.
+        ...(config.pinNotices ? { onPinRefused: (refusal: PinRefusal) => openWindow(server.noticeUrl(refusal)) } : {}),
+      }) : undefined;
   const served = await pkcs11?.listen().then(
     () => true,
     (error: unknown) => (log.warn('pkcs11-unavailable', { error }), false),

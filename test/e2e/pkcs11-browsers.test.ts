@@ -27,9 +27,18 @@ const vr = useVirtualReader();
 let daemon: Pkcs11Daemon;
 let site: Site;
 
+/** Where the daemon's pinWindowCommand writes the URL of each wrong-PIN notice it opens. */
+let notices = '';
+
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true });
   daemon = new Pkcs11Daemon();
+  notices = join(daemon.dir, 'notices.txt');
+  // The notice's window: its URL recorded, then fetched and shown by the test (daemon/pin-notice.ts).
+  writeFileSync(
+    join(daemon.dir, 'none.json'),
+    JSON.stringify({ pinWindowCommand: [process.execPath, '-e', `require('fs').appendFileSync(${JSON.stringify(notices)}, process.argv[1] + '\\n')`] }),
+  );
   await daemon.start();
   site = await startSite(join(daemon.dir, 'site'));
 }, 60_000);
@@ -69,6 +78,31 @@ async function launch(command: string, args: string[], env: NodeJS.ProcessEnv): 
       await x.stop();
     },
   };
+}
+
+/**
+ * The notice the daemon opened for the last wrong PIN: its URL taken from pinWindowCommand's record,
+ * its page fetched as a French browser would, and rendered by Chromium into test-output/<shot>.png.
+ */
+async function noticeShown(shot: string): Promise<string> {
+  const until = Date.now() + 10_000;
+  let url: string | undefined;
+  while (!url) {
+    url = existsSync(notices) ? readFileSync(notices, 'utf8').trim().split('\n').pop() : undefined;
+    if (!url && Date.now() > until) throw new Error(`no notice opened:\n${daemon.log}`);
+    if (!url) await new Promise((r) => setTimeout(r, 100));
+  }
+  rmSync(notices, { force: true });
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/notice\/[0-9a-f]{32}$/);
+  const res = await fetch(url, { headers: { 'Accept-Language': 'fr-FR,fr;q=0.9' } });
+  expect(res.status).toBe(200);
+  const page = await res.text();
+  await new Promise<void>((resolve) => {
+    const child = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--lang=fr-FR', `--screenshot=${join(OUTPUT, `${shot}.png`)}`, '--window-size=640,360', url], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', () => (clearTimeout(timer), resolve()));
+  });
+  return page;
 }
 
 // ------------------------------------------------------------------ Chromium
@@ -198,6 +232,11 @@ describe('Chromium', () => {
       await chromiumPin(s.x, 'pkcs11-chromium-wrong', '9999');
       // 3 tries → 2: CKF_USER_PIN_COUNT_LOW, not yet the final try.
       expect(await waitFlags(label, /user PIN count low/i)).not.toMatch(/final try|locked/i);
+      // Chromium's prompt only asks again: the daemon's notice tells the tries left.
+      const notice = await noticeShown('pkcs11-chromium-wrong-notice');
+      expect(notice).toContain('<strong id="tries">2 essais restants</strong>');
+      expect(notice).toContain(label);
+      expect(notice).not.toContain('9999');
       await chromiumPin(s.x, 'pkcs11-chromium-retry', PIN);
       await s.x.waitTitle(PAGE);
       expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
@@ -411,6 +450,9 @@ describe('Firefox ESR', () => {
       await firefoxOpen(s.x, `https://localhost:${site.tls12}/`);
       await firefoxPin(s.x, 'pkcs11-firefox-wrong', '9999');
       expect(await waitFlags(label, /count low/i)).not.toMatch(/final try|locked/i);
+      const notice = await noticeShown('pkcs11-firefox-wrong-notice');
+      expect(notice).toContain('<strong id="tries">2 essais restants</strong>');
+      expect(notice).toContain(label);
       await firefoxPin(s.x, 'pkcs11-firefox-retry', PIN);
       await s.x.waitTitle(FIREFOX_PAGE);
       expect(await pinFlags(label)).not.toMatch(/count low|final try|locked/i);
