@@ -88,7 +88,7 @@ async function cliSignature(profile: string, cache: MemoryCardCache): Promise<Co
     },
     v.atr,
   );
-  await signHashOnCard(again, cache, signer, randomBytes(32), { value: new Pin('1234') }, false);
+  await signHashOnCard(again, signer, randomBytes(32), { value: new Pin('1234') }, false);
   return count;
 }
 
