@@ -3,17 +3,23 @@
  * (p50 of a few runs), and the process's peak memory; the card's part is the virtual card's signature of
  * the 32-byte hash (the card never sees the PDF). Then what one `cpsd sign` costs at the card: its two
  * card jobs (the signing certificate; same card + PIN + signature) run on the virtual CPS3 and CPS4, the
- * APDUs and bytes counted at the card and the card time modelled as a real CPS3's (sim/cps/faults.ts).
+ * APDUs and bytes counted at the card and the card time modelled as a real CPS3's (sim/cps/faults.ts);
+ * and the same for a `sign.hash` through the daemon (PIN in the request: its look job, then its PIN job).
  * Figures printed, never asserted.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PDFDocument } from 'pdf-lib';
+import { InProcessBackend } from '../cards/backends.js';
 import { openCard } from '../cards/index.js';
 import { Pin } from '../cards/pin.js';
 import { MemoryCardCache } from '../cards/public-data.js';
 import { signHashOnCard, signerOf } from '../cli/commands/sign.js';
+import { connectDaemon } from '../daemon/client.js';
+import { DEFAULTS } from '../daemon/config.js';
+import { Logger } from '../daemon/log.js';
+import { CpsdServer } from '../daemon/server.js';
 import { CPS3_TIMING } from '../sim/cps/faults.js';
 import { fixtureCard, fixturesDir } from '../sim/cps/fixtures.js';
 import { finishPdf, preparePdf } from '../sign/index.js';
@@ -88,7 +94,7 @@ async function cliSignature(profile: string, cache: MemoryCardCache): Promise<Co
     },
     v.atr,
   );
-  await signHashOnCard(again, cache, signer, randomBytes(32), { value: new Pin('1234') }, false);
+  await signHashOnCard(again, signer, randomBytes(32), { value: new Pin('1234') }, false);
   return count;
 }
 
@@ -99,6 +105,47 @@ for (const [profile, generation] of [['doctor', 'CPS3'], ['nurse', 'CPS4']] as c
   const cache = new MemoryCardCache();
   const first = await cliSignature(profile, cache);
   const seen = await cliSignature(profile, cache);
+  for (const [when, c] of [['card never seen', first], ['card seen before', seen]] as const) {
+    console.log(`${generation} (${profile}), ${when}: ${c.apdus} APDUs, ${c.bytes} bytes, ${c.rsa} RSA, card time ${(modelled(c) / 1000).toFixed(2)} s`);
+  }
+}
+
+/** `sign.hash` through the daemon (its own card cache, in memory), counted at the card: never seen, then seen before. */
+async function daemonSignatures(profile: string): Promise<[Count, Count]> {
+  const v = fixtureCard(profile);
+  const count: Count = { apdus: 0, bytes: 0, rsa: 0 };
+  const counted = {
+    atr: v.atr,
+    transmit: (c: Uint8Array): Uint8Array => {
+      const r = v.transmit(c);
+      count.apdus++;
+      count.bytes += c.length + r.length;
+      if ((c[1] === 0x88 || c[1] === 0x2a) && r.length > 200) count.rsa++;
+      return r;
+    },
+    reset: (): void => v.reset(),
+  };
+  const server = new CpsdServer({ ...DEFAULTS, port: 0, allowPinInRequest: true }, new InProcessBackend(counted), new Logger('error', () => undefined));
+  await server.listen();
+  const rpc = await connectDaemon(server.port);
+  const runs: Count[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      Object.assign(count, { apdus: 0, bytes: 0, rsa: 0 });
+      const m = await rpc.call('sign.hash', { hash: randomBytes(32).toString('base64url'), hashAlgorithm: 'SHA-256', pin: '1234' });
+      if (m.error) throw new Error(JSON.stringify(m.error));
+      runs.push({ ...count });
+    }
+  } finally {
+    await rpc.close();
+    await server.close();
+  }
+  return [runs[0] as Count, runs[1] as Count];
+}
+
+console.log('\nsign.hash through the daemon (look job + PIN job, PIN in the request), counted at the virtual card');
+for (const [profile, generation] of [['doctor', 'CPS3'], ['nurse', 'CPS4']] as const) {
+  const [first, seen] = await daemonSignatures(profile);
   for (const [when, c] of [['card never seen', first], ['card seen before', seen]] as const) {
     console.log(`${generation} (${profile}), ${when}: ${c.apdus} APDUs, ${c.bytes} bytes, ${c.rsa} RSA, card time ${(modelled(c) / 1000).toFixed(2)} s`);
   }

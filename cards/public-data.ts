@@ -202,6 +202,31 @@ export async function readPublicData(card: CpsCard, cache?: CardCache, options: 
   return resultOf(entry, false);
 }
 
+/** A card as an earlier job of the same command left it: what a later job needs to go on with it. */
+export interface SeenCard {
+  serial: string;
+  /** Its directories (read, or from its cache entry checked by EF_ACTUA), as the driver knew them. */
+  objects: CardObjects;
+}
+
+/** What a job leaves for a later one: call after readPublicData (the directories are then known, no APDU). */
+export async function seenCard(card: CpsCard, data: PublicCardData): Promise<SeenCard> {
+  return { serial: data.serial, objects: await card.objects() };
+}
+
+/**
+ * In a later job, whether the card is still the one `seen` names: EF.SN.ICC only (one APDU), and on the
+ * same serial the driver takes the directories already known instead of walking them. The chip serial
+ * names the card, so its certificates and keys are those read or checked seconds before; EF_ACTUA is not
+ * read again: it marks updates of the situation data, which a signature does not depend on. Another card:
+ * false, and nothing else was sent to it.
+ */
+export async function resumeCard(card: CpsCard, seen: SeenCard): Promise<boolean> {
+  if ((await card.serial()) !== seen.serial) return false;
+  card.useObjects(seen.objects);
+  return true;
+}
+
 /** Reads the wanted public objects the entry lacks; PIN-protected ones never, even with the PIN verified. */
 async function readLabels(card: CpsCard, entry: CacheFile, labels: readonly string[]): Promise<boolean> {
   let added = false;

@@ -12,7 +12,7 @@
  */
 import type { CpsCard } from '../cards/card.js';
 import { Pin, type PinRule } from '../cards/pin.js';
-import { readPublicData, type CardCache, type PublicCardData } from '../cards/public-data.js';
+import { readPublicData, resumeCard, seenCard, type CardCache, type PublicCardData, type SeenCard } from '../cards/public-data.js';
 import type { CardSessions, JobContext } from '../cards/session.js';
 import { certificateInfo, holderIdentity } from '../pkcs/holder.js';
 import type { PinEntries } from './pin-entry.js';
@@ -52,6 +52,8 @@ export interface Operation<T> {
 
 export interface Look {
   data: PublicCardData;
+  /** The card as the look left it (serial, directories): a signature's PIN job goes on with it. */
+  seen: SeenCard;
   holder: string;
   triesLeft: number;
   blocked: boolean;
@@ -99,6 +101,7 @@ export class PinGuard {
         const identity = certificate ? holderIdentity({ certificate, serial: data.serial, data: data.data }) : undefined;
         return {
           data,
+          seen: await seenCard(card, data),
           holder: identity ? `${identity.givenName} ${identity.surname}` : data.serial,
           triesLeft: status.triesLeft,
           blocked: status.blocked,
@@ -117,9 +120,17 @@ export class PinGuard {
     const look = seen ?? (await this.look(caller, op.reader, op.purpose));
     if (look.blocked) throw new ProtocolError('PIN_BLOCKED', 'the PIN is blocked', { triesLeft: 0 });
     const jobOptions = { reader: op.reader, signal: caller.signal, owner: caller.origin ?? '', exclusive: true, after: op.after } as const;
+    const replaced = (): ProtocolError => new ProtocolError('CARD_ABSENT', 'the card was replaced by another one');
     const sameCard = async (card: CpsCard): Promise<PublicCardData> => {
-      const data = await readPublicData(card, this.#o.cache, { signCertificate: op.purpose === 'signature' });
-      if (data.serial !== look.data.serial) throw new ProtocolError('CARD_ABSENT', 'the card was replaced by another one');
+      // A signature needs the same card only: its serial, then the look's certificate and directories
+      // (EF_ACTUA marks updates of the situation data, which a signature does not use). A login may read
+      // the situations in its job: it checks the cache entry whole.
+      if (op.purpose === 'signature') {
+        if (!(await resumeCard(card, look.seen))) throw replaced();
+        return look.data;
+      }
+      const data = await readPublicData(card, this.#o.cache, { signCertificate: false });
+      if (data.serial !== look.data.serial) throw replaced();
       return data;
     };
 

@@ -2,14 +2,14 @@
  * `cpsd sign FILE` and `cpsd verify-signature FILE`: `cpsd/sign` on the command line (docs/signing.md,
  * "From the command line"). Signing reads the card's signing certificate (a card seen before: from its
  * cache entry), prepares the PAdES or CAdES signature before the PIN is asked (a bad document is refused
- * first), then in one exclusive job checks it is the same card, verifies the PIN and has the card sign
+ * first), then in one exclusive job checks it is the same card (its serial), verifies the PIN and has the card sign
  * the 32-byte hash; the card is reset afterwards, so no verified PIN outlives the command.
  */
 import { X509Certificate } from 'node:crypto';
 import { createReadStream, existsSync, openSync, readSync, closeSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { CpsCard } from '../../cards/card.js';
-import { readPublicData, type CardCache } from '../../cards/public-data.js';
+import { readPublicData, resumeCard, seenCard, type CardCache, type SeenCard } from '../../cards/public-data.js';
 import type { PinPad } from '../../cards/session.js';
 import type { Pin } from '../../cards/pin.js';
 import { CpsdError } from '../../core/errors.js';
@@ -120,33 +120,38 @@ async function prepare(file: string, format: SignatureFormat, certificate: Uint8
   return { hash, finish: (signature) => finishPdf(state, signature, pdf) };
 }
 
-/** The card's signing certificate and serial (a card seen before: EF.SN.ICC + EF_ACTUA, the certificate from its cache entry). */
-export async function signerOf(card: CpsCard, cache: CardCache | undefined): Promise<{ certificate: Uint8Array; serial: string }> {
+/** The card's signing certificate, serial and directories (a card seen before: EF.SN.ICC + EF_ACTUA, the certificate from its cache entry). */
+export async function signerOf(card: CpsCard, cache: CardCache | undefined): Promise<Signer> {
   const data = await readPublicData(card, cache);
   if (!data.signCertificate) throw new SignCommandError('NO_SIGNING_KEY', 'this card has no signing key (a contactless card, or a card without signature certificate)');
-  return { certificate: data.signCertificate, serial: data.serial };
+  return { certificate: data.signCertificate, ...(await seenCard(card, data)) };
+}
+
+/** What the certificate job hands to the signature job: the certificate the document was prepared with, and its card. */
+export interface Signer extends SeenCard {
+  certificate: Uint8Array;
 }
 
 /**
- * The exclusive job of a signature: the same card as `signer` (serial and certificate), the PIN verified
- * (typed: dropped from `pin` before the VERIFY, whatever the card answers; or on the reader's PIN pad),
- * then PSO: COMPUTE DIGITAL SIGNATURE of the 32-byte hash with the signing key.
+ * The exclusive job of a signature: the same card as `signer` (its chip serial: the certificate and the
+ * directories are those the first job read or checked seconds before), the PIN verified (typed: dropped
+ * from `pin` as the job starts, whatever happens next; or on the reader's PIN pad), then PSO: COMPUTE
+ * DIGITAL SIGNATURE of the 32-byte hash with the signing key. Another card gets no VERIFY.
  */
 export async function signHashOnCard(
   card: CpsCard,
-  cache: CardCache | undefined,
-  signer: { certificate: Uint8Array; serial: string },
+  signer: Signer,
   hash: Uint8Array,
   pin: { value: Pin | undefined } | { pad: PinPad | undefined },
   allowLastTry: boolean,
 ): Promise<Uint8Array> {
-  const data = await readPublicData(card, cache);
-  if (data.serial !== signer.serial || !data.signCertificate || Buffer.compare(Buffer.from(data.signCertificate), Buffer.from(signer.certificate)) !== 0) {
+  // Taken from `pin` first: never kept after this job, whether the VERIFY is sent or not.
+  const typed = 'value' in pin ? pin.value : undefined;
+  if ('value' in pin) pin.value = undefined;
+  if (!(await resumeCard(card, signer))) {
     throw new SignCommandError('CARD_CHANGED', 'the card in the reader is not the one whose certificate was read: sign again');
   }
   if ('value' in pin) {
-    const typed = pin.value;
-    pin.value = undefined; // never kept after the VERIFY
     if (!typed) throw new NoInputError('the PIN typed was already given to a VERIFY');
     await card.verifyPin(typed, { allowLastTry });
   } else if (pin.pad) {
@@ -180,7 +185,7 @@ export async function sign(file: string, options: SignOptions): Promise<number> 
     // 3. The PIN, typed before the card is taken (nobody waits while a person types), as `cpsd pin verify` reads it.
     const pin = look.pad ? undefined : { value: await readPin(t('enterPin')) as Pin | undefined };
     const signature = await sessions.run(
-      (card, { pinPad }) => signHashOnCard(card, cache, look, prepared.hash, pin ?? { pad: pinPad }, allowLastTry),
+      (card, { pinPad }) => signHashOnCard(card, look, prepared.hash, pin ?? { pad: pinPad }, allowLastTry),
       { reader, after: 'reset', exclusive: true, retryOnReset: false, ...(look.pad ? { timeoutMs: 90_000 } : {}) },
     );
     writeAtomically(output, prepared.finish(signature));

@@ -191,6 +191,36 @@ describe('daemon methods', () => {
     expect(logs.some((l) => l.includes('"level":"audit"') && l.includes('"operation":"sign"') && l.includes('"outcome":"ok"'))).toBe(true);
   });
 
+  it('sign.hash on a card seen before: 9 APDUs to a CPS3, 15 to a CPS4 (the PIN job checks the card by its serial only)', async () => {
+    for (const [profile, count] of [['doctor', 9], ['nurse', 15]] as const) {
+      await start({ allowPinInRequest: true }, profile);
+      const local = await connect(null);
+      const hash = createHash('sha256').update('document').digest().toString('base64url');
+      expect((await local.call('sign.hash', { hash, hashAlgorithm: 'SHA-256', pin: PIN })).result?.signature).toBeTypeOf('string');
+      const sent = vi.spyOn(sim.card as VirtualCpsCard, 'transmit');
+      expect((await local.call('sign.hash', { hash, hashAlgorithm: 'SHA-256', pin: PIN })).result?.signature).toBeTypeOf('string');
+      expect(sent).toHaveBeenCalledTimes(count);
+      await server?.close();
+      server = undefined;
+    }
+  });
+
+  it('another card put in while the PIN page is open (its removal missed): CARD_ABSENT, and that card gets no VERIFY', async () => {
+    await start();
+    const rpc = await connect();
+    const hash = createHash('sha256').update('ordonnance').digest().toString('base64url');
+    const pending = rpc.call('sign.hash', { hash, hashAlgorithm: 'SHA-256' });
+    const prompt = await rpc.next('pin.required');
+    const other = fixtureCard('pharmacist');
+    const sent = vi.spyOn(other, 'transmit');
+    sim.insert(other);
+    await typePin(String(prompt.url), PIN);
+    expect((await pending).error?.data.code).toBe('CARD_ABSENT');
+    const commands = sent.mock.calls.map(([c]) => Buffer.from(c).toString('hex').toUpperCase());
+    expect(commands).toEqual(['00B09C000C']); // its serial, nothing else
+    expect(other.image.pin.triesLeft).toBe(3);
+  });
+
   it('answers malformed requests, unknown methods and parameters, and card errors with stable codes', async () => {
     await start();
     const rpc = await connect();
