@@ -114,10 +114,22 @@ const say = (lang: PageLang, key: MessageKey): Text => MESSAGES[key][lang];
 /** JSON for an inline script: no "</script>" can close it early. */
 const inline = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c');
 
-function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
+/** The page's texts as the script's constants, per language: the same for every login, rendered once. */
+const pageTexts = new Map<PageLang, string>();
+function textsOf(lang: PageLang): string {
+  const known = pageTexts.get(lang);
+  if (known !== undefined) return known;
   const text = Object.fromEntries(Object.entries<MessageKey>(PAGE_TEXTS).map(([k, key]) => [k, say(lang, key)]));
   const errors = Object.fromEntries(SDK_ERRORS.map((code) => [code, say(lang, `demo.error.${code}` as MessageKey)]));
   const server = Object.fromEntries(Object.entries<MessageKey>(SERVER_ERRORS).map(([code, key]) => [code, say(lang, key)]));
+  const rendered = `const TEXT = ${inline(text)};
+const ERRORS = ${inline(errors)};
+const SERVER = ${inline(server)};`;
+  pageTexts.set(lang, rendered);
+  return rendered;
+}
+
+function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
   const other = upstream
     ? `<p>${esc(plain(say(lang, 'idp.page.orUpstream')))}</p><button id="upstream" type="button">${esc(upstream)}</button>`
     : '';
@@ -134,9 +146,7 @@ import { authenticate } from '/cpsd.js';
 const UID = ${inline(uid)};
 const CSRF = ${inline(csrf)};
 const PORT = ${inline(daemonPort)};
-const TEXT = ${inline(text)};
-const ERRORS = ${inline(errors)};
-const SERVER = ${inline(server)};
+${textsOf(lang)}
 const plural = new Intl.PluralRules(${inline(lang)});
 const say = (t, count) => (typeof t === 'string' ? t : t[plural.select(count) === 'one' ? 'one' : 'other']).replace('{count}', String(count));
 const status = document.getElementById('status');
