@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { MESSAGES, type MessageKey, type Text } from '../core/messages.js';
-import { TokenError, TrustError, consumeNonce, issueNonce, verify, type NonceStore, type VerifyOptions } from '../pkcs/verify.js';
+import { NONCE_TTL_MS, TokenError, TrustError, verify, type VerifyOptions } from '../pkcs/verify.js';
 import type { HolderIdentity, PracticeSituation, StructureIdKind } from '../pkcs/holder.js';
 import { ACR_CARD_PIN, ACR_CONTACTLESS, AMR_CARD_PIN, AMR_CONTACTLESS, CardDataMismatchError, holderClaims, holderClaimsWithSituations, type HolderClaims } from './claims.js';
 import type { RateLimiter } from './limits.js';
@@ -34,9 +34,10 @@ export interface InteractionOptions {
   /** The IdP's origin: the one the card signs for, and the only one the POSTs may come from. */
   origin: () => string;
   allowHttpLocalhost?: boolean;
-  /** The challenge nonces (shared by the instances: the page may be served by one, the POST reach another). */
-  nonces: NonceStore;
-  /** Shared records: the interaction's current nonce. */
+  /**
+   * Shared records (the page may be served by one instance, the POST reach another): the interaction's
+   * current challenge nonce, the accounts.
+   */
   store: KeyValueStore;
   /**
    * Keys of the pages' CSRF tokens (HMAC of the interaction's uid), the cookie keys: the same on every
@@ -113,10 +114,22 @@ const say = (lang: PageLang, key: MessageKey): Text => MESSAGES[key][lang];
 /** JSON for an inline script: no "</script>" can close it early. */
 const inline = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c');
 
-function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
+/** The page's texts as the script's constants, per language: the same for every login, rendered once. */
+const pageTexts = new Map<PageLang, string>();
+function textsOf(lang: PageLang): string {
+  const known = pageTexts.get(lang);
+  if (known !== undefined) return known;
   const text = Object.fromEntries(Object.entries<MessageKey>(PAGE_TEXTS).map(([k, key]) => [k, say(lang, key)]));
   const errors = Object.fromEntries(SDK_ERRORS.map((code) => [code, say(lang, `demo.error.${code}` as MessageKey)]));
   const server = Object.fromEntries(Object.entries<MessageKey>(SERVER_ERRORS).map(([code, key]) => [code, say(lang, key)]));
+  const rendered = `const TEXT = ${inline(text)};
+const ERRORS = ${inline(errors)};
+const SERVER = ${inline(server)};`;
+  pageTexts.set(lang, rendered);
+  return rendered;
+}
+
+function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
   const other = upstream
     ? `<p>${esc(plain(say(lang, 'idp.page.orUpstream')))}</p><button id="upstream" type="button">${esc(upstream)}</button>`
     : '';
@@ -133,9 +146,7 @@ import { authenticate } from '/cpsd.js';
 const UID = ${inline(uid)};
 const CSRF = ${inline(csrf)};
 const PORT = ${inline(daemonPort)};
-const TEXT = ${inline(text)};
-const ERRORS = ${inline(errors)};
-const SERVER = ${inline(server)};
+${textsOf(lang)}
 const plural = new Intl.PluralRules(${inline(lang)});
 const say = (t, count) => (typeof t === 'string' ? t : t[plural.select(count) === 'one' ? 'one' : 'other']).replace('{count}', String(count));
 const status = document.getElementById('status');
@@ -214,8 +225,20 @@ const html = (res: ServerResponse, status: number, body: string, csp = STATIC_CS
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-/** The interaction's current challenge nonce, in the shared store (the POST may reach another instance). */
+/**
+ * The interaction's current challenge nonce and its expiry, `<epoch ms> <nonce>`: one record, bound to the
+ * interaction, taken (GETDEL) by the login that uses it, so single use; a new nonce replaces the last.
+ */
 const NONCE_KEY = (uid: string): string => `login-nonce:${uid}`;
+
+/** The nonce of a record taken from the store: NONCE_INVALID if there was none (never issued, used), NONCE_EXPIRED past its time. */
+function issuedNonce(record: string | undefined, now = Date.now()): string {
+  const space = record?.indexOf(' ') ?? -1;
+  const expiresAt = Number(record?.slice(0, space));
+  if (record === undefined || space <= 0 || !Number.isSafeInteger(expiresAt)) throw new TokenError('NONCE_INVALID', 'unknown or already used nonce');
+  if (expiresAt < now) throw new TokenError('NONCE_EXPIRED', 'the nonce expired');
+  return record.slice(space + 1);
+}
 
 type CardIdentity = Pick<HolderIdentity, 'nationalId' | 'profession' | 'specialty'>;
 const KINDS: readonly StructureIdKind[] = ['ADELI_CABINET', 'FINESS', 'SIREN', 'SIRET', 'RPPS_CABINET', 'FINESS_EJ', 'UNKNOWN'];
@@ -251,7 +274,7 @@ function cardData(body: Record<string, unknown>): { identity: CardIdentity; situ
 
 /** The interaction routes and /cpsd.js; answers false for any other request (oidc-provider's). */
 export function interactionRoutes(options: InteractionOptions): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
-  const { provider, nonces, store } = options;
+  const { provider, store } = options;
   // Stateless, so any instance checks what another issued: HMAC of the uid under the shared key.
   const csrfOf = (uid: string, key = options.csrfKeys[0] ?? ''): string => createHmac('sha256', key).update(`csrf:${uid}`).digest('base64url');
   const csrfOk = (uid: string, given: unknown): boolean =>
@@ -278,11 +301,12 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
     // consent round trip (two requests, a third of the store's writes: npm run bench:idp).
     const grant = new provider.Grant({ accountId: claims.sub, clientId: client });
     if (typeof interaction.params.scope === 'string') grant.addOIDCScope(interaction.params.scope);
-    // The account and the grant written together (one round trip to the store), then the result saved on
-    // the interaction already read, as oidc-provider's interactionResult() would after reading it again.
-    const [, grantId] = await Promise.all([options.accounts.set(claims), grant.save()]);
-    interaction.result = { ...interaction.lastSubmission, login: { accountId: claims.sub, acr, amr }, consent: { grantId } };
-    await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
+    // The grant's id made here (as oidc-provider makes it: 256 random bits) so that the account, the grant
+    // and the interaction's result are written together, one round trip to the store; the result is saved
+    // on the interaction already read, as oidc-provider's interactionResult() would after reading it again.
+    grant.jti = randomBytes(32).toString('base64url');
+    interaction.result = { ...interaction.lastSubmission, login: { accountId: claims.sub, acr, amr }, consent: { grantId: grant.jti } };
+    await Promise.all([options.accounts.set(claims), grant.save(), interaction.save(interaction.exp - Math.floor(Date.now() / 1000))]);
     const redirect = interaction.returnTo;
     options.audit({ event: 'login', method, sub: claims.sub, client, acr, amr });
     return redirect;
@@ -359,7 +383,8 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       json(res, 429, { error: 'RATE_LIMITED' });
       return true;
     }
-    const interaction = await details(req, res, uid);
+    // The login's nonce is taken (single use) while the interaction is read: one round trip to the store.
+    const [interaction, issued] = await Promise.all([details(req, res, uid), action === '/login' ? store.take(NONCE_KEY(uid)) : undefined]);
     if (!interaction || interaction.prompt.name !== 'login') {
       json(res, 404, { error: 'INTERACTION_EXPIRED' });
       return true;
@@ -367,8 +392,8 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
     const client = String(interaction.params.client_id ?? '');
     if (action === '/nonce') {
       // One nonce per interaction at a time: a new one replaces the last.
-      const nonce = await issueNonce(nonces);
-      await store.put(NONCE_KEY(uid), nonce, 600);
+      const nonce = randomBytes(32).toString('base64');
+      await store.put(NONCE_KEY(uid), `${Date.now() + NONCE_TTL_MS} ${nonce}`, NONCE_TTL_MS / 1000);
       json(res, 200, { nonce });
       return true;
     }
@@ -399,11 +424,10 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       return true;
     }
     // /login
-    const issued = (await store.take(NONCE_KEY(uid))) ?? '';
     try {
       const body = JSON.parse(await readBody(req)) as unknown;
       if (!isRecord(body)) throw new TokenError('TOKEN_MALFORMED', 'the login body is not a JSON object');
-      const nonce = await consumeNonce(nonces, issued);
+      const nonce = issuedNonce(issued);
       const holder = await verify(body.token, { ...options.trust, origin: options.origin(), nonce, allowHttpLocalhost: options.allowHttpLocalhost === true, allowContactless: options.allowContactless === true });
       // Contactless (no PIN): only when IT enabled it and the application asked for its lower acr.
       const asked = String(interaction.params.acr_values ?? '').split(' ');

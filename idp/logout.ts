@@ -15,6 +15,7 @@
  * from IT's configuration only, so they may be on the hospital's private network (oidc-provider's own
  * sender refuses private and loopback addresses).
  */
+import { AsyncResource } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type Provider from 'oidc-provider';
@@ -118,6 +119,12 @@ function failureReason(error: unknown): string {
 export class BackchannelLogout {
   readonly #options: BackchannelLogoutOptions;
   readonly #timers = new Map<string, NodeJS.Timeout>();
+  /**
+   * setTimeout outside the request's async context: a timer made during a request keeps oidc-provider's
+   * AsyncLocalStorage store (the whole Koa context: request, response, interaction, session, about 14 kB)
+   * alive until it fires, 12 hours for a session's expiry. Bound here, when no request is running.
+   */
+  readonly #setTimer = AsyncResource.bind((fn: () => void, ms: number): NodeJS.Timeout => setTimeout(fn, ms));
   #closed = false;
 
   constructor(options: BackchannelLogoutOptions) {
@@ -245,7 +252,7 @@ export class BackchannelLogout {
   #schedule(uid: string, exp: number): void {
     if (this.#closed) return;
     clearTimeout(this.#timers.get(uid));
-    const timer = setTimeout(() => {
+    const timer = this.#setTimer(() => {
       this.#timers.delete(uid);
       this.#background(this.#expired(uid));
     }, Math.min(MAX_TIMER_MS, Math.max(0, (exp - now()) * 1000 + 1000)));

@@ -159,13 +159,29 @@ export function createProvider(options: ProviderOptions): Provider {
  * before the token response leaves (Koa runs this after the endpoint and before sending).
  */
 function supersedeAccessTokens(provider: Provider, store: KeyValueStore) {
+  // The new one recorded and the previous one read in one step (one round trip to the store), started as
+  // soon as the new one is saved: it goes on while the endpoint saves the refresh token and signs the
+  // id_token, instead of after them. Awaited below, before the response, by the request that saved it.
+  const swaps = new Map<string, Promise<string | undefined>>();
+  provider.on('access_token.saved', (token: InstanceType<Provider['AccessToken']>) => {
+    if (!token.grantId || !token.jti) return;
+    const swap = store.swap(`access-token:${token.grantId}`, token.jti, SESSION_SECONDS);
+    swap.catch(() => undefined); // reported by the request that awaits it
+    swaps.set(token.jti, swap);
+  });
   return async (ctx: Parameters<Parameters<Provider['use']>[0]>[0], next: () => Promise<unknown>): Promise<void> => {
-    await next();
-    if (ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
-    const token = ctx.oidc.entities.AccessToken;
-    if (!token?.grantId || !token.jti) return;
-    // The new one recorded and the previous one read in one step (one round trip to the store).
-    const previous = await store.swap(`access-token:${token.grantId}`, token.jti, SESSION_SECONDS);
-    if (previous && previous !== token.jti) await (await provider.AccessToken.find(previous))?.destroy();
+    let jti: string | undefined;
+    let swap: Promise<string | undefined> | undefined;
+    try {
+      await next();
+    } finally {
+      // Whatever the request's outcome, its swap leaves the map (none is kept beyond its request).
+      jti = ctx.oidc?.entities.AccessToken?.jti;
+      swap = jti === undefined ? undefined : swaps.get(jti);
+      if (jti !== undefined) swaps.delete(jti);
+    }
+    if (!swap || ctx.oidc?.route !== 'token' || ctx.status !== 200) return;
+    const previous = await swap;
+    if (previous && previous !== jti) await (await provider.AccessToken.find(previous))?.destroy();
   };
 }

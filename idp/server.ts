@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ClientMetadata, JWK } from 'oidc-provider';
-import { MemoryNonceStore, RedisNonceStore, type NonceStore, type RedisNonceClient } from '../pkcs/verify.js';
+import type { RedisNonceClient } from '../pkcs/verify.js';
 import { cardWatchRoutes } from './card-watch.js';
 import { BackchannelLogout, checkLogoutMetadata } from './logout.js';
 import { interactionRoutes, sdkFile, type AuditEvent, type TrustOptions, type UpstreamRoute } from './interaction.js';
@@ -92,7 +92,6 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
   const prefix = options.redisPrefix ?? 'cpsd-idp:';
   const replication = options.redisReplication ? { replication: options.redisReplication } : {};
   const store: KeyValueStore = options.redis ? new RedisKeyValueStore(options.redis, { prefix, ...replication }) : new MemoryKeyValueStore();
-  const nonces: NonceStore = options.redis ? new RedisNonceStore(options.redis, { prefix: `${prefix}nonce:` }) : new MemoryNonceStore();
   const accounts = new AccountStore(store);
   const cookieKeys = options.cookieKeys ?? [randomBytes(32).toString('hex')];
   const audit = options.audit ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -139,7 +138,6 @@ export function startIdp(options: IdpOptions): Promise<RunningIdp> {
         provider,
         accounts,
         store,
-        nonces,
         csrfKeys: cookieKeys,
         trust: options.trust,
         daemonPort: options.daemonPort,

@@ -250,8 +250,11 @@ class RedisAdapter implements Adapter {
       if (GRANTABLE.has(this.name) && payload.grantId) {
         const grant = `${prefix}grant:${payload.grantId}`;
         // The index lives as long as the longest of its records (a refresh token outlives the code):
-        // its lifetime is set when the list is made (the first push), not at every record.
-        writes.push(c.rPush(grant, key).then((length) => (length === 1 ? c.expire(grant, MAX_TTL) : undefined)));
+        // its lifetime is set when the list is made (the first push), not at every record. A code is
+        // its grant's first record (code flow): its lifetime is set with it, in the same write, rather
+        // than on the push's reply (a round trip more for the login).
+        if (this.name === 'AuthorizationCode') writes.push(c.rPush(grant, key), c.expire(grant, MAX_TTL));
+        else writes.push(c.rPush(grant, key).then((length) => (length === 1 ? c.expire(grant, MAX_TTL) : undefined)));
       }
       await Promise.all(writes);
     }, !UNWAITED_MODELS.has(this.name));

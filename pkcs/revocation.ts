@@ -208,12 +208,26 @@ function crlNumber(crl: pkijs.CertificateRevocationList, oid: string): bigint | 
   return value ? value.toBigInt() : undefined;
 }
 
+/**
+ * What depends only on the bytes of a CRL, a certificate and its issuer: whether the CRL covers it (issuer,
+ * signature, scope), and its entry. Worked out once (a login checks the same card against the same CRL);
+ * the CRL's dates are checked on every call.
+ */
+const covers = new Memo<boolean>(2000);
+const entries = new Memo<'revoked' | 'removed' | 'none'>(2000);
+
 /** The CRL covers `p`: same issuer, signed by the issuer's key, valid now, in scope. */
 async function usable(c: ParsedCrl, p: ParsedCertificate, issuer: ParsedCertificate, now: Date): Promise<boolean> {
   const crl = c.crl;
-  if (!crl.issuer.isEqual(p.cert.issuer)) return false;
   if (crl.thisUpdate.value.getTime() > now.getTime() + SKEW_MS) return false;
   if (!crl.nextUpdate || crl.nextUpdate.value.getTime() < now.getTime()) return false;
+  const key = `${c.id} ${p.id} ${issuer.id}`;
+  return covers.get(key) ?? covers.set(key, await coversOf(c, p, issuer));
+}
+
+async function coversOf(c: ParsedCrl, p: ParsedCertificate, issuer: ParsedCertificate): Promise<boolean> {
+  const crl = c.crl;
+  if (!crl.issuer.isEqual(p.cert.issuer)) return false;
   const usage = keyUsage(issuer.cert);
   if (usage && !usage.has('cRLSign')) return false;
   const signedKey = `${c.id} ${issuer.id}`;
@@ -230,7 +244,13 @@ async function usable(c: ParsedCrl, p: ParsedCertificate, issuer: ParsedCertific
 }
 
 /** Revoked unless a later delta CRL says removeFromCRL (reason 8). */
-function listed(crl: pkijs.CertificateRevocationList, p: ParsedCertificate): 'revoked' | 'removed' | undefined {
+function listed(c: ParsedCrl, p: ParsedCertificate): 'revoked' | 'removed' | undefined {
+  const key = `${c.id} ${p.id}`;
+  const state = entries.get(key) ?? entries.set(key, entryOf(c.crl, p) ?? 'none');
+  return state === 'none' ? undefined : state;
+}
+
+function entryOf(crl: pkijs.CertificateRevocationList, p: ParsedCertificate): 'revoked' | 'removed' | undefined {
   const serial = p.cert.serialNumber.toBigInt();
   for (const entry of crl.revokedCertificates ?? []) {
     if (entry.userCertificate.toBigInt() !== serial) continue;
@@ -269,13 +289,13 @@ export async function checkCrl(p: ParsedCertificate, issuer: ParsedCertificate, 
   const complete = valid.filter((c) => !extension(c.crl, OID.deltaCrlIndicator));
   const base = complete.sort((a, b) => b.crl.thisUpdate.value.getTime() - a.crl.thisUpdate.value.getTime())[0];
   if (!base) throw unknown('crl', 'no valid, current CRL of the issuer covers this certificate', p);
-  let state = listed(base.crl, p);
+  let state = listed(base, p);
   // Delta CRLs based on this CRL (or an earlier one) bring later revocations and removals.
   const baseNumber = crlNumber(base.crl, OID.crlNumber);
   for (const delta of valid.filter((c) => extension(c.crl, OID.deltaCrlIndicator))) {
     const basedOn = crlNumber(delta.crl, OID.deltaCrlIndicator);
     if (baseNumber === undefined || basedOn === undefined || basedOn > baseNumber) continue;
-    const d = listed(delta.crl, p);
+    const d = listed(delta, p);
     if (d) state = d === 'removed' ? undefined : 'revoked';
   }
   if (state === 'revoked') throw new TrustError('CERT_REVOKED', 'crl', 'the certificate is revoked (CRL)', p.name);

@@ -1,0 +1,67 @@
+/** cpsd-idp's login nonce: bound to its interaction, single use, replaced by a new one. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIENT, Jar, cardToken, expectStatus, send } from '../../bench/idp-login.js';
+import { PACKAGE_ROOT, startIdp, type RunningIdp } from '../../idp/server.js';
+import { fixtureCard } from '../../sim/cps/fixtures.js';
+
+describe('the login nonce', () => {
+  let idp: RunningIdp;
+  const audits: string[] = [];
+  const der = (f: string): Uint8Array => new Uint8Array(readFileSync(join(PACKAGE_ROOT, 'fixtures', 'pki', f)));
+  beforeAll(async () => {
+    idp = await startIdp({
+      port: 0,
+      clients: [{ ...CLIENT }],
+      trust: { trustAnchors: [der('root.der')], intermediates: [der('intermediate.der')], crls: [der('fort-personnes.crl'), der('racine.crl')], revocation: 'crl', crl: { fetch: false } },
+      daemonPort: 1,
+      allowHttpLocalhost: true,
+      audit: (line) => void audits.push(line),
+    });
+  });
+  afterAll(async () => idp.close());
+
+  /** A fresh interaction up to its login page: the URL, the POST headers, a function that asks a nonce. */
+  async function interaction(): Promise<{ jar: Jar; url: string; post: (path: string, body: unknown) => Promise<{ status: number; body: string }> }> {
+    const jar = new Jar();
+    const query = new URLSearchParams({ client_id: CLIENT.client_id, response_type: 'code', scope: 'openid', redirect_uri: CLIENT.redirect_uris[0] ?? '', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
+    const auth = await send(jar, `${idp.issuer}/auth?${query}`);
+    expectStatus('/auth', auth, 303);
+    const url = new URL(auth.location, idp.issuer).href;
+    const page = await send(jar, url);
+    const csrf = JSON.parse(/const CSRF = ("[^"]*");/.exec(page.body)?.[1] ?? '""') as string;
+    const headers = { Origin: new URL(idp.issuer).origin, 'X-CSRF': csrf, 'Content-Type': 'application/json' };
+    return { jar, url, post: (path, body) => send(jar, `${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) }) };
+  }
+  const nonceOf = (answer: { body: string }): string => (JSON.parse(answer.body) as { nonce: string }).nonce;
+  const errorOf = (answer: { body: string }): unknown => (JSON.parse(answer.body) as { error?: unknown }).error;
+
+  it('is good once: the same token sent again is refused (NONCE_INVALID)', async () => {
+    const card = fixtureCard('doctor');
+    const { post } = await interaction();
+    const token = await cardToken(card, new URL(idp.issuer).origin, nonceOf(await post('/nonce', {})));
+    expect((await post('/login', { token })).status).toBe(200);
+    const again = await post('/login', { token });
+    expect([again.status, errorOf(again)]).toEqual([401, 'NONCE_INVALID']);
+  });
+
+  it('is the last one asked: a token over an earlier nonce of the interaction is refused', async () => {
+    const card = fixtureCard('doctor');
+    const { post } = await interaction();
+    const first = nonceOf(await post('/nonce', {}));
+    await post('/nonce', {});
+    const stale = await post('/login', { token: await cardToken(card, new URL(idp.issuer).origin, first) });
+    expect(stale.status).toBe(401);
+  });
+
+  it("is bound to its interaction: another interaction's nonce is refused, and a login without one too", async () => {
+    const card = fixtureCard('doctor');
+    const a = await interaction();
+    const b = await interaction();
+    const token = await cardToken(card, new URL(idp.issuer).origin, nonceOf(await a.post('/nonce', {})));
+    const elsewhere = await b.post('/login', { token });
+    expect([elsewhere.status, errorOf(elsewhere)]).toEqual([401, 'NONCE_INVALID']);
+    expect((await a.post('/login', { token })).status).toBe(200);
+  });
+});
