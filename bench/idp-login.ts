@@ -1,6 +1,6 @@
 /**
  * A full card login over HTTP as the login page's browser drives it, without one (fetch, redirects and
- * cookie jar by hand): /auth → login page → nonce → the card signs → login → resume → code → /token.
+ * cookie jar by hand): /auth → login page (with its nonce) → the card signs → login → resume → code → /token.
  * Shared by `npm run bench:idp` and the failover test (test/trust/idp-failover.test.ts), which sends each
  * request to one of several instances (`route`).
  */
@@ -22,7 +22,7 @@ export interface BenchClient {
 }
 
 export const CLIENT: BenchClient = { client_id: 'bench', client_secret: 'bench-secret-0123456789abcdef0123456789', redirect_uris: ['http://localhost:1/cb'], grant_types: ['authorization_code', 'refresh_token'] };
-export const STEPS = ['auth', 'page', 'nonce', 'card', 'login', 'resume', 'token'] as const;
+export const STEPS = ['auth', 'page', 'card', 'login', 'resume', 'token'] as const;
 export type Step = (typeof STEPS)[number];
 export const noSteps = (): Record<Step, number> => Object.fromEntries(STEPS.map((s) => [s, 0])) as Record<Step, number>;
 
@@ -146,12 +146,10 @@ export async function login(issuer: string, card: VirtualCpsCard, steps: Record<
   const csrf = /const CSRF = ("[^"]*");/.exec(page.body)?.[1];
   if (!csrf) throw new Error('login page: no CSRF token');
   const headers = { Origin: origin, 'X-CSRF': JSON.parse(csrf) as string, 'Content-Type': 'application/json' };
+  // The page's first challenge comes with it (idp/interaction.ts): the click signs it without a request.
+  const nonce = JSON.parse(/let NONCE = ("[^"]*"|null);/.exec(page.body)?.[1] ?? 'null') as string | null;
+  if (!nonce) throw new Error('login page: no nonce');
   lap('page');
-
-  const issued = await send(jar, route(`${interaction}/nonce`), { method: 'POST', headers, body: '{}' });
-  expectStatus('nonce', issued, 200);
-  const { nonce } = JSON.parse(issued.body) as { nonce: string };
-  lap('nonce');
 
   const token = await cardToken(card, origin, nonce);
   lap('card');

@@ -1,6 +1,6 @@
 /**
  * cpsd-idp's cost of a full card login over HTTP, driven as the login page's browser would drive it but
- * without one (fetch, redirects and cookie jar by hand): /auth → login page → nonce → the card signs →
+ * without one (node:http, redirects and cookie jar by hand): /auth → login page (its nonce in it) → the card signs →
  * login → resume (through the implicit consent interaction) → code → /token. Once with Redis (a
  * redis-server started here), once with the in-memory store, each in its own child process so that RSS
  * and the JIT are the run's own.

@@ -1,7 +1,7 @@
 /**
  * The login step of cpsd-idp: oidc-provider sends the browser to /interaction/<uid>; this page (strict
- * CSP: only its own nonce'd module script and the SDK served at /cpsd.js) gets a single-use nonce bound
- * to the interaction, calls `authenticate` of the browser SDK (the PIN is typed on the daemon's PIN page:
+ * CSP: only its own nonce'd module script and the SDK served at /cpsd.js) comes with a single-use nonce
+ * bound to the interaction (a later attempt asks /nonce for another), calls `authenticate` of the browser SDK (the PIN is typed on the daemon's PIN page:
  * this page never sees it) and POSTs the web-eid:1.0 token. The server verifies it with cpsd/verify for
  * the IdP's own origin and ends the login with the national id as account id, acr eidas1, amr sc+pin.
  * Consent is implicit for the configured clients (first-party): the grant is made here without a page.
@@ -129,7 +129,14 @@ const SERVER = ${inline(server)};`;
   return rendered;
 }
 
-function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined): string {
+/** The page's first challenge: the nonce and how long the page may use it (its lifetime, less a margin for the card and the POST). */
+interface PageNonce {
+  nonce: string;
+  usableMs: number;
+}
+const NONCE_MARGIN_MS = 30_000;
+
+function page(lang: PageLang, uid: string, clientId: string, csrf: string, daemonPort: number, scriptNonce: string, upstream: string | undefined, challenge: PageNonce | undefined): string {
   const other = upstream
     ? `<p>${esc(plain(say(lang, 'idp.page.orUpstream')))}</p><button id="upstream" type="button">${esc(upstream)}</button>`
     : '';
@@ -146,6 +153,10 @@ import { authenticate } from '/cpsd.js';
 const UID = ${inline(uid)};
 const CSRF = ${inline(csrf)};
 const PORT = ${inline(daemonPort)};
+// The first challenge comes with the page (single use, a few minutes): the click needs no round trip
+// before the PIN window opens. A later click (after a wrong PIN, a cancel) or a late one asks /nonce.
+let NONCE = ${inline(challenge?.nonce ?? null)};
+const NONCE_UNTIL = performance.now() + ${inline(challenge?.usableMs ?? 0)};
 ${textsOf(lang)}
 const plural = new Intl.PluralRules(${inline(lang)});
 const say = (t, count) => (typeof t === 'string' ? t : t[plural.select(count) === 'one' ? 'one' : 'other']).replace('{count}', String(count));
@@ -168,9 +179,13 @@ document.getElementById('login').onclick = async () => {
   status.className = '';
   status.textContent = TEXT.reading;
   try {
-    const issued = await post('/nonce');
-    if (!issued.ok) throw await refused(issued);
-    const { nonce } = await issued.json();
+    let nonce = NONCE !== null && performance.now() < NONCE_UNTIL ? NONCE : null;
+    NONCE = null;
+    if (nonce === null) {
+      const issued = await post('/nonce');
+      if (!issued.ok) throw await refused(issued);
+      ({ nonce } = await issued.json());
+    }
     // Opens the daemon's PIN window from this click; the practice situations come with the token (read with the PIN).
     const { token, identity, situations } = await authenticate(nonce, { port: PORT, situations: true });
     const res = await post('/login', { token, identity, situations });
@@ -284,6 +299,13 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
       return given.length === want.length && timingSafeEqual(Buffer.from(given), want);
     });
 
+  /** A challenge for the interaction's login; one per interaction at a time: a new one replaces the last. */
+  const issueNonce = async (uid: string): Promise<PageNonce> => {
+    const nonce = randomBytes(32).toString('base64');
+    await store.put(NONCE_KEY(uid), `${Date.now() + NONCE_TTL_MS} ${nonce}`, NONCE_TTL_MS / 1000);
+    return { nonce, usableMs: NONCE_TTL_MS - NONCE_MARGIN_MS };
+  };
+
   /** The interaction of the browser's cookie, if it is the one of the URL. */
   const details = async (req: IncomingMessage, res: ServerResponse, uid: string): Promise<Interaction | undefined> => {
     try {
@@ -366,7 +388,10 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
         "frame-ancestors 'none'",
         "base-uri 'none'",
       ].join('; ');
-      html(res, 200, page(lang, uid, String(interaction.params.client_id ?? ''), csrfOf(uid), options.daemonPort, scriptNonce, options.upstream?.upstream.label), csp);
+      // The page's challenge counts as a login attempt, as /nonce does; past the limit the page comes
+      // without one and the click's /nonce gets the refusal (429) to show.
+      const challenge = options.limiter.allow(options.clientAddress(req)) ? await issueNonce(uid) : undefined;
+      html(res, 200, page(lang, uid, String(interaction.params.client_id ?? ''), csrfOf(uid), options.daemonPort, scriptNonce, options.upstream?.upstream.label, challenge), csp);
       return true;
     }
 
@@ -391,10 +416,7 @@ export function interactionRoutes(options: InteractionOptions): (req: IncomingMe
     }
     const client = String(interaction.params.client_id ?? '');
     if (action === '/nonce') {
-      // One nonce per interaction at a time: a new one replaces the last.
-      const nonce = randomBytes(32).toString('base64');
-      await store.put(NONCE_KEY(uid), `${Date.now() + NONCE_TTL_MS} ${nonce}`, NONCE_TTL_MS / 1000);
-      json(res, 200, { nonce });
+      json(res, 200, { nonce: (await issueNonce(uid)).nonce });
       return true;
     }
     if (action === '/outcome') {

@@ -22,8 +22,8 @@ describe('the login nonce', () => {
   });
   afterAll(async () => idp.close());
 
-  /** A fresh interaction up to its login page: the URL, the POST headers, a function that asks a nonce. */
-  async function interaction(): Promise<{ jar: Jar; url: string; post: (path: string, body: unknown) => Promise<{ status: number; body: string }> }> {
+  /** A fresh interaction up to its login page: the URL, the page's nonce, a function that POSTs as the page does. */
+  async function interaction(): Promise<{ jar: Jar; url: string; pageNonce: string | null; post: (path: string, body: unknown) => Promise<{ status: number; body: string }> }> {
     const jar = new Jar();
     const query = new URLSearchParams({ client_id: CLIENT.client_id, response_type: 'code', scope: 'openid', redirect_uri: CLIENT.redirect_uris[0] ?? '', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
     const auth = await send(jar, `${idp.issuer}/auth?${query}`);
@@ -32,10 +32,28 @@ describe('the login nonce', () => {
     const page = await send(jar, url);
     const csrf = JSON.parse(/const CSRF = ("[^"]*");/.exec(page.body)?.[1] ?? '""') as string;
     const headers = { Origin: new URL(idp.issuer).origin, 'X-CSRF': csrf, 'Content-Type': 'application/json' };
-    return { jar, url, post: (path, body) => send(jar, `${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) }) };
+    const pageNonce = JSON.parse(/let NONCE = ("[^"]*"|null);/.exec(page.body)?.[1] ?? 'null') as string | null;
+    return { jar, url, pageNonce, post: (path, body) => send(jar, `${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) }) };
   }
   const nonceOf = (answer: { body: string }): string => (JSON.parse(answer.body) as { nonce: string }).nonce;
   const errorOf = (answer: { body: string }): unknown => (JSON.parse(answer.body) as { error?: unknown }).error;
+
+  it('comes with the login page: a token over it logs in, without a request for one', async () => {
+    const card = fixtureCard('doctor');
+    const { post, pageNonce } = await interaction();
+    expect(pageNonce).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    const token = await cardToken(card, new URL(idp.issuer).origin, pageNonce ?? '');
+    expect((await post('/login', { token })).status).toBe(200);
+  });
+
+  it("is replaced by the one /nonce gives: a token over the page's is then refused", async () => {
+    const card = fixtureCard('doctor');
+    const { post, pageNonce } = await interaction();
+    const fresh = nonceOf(await post('/nonce', {}));
+    expect(fresh).not.toBe(pageNonce);
+    const stale = await post('/login', { token: await cardToken(card, new URL(idp.issuer).origin, pageNonce ?? '') });
+    expect([stale.status, errorOf(stale)]).toEqual([401, 'SIGNATURE_INVALID']);
+  });
 
   it('is good once: the same token sent again is refused (NONCE_INVALID)', async () => {
     const card = fixtureCard('doctor');
@@ -60,8 +78,12 @@ describe('the login nonce', () => {
     const a = await interaction();
     const b = await interaction();
     const token = await cardToken(card, new URL(idp.issuer).origin, nonceOf(await a.post('/nonce', {})));
+    // b has its page's nonce: the card did not sign that one.
     const elsewhere = await b.post('/login', { token });
-    expect([elsewhere.status, errorOf(elsewhere)]).toEqual([401, 'NONCE_INVALID']);
+    expect([elsewhere.status, errorOf(elsewhere)]).toEqual([401, 'SIGNATURE_INVALID']);
+    // b's nonce was taken by that attempt (single use): none is left for the next.
+    const none = await b.post('/login', { token });
+    expect([none.status, errorOf(none)]).toEqual([401, 'NONCE_INVALID']);
     expect((await a.post('/login', { token })).status).toBe(200);
   });
 });
