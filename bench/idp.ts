@@ -33,6 +33,7 @@ import { fixtureCard } from '../sim/cps/fixtures.js';
 import { CLIENT, cardToken, expectStatus, Jar, login, send, STEPS, type Step } from './idp-login.js';
 import { startSentinelSet, stopSentinelSet } from './redis-sentinel.js';
 import { startRedis, stopRedis } from './redis-server.js';
+import { IDP_NODE_FLAGS } from '../idp/runtime.js';
 
 /** CIBA (`--flow ciba`): a poll client, and one workstation's link (a WebSocket, as daemon/idp-link.ts) answering with the card. */
 const CIBA_GRANT = 'urn:openid:params:grant-type:ciba';
@@ -334,8 +335,9 @@ async function main(): Promise<void> {
   if (load.flow === 'ciba') console.log(`cpsd-idp CIBA logins (poll; one workstation's link answering with the card): ${load.count} after ${load.warmup} warm-up, ${load.concurrency} in flight, node ${process.version}; IdP latency = backchannel + token polls minus the card`);
   else console.log(`cpsd-idp full card logins: ${load.count} after ${load.warmup} warm-up, ${load.concurrency} in flight, node ${process.version}; IdP latency = steps 1-7 minus the card`);
   for (const store of stores) {
-    // A process per store: its RSS is its own, and nothing of one run warms the other.
-    const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--child', '--store', store, '--concurrency', String(load.concurrency), '--count', String(load.count), '--warmup', String(load.warmup), '--flow', load.flow], {
+    // A process per store: its RSS is its own, and nothing of one run warms the other. Started as the
+    // IdP's service unit starts it (IDP_NODE_FLAGS), the load thread sharing its settings.
+    const child = spawn(process.execPath, [...IDP_NODE_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), '--child', '--store', store, '--concurrency', String(load.concurrency), '--count', String(load.count), '--warmup', String(load.warmup), '--flow', load.flow], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
