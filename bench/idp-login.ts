@@ -1,6 +1,7 @@
 /**
- * A full card login over HTTP as the login page's browser drives it, without one (fetch, redirects and
- * cookie jar by hand): /auth → login page (with its nonce) → the card signs → login → resume → code → /token.
+ * A full card login over HTTP as the login page's browser drives it, without one (node:http, redirects
+ * and cookie jar by hand): /auth → login page (with its nonce) → the card signs → login → resume → code
+ * → /token.
  * Shared by `npm run bench:idp` and the failover test (test/trust/idp-failover.test.ts), which sends each
  * request to one of several instances (`route`).
  */

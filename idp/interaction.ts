@@ -1,8 +1,8 @@
 /**
  * The login step of cpsd-idp: oidc-provider sends the browser to /interaction/<uid>; this page (strict
  * CSP: only its own nonce'd module script and the SDK served at /cpsd.js) comes with a single-use nonce
- * bound to the interaction (a later attempt asks /nonce for another), calls `authenticate` of the browser SDK (the PIN is typed on the daemon's PIN page:
- * this page never sees it) and POSTs the web-eid:1.0 token. The server verifies it with cpsd/verify for
+ * bound to the interaction (a later attempt asks /nonce for another), calls `authenticate` of the browser
+ * SDK (the PIN is typed on the daemon's PIN page: this page never sees it) and POSTs the web-eid:1.0 token. The server verifies it with cpsd/verify for
  * the IdP's own origin and ends the login with the national id as account id, acr eidas1, amr sc+pin.
  * Consent is implicit for the configured clients (first-party): the grant is made here without a page.
  * Every POST: same Origin, the interaction's cookie (oidc-provider's) and the page's CSRF token.

@@ -10,28 +10,29 @@ describe('the login nonce', () => {
   let idp: RunningIdp;
   const audits: string[] = [];
   const der = (f: string): Uint8Array => new Uint8Array(readFileSync(join(PACKAGE_ROOT, 'fixtures', 'pki', f)));
+  const options = {
+    port: 0,
+    clients: [{ ...CLIENT }],
+    trust: { trustAnchors: [der('root.der')], intermediates: [der('intermediate.der')], crls: [der('fort-personnes.crl'), der('racine.crl')], revocation: 'crl' as const, crl: { fetch: false } },
+    daemonPort: 1,
+    allowHttpLocalhost: true,
+    audit: (line: string) => void audits.push(line),
+  };
   beforeAll(async () => {
-    idp = await startIdp({
-      port: 0,
-      clients: [{ ...CLIENT }],
-      trust: { trustAnchors: [der('root.der')], intermediates: [der('intermediate.der')], crls: [der('fort-personnes.crl'), der('racine.crl')], revocation: 'crl', crl: { fetch: false } },
-      daemonPort: 1,
-      allowHttpLocalhost: true,
-      audit: (line) => void audits.push(line),
-    });
+    idp = await startIdp(options);
   });
   afterAll(async () => idp.close());
 
   /** A fresh interaction up to its login page: the URL, the page's nonce, a function that POSTs as the page does. */
-  async function interaction(): Promise<{ jar: Jar; url: string; pageNonce: string | null; post: (path: string, body: unknown) => Promise<{ status: number; body: string }> }> {
+  async function interaction(at: RunningIdp = idp): Promise<{ jar: Jar; url: string; pageNonce: string | null; post: (path: string, body: unknown) => Promise<{ status: number; body: string }> }> {
     const jar = new Jar();
     const query = new URLSearchParams({ client_id: CLIENT.client_id, response_type: 'code', scope: 'openid', redirect_uri: CLIENT.redirect_uris[0] ?? '', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' });
-    const auth = await send(jar, `${idp.issuer}/auth?${query}`);
+    const auth = await send(jar, `${at.issuer}/auth?${query}`);
     expectStatus('/auth', auth, 303);
-    const url = new URL(auth.location, idp.issuer).href;
+    const url = new URL(auth.location, at.issuer).href;
     const page = await send(jar, url);
     const csrf = JSON.parse(/const CSRF = ("[^"]*");/.exec(page.body)?.[1] ?? '""') as string;
-    const headers = { Origin: new URL(idp.issuer).origin, 'X-CSRF': csrf, 'Content-Type': 'application/json' };
+    const headers = { Origin: new URL(at.issuer).origin, 'X-CSRF': csrf, 'Content-Type': 'application/json' };
     const pageNonce = JSON.parse(/let NONCE = ("[^"]*"|null);/.exec(page.body)?.[1] ?? 'null') as string | null;
     return { jar, url, pageNonce, post: (path, body) => send(jar, `${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) }) };
   }
@@ -53,6 +54,19 @@ describe('the login nonce', () => {
     expect(fresh).not.toBe(pageNonce);
     const stale = await post('/login', { token: await cardToken(card, new URL(idp.issuer).origin, pageNonce ?? '') });
     expect([stale.status, errorOf(stale)]).toEqual([401, 'SIGNATURE_INVALID']);
+  });
+
+  it('counts against loginsPerMinute: past the limit the page comes without one, and /nonce answers 429', async () => {
+    const limited = await startIdp({ ...options, loginsPerMinute: 1 });
+    try {
+      const first = await interaction(limited);
+      expect(first.pageNonce).not.toBeNull();
+      const second = await interaction(limited);
+      expect(second.pageNonce).toBeNull();
+      expect((await second.post('/nonce', {})).status).toBe(429);
+    } finally {
+      await limited.close();
+    }
   });
 
   it('is good once: the same token sent again is refused (NONCE_INVALID)', async () => {
